@@ -1,0 +1,235 @@
+// Package salesrank holds the domain of the sales-rank service: sales, the one-week window,
+// per-category rankings and the snapshots that publish them. It does no I/O; the counting
+// and top-N maths are pure functions here so that every engine (the local one, a Beam
+// pipeline) and every test oracle agrees on what a ranking is.
+package salesrank
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// WindowLength is how far back a ranking looks: the past week.
+const WindowLength = 7 * 24 * time.Hour
+
+// Defaults that work on a laptop and match the source design.
+const (
+	DefaultTop      = 100       // products kept per category in a snapshot
+	DefaultInterval = time.Hour // refresh interval; cutoffs are aligned to it
+)
+
+// Limits of the log format's fields (see design.md).
+const (
+	MaxProductID  = 1<<63 - 1
+	MaxCategoryID = 1<<31 - 1
+	MaxQuantity   = 1<<31 - 1
+)
+
+// Sale is one line of a sales log. The price, seller and buyer are validated by the codec but
+// play no part in a ranking.
+type Sale struct {
+	Time       int64 // unix seconds
+	ProductID  int64
+	CategoryID int32
+	Quantity   int32
+	SellerID   int64
+	BuyerID    int64
+}
+
+// Key identifies what a ranking counts: a product within one category. A product sold under
+// several categories has one key per category.
+type Key struct {
+	CategoryID int32
+	ProductID  int64
+}
+
+// Window is the half-open time range [Start, End) a snapshot counts.
+type Window struct {
+	Start, End time.Time
+}
+
+// WindowEnding returns the week before cutoff: [cutoff − 7 days, cutoff).
+func WindowEnding(cutoff time.Time) Window {
+	cutoff = cutoff.UTC()
+	return Window{Start: cutoff.Add(-WindowLength), End: cutoff}
+}
+
+// Contains reports whether the unix time t (seconds) falls in the window.
+func (w Window) Contains(t int64) bool {
+	return t >= w.Start.Unix() && t < w.End.Unix()
+}
+
+// String formats the window as an RFC 3339 interval.
+func (w Window) String() string {
+	return w.Start.UTC().Format(time.RFC3339) + "/" + w.End.UTC().Format(time.RFC3339)
+}
+
+// Cutoff returns the snapshot cutoff for a run at now: now truncated to the refresh interval,
+// in UTC. Truncation counts from the zero time, so hourly cutoffs fall on the hour and
+// one-minute cutoffs on the minute.
+func Cutoff(now time.Time, interval time.Duration) (time.Time, error) {
+	if interval < time.Minute || interval%time.Minute != 0 {
+		return time.Time{}, fmt.Errorf("refresh interval must be a whole number of minutes, at least 1m; got %v", interval)
+	}
+	return now.UTC().Truncate(interval), nil
+}
+
+// Totals maps each key to the units sold over some period. Totals are 64-bit: a week of
+// quantities up to 2^31−1 overflows 32 bits after two sales.
+type Totals map[Key]int64
+
+// Add counts units sold for k.
+func (t Totals) Add(k Key, units int64) { t[k] += units }
+
+// Merge adds every total of o into t.
+func (t Totals) Merge(o Totals) {
+	for k, v := range o {
+		t[k] += v
+	}
+}
+
+// Entry is one ranked product of a category. ID is the row's id in the sales_rank table,
+// assigned when the snapshot is published; it is zero before.
+type Entry struct {
+	ID        int64
+	ProductID int64
+	TotalSold int64
+}
+
+// Ranking is one category's ranked list: Entries[0] is rank 1.
+type Ranking struct {
+	CategoryID int32
+	Entries    []Entry
+}
+
+// Less reports whether entry a ranks before entry b: more units first, then the smaller
+// product id, so that a ranking is a total, deterministic order.
+func Less(a, b Entry) bool {
+	if a.TotalSold != b.TotalSold {
+		return a.TotalSold > b.TotalSold
+	}
+	return a.ProductID < b.ProductID
+}
+
+func compareEntries(a, b Entry) int {
+	if a.TotalSold != b.TotalSold {
+		return cmp.Compare(b.TotalSold, a.TotalSold)
+	}
+	return cmp.Compare(a.ProductID, b.ProductID)
+}
+
+// Rank turns totals into per-category rankings of at most top entries each, ordered by
+// units descending then product id ascending. Keys with a zero or negative total are not
+// ranked (an incremental window may leave zeros behind). Every category in known gets a
+// Ranking, empty if it sold nothing in the window; the result is sorted by category id.
+func Rank(totals Totals, known []int32, top int) []Ranking {
+	byCat := make(map[int32]*topN)
+	for _, c := range known {
+		if byCat[c] == nil {
+			byCat[c] = &topN{max: top}
+		}
+	}
+	for k, v := range totals {
+		if v <= 0 {
+			continue
+		}
+		t := byCat[k.CategoryID]
+		if t == nil {
+			t = &topN{max: top}
+			byCat[k.CategoryID] = t
+		}
+		t.offer(Entry{ProductID: k.ProductID, TotalSold: v})
+	}
+	out := make([]Ranking, 0, len(byCat))
+	for c, t := range byCat {
+		out = append(out, Ranking{CategoryID: c, Entries: t.sorted()})
+	}
+	slices.SortFunc(out, func(a, b Ranking) int { return cmp.Compare(a.CategoryID, b.CategoryID) })
+	return out
+}
+
+// topN keeps the best max entries seen so far in a min-heap whose root is the worst kept
+// entry, so each offer costs O(log max) and memory stays O(max) per category.
+type topN struct {
+	max  int
+	heap []Entry
+}
+
+func (t *topN) offer(e Entry) {
+	if t.max <= 0 {
+		return
+	}
+	if len(t.heap) < t.max {
+		t.heap = append(t.heap, e)
+		t.up(len(t.heap) - 1)
+		return
+	}
+	if !Less(e, t.heap[0]) {
+		return
+	}
+	t.heap[0] = e
+	t.down(0)
+}
+
+// worse orders the heap: the root is the entry that ranks last.
+func (t *topN) worse(i, j int) bool { return Less(t.heap[j], t.heap[i]) }
+
+func (t *topN) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !t.worse(i, p) {
+			return
+		}
+		t.heap[i], t.heap[p] = t.heap[p], t.heap[i]
+		i = p
+	}
+}
+
+func (t *topN) down(i int) {
+	n := len(t.heap)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		w := l
+		if r := l + 1; r < n && t.worse(r, l) {
+			w = r
+		}
+		if !t.worse(w, i) {
+			return
+		}
+		t.heap[i], t.heap[w] = t.heap[w], t.heap[i]
+		i = w
+	}
+}
+
+func (t *topN) sorted() []Entry {
+	out := slices.Clone(t.heap)
+	slices.SortFunc(out, compareEntries)
+	return out
+}
+
+// Snapshot is one published, immutable ranking of every known category for one cutoff.
+type Snapshot struct {
+	ID          int64
+	Window      Window        // Window.End is the cutoff
+	Interval    time.Duration // refresh interval: the next snapshot is due at Window.End+Interval
+	Top         int           // the K of top K
+	PublishedAt time.Time
+	Rankings    []Ranking // every known category, sorted by category id
+}
+
+// NextRefresh returns when the snapshot after s is due.
+func (s *Snapshot) NextRefresh() time.Time { return s.Window.End.Add(s.Interval) }
+
+// Reject is a log line that could not be counted, kept verbatim for an operator to read in
+// the quarantine: which object, which line (1-based), why, and the line's bytes.
+type Reject struct {
+	Object string
+	Line   int64
+	Reason string
+	Text   []byte
+}
