@@ -6,6 +6,7 @@ package salesrank
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -26,6 +27,9 @@ const (
 	MaxCategoryID = 1<<31 - 1
 	MaxQuantity   = 1<<31 - 1
 )
+
+// ErrNoSnapshot is returned by stores asked for the current snapshot before any was published.
+var ErrNoSnapshot = errors.New("no snapshot has been published yet")
 
 // Sale is one line of a sales log. The price, seller and buyer are validated by the codec but
 // play no part in a ranking.
