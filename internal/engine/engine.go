@@ -1,0 +1,441 @@
+// Package engine counts sales in log objects on this machine: the map and combine steps of
+// the ranking job (parse, validate, sum units per category and product over a window), in
+// parallel across objects and within large objects.
+//
+// An object is read by one goroutine, cut into blocks at line boundaries and handed to a
+// pool of workers, so a single 10 GB file keeps every core busy just as a thousand small
+// hourly files do. Each worker sums into its own hash map per object; an object's maps are
+// folded into the result only once every block of it has been counted and the object was
+// read to its end without error, so an object that fails half way (a truncated gzip, an I/O
+// error) is counted whole or not at all.
+package engine
+
+import (
+	"bytes"
+	"cmp"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+
+	"gocloud.dev/blob"
+
+	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/salelog"
+)
+
+// Object is a log object to count.
+type Object struct {
+	Key  string
+	Size int64 // bytes as stored; for progress only
+}
+
+// Result is what counting a set of objects over a window gives.
+type Result struct {
+	Totals     salesrank.Totals // units per (category, product) over the window
+	Categories []int32          // every category named by a good line, in the window or not; sorted
+	Rejects    []salesrank.Reject
+	Failed     []ObjectError // objects not counted at all
+	Stats      Stats
+}
+
+// ObjectError is an object that could not be read to its end; none of its lines count.
+type ObjectError struct {
+	Key string
+	Err error
+}
+
+func (e ObjectError) Error() string { return fmt.Sprintf("object %s: %v", e.Key, e.Err) }
+
+// Stats counts what a run saw. Lines of failed objects are not in it.
+type Stats struct {
+	Objects       int64 // objects counted whole
+	Bytes         int64 // bytes of those objects, after decompression
+	LinesRead     int64 // non-blank, non-header lines
+	LinesRejected int64
+	LinesBefore   int64 // good lines older than the window
+	LinesAfter    int64 // good lines at or after the cutoff
+	Rejected      [salelog.NumReasons]int64
+}
+
+// RejectedByReason returns the non-zero rejection counts keyed by reason name.
+func (s *Stats) RejectedByReason() map[string]int64 {
+	m := map[string]int64{}
+	for r, n := range s.Rejected {
+		if n > 0 {
+			m[salelog.Reason(r).String()] = n
+		}
+	}
+	return m
+}
+
+func (s *Stats) add(o *Stats) {
+	s.Objects += o.Objects
+	s.Bytes += o.Bytes
+	s.LinesRead += o.LinesRead
+	s.LinesRejected += o.LinesRejected
+	s.LinesBefore += o.LinesBefore
+	s.LinesAfter += o.LinesAfter
+	for i := range s.Rejected {
+		s.Rejected[i] += o.Rejected[i]
+	}
+}
+
+// Local counts on this machine's cores. The zero value works: it uses every core.
+type Local struct {
+	Workers   int // counting goroutines; 0 means GOMAXPROCS
+	Readers   int // objects read at once; 0 means 2
+	BlockSize int // bytes handed to a worker at once; 0 means 4 MiB
+
+	// Progress, if set, is called from many goroutines with the bytes just counted.
+	Progress func(n int64)
+}
+
+// A line longer than a whole block (no newline in BlockSize bytes) is quarantined by its
+// first salelog.MaxLineLength+1 bytes and the rest of it is dropped: enough to see what it
+// was without holding an unbounded line in memory. Shorter lines are kept whole.
+
+// Count counts every object in keys over the window w. It fails only for reasons that
+// concern the whole run (the context, a listing); an object that cannot be read is left out
+// whole and reported in Result.Failed.
+func (l *Local) Count(ctx context.Context, bucket *blob.Bucket, objects []Object, w salesrank.Window) (*Result, error) {
+	workers := cmp.Or(l.Workers, runtime.GOMAXPROCS(0))
+	readers := min(cmp.Or(l.Readers, 2), max(len(objects), 1))
+	blockSize := max(cmp.Or(l.BlockSize, 4<<20), 2*salelog.MaxLineLength)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	r := &run{
+		bucket:    bucket,
+		window:    [2]int64{w.Start.Unix(), w.End.Unix()},
+		blocks:    make(chan *block, 2*workers),
+		free:      make(chan []byte, 3*workers+readers),
+		done:      make(chan *object, readers),
+		blockSize: blockSize,
+		progress:  l.Progress,
+		workers:   workers,
+	}
+	for range cap(r.free) {
+		r.free <- make([]byte, blockSize)
+	}
+
+	var wg sync.WaitGroup // workers
+	for id := range workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.work(id) }()
+	}
+
+	// Readers take objects from a shared queue; each finished object goes to the collector
+	// below. finishers waits for the goroutines that wait on an object's blocks.
+	queue := make(chan Object)
+	var readersWG, finishers sync.WaitGroup
+	for range readers {
+		readersWG.Add(1)
+		go func() {
+			defer readersWG.Done()
+			for o := range queue {
+				obj := r.read(ctx, o)
+				finishers.Add(1)
+				go func() {
+					defer finishers.Done()
+					obj.pending.Wait()
+					r.done <- obj
+				}()
+			}
+		}()
+	}
+	go func() {
+		defer close(queue)
+		for _, o := range objects {
+			select {
+			case queue <- o:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		readersWG.Wait()
+		finishers.Wait()
+		close(r.done)
+		close(r.blocks)
+	}()
+
+	res := &Result{Totals: salesrank.Totals{}}
+	cats := map[int32]struct{}{}
+	for obj := range r.done {
+		r.collect(res, cats, obj)
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("count: %w", err)
+	}
+	for k := range res.Totals {
+		cats[k.CategoryID] = struct{}{}
+	}
+	res.Categories = make([]int32, 0, len(cats))
+	for c := range cats {
+		res.Categories = append(res.Categories, c)
+	}
+	slices.Sort(res.Categories)
+	slices.SortFunc(res.Rejects, func(a, b salesrank.Reject) int {
+		return cmp.Or(cmp.Compare(a.Object, b.Object), cmp.Compare(a.Line, b.Line))
+	})
+	slices.SortFunc(res.Failed, func(a, b ObjectError) int { return cmp.Compare(a.Key, b.Key) })
+	return res, nil
+}
+
+// run is the state shared by one Count call's goroutines.
+type run struct {
+	bucket    *blob.Bucket
+	window    [2]int64 // [start, end) in unix seconds
+	blocks    chan *block
+	free      chan []byte // block buffers, recycled so a run allocates them once
+	done      chan *object
+	blockSize int
+	workers   int
+	progress  func(int64)
+}
+
+// object is one object in flight: its blocks, and each worker's partial counts of it.
+type object struct {
+	key     string
+	err     error          // set by the reader before pending can reach zero
+	pending sync.WaitGroup // blocks not yet counted
+	blocks  []*block       // in file order; appended by the reader only
+	parts   []*part        // one per worker, written by that worker only
+}
+
+// block is a run of whole lines of one object.
+type block struct {
+	obj   *object
+	buf   []byte // owned by the worker until it returns it to run.free
+	lines int64  // lines in the block, counted by the worker
+	first int64  // line number of its first line, set when the object is collected
+}
+
+// part is one worker's counts of one object.
+type part struct {
+	totals  salesrank.Totals
+	cats    map[int32]struct{} // categories of good lines outside the window
+	stats   Stats
+	rejects []pendingReject
+}
+
+// pendingReject is a rejected line whose line number is known only relative to its block
+// until every block before it has been counted.
+type pendingReject struct {
+	blk    *block
+	line   int64 // 0-based within the block
+	reason salelog.Reason
+	text   []byte
+}
+
+// read reads one object into blocks for the workers. It returns once every block is queued;
+// obj.pending reaches zero when they are all counted.
+func (r *run) read(ctx context.Context, o Object) *object {
+	obj := &object{key: o.Key, parts: make([]*part, r.workers)}
+	obj.err = r.readInto(ctx, obj)
+	return obj
+}
+
+func (r *run) readInto(ctx context.Context, obj *object) (err error) {
+	br, err := r.bucket.NewReader(ctx, obj.key, nil)
+	if err != nil {
+		return fmt.Errorf("open: %w", err)
+	}
+	defer br.Close()
+	var src io.Reader = br
+	if salelog.IsGzip(obj.key) {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("gzip: %w", err)
+		}
+		defer zr.Close()
+		src = zr
+	}
+
+	var carry []byte // the start of a line cut by the end of the previous block
+	skipping := false
+	for {
+		var buf []byte
+		select {
+		case buf = <-r.free:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		n := copy(buf, carry)
+		m, rerr := fill(src, buf[n:])
+		n += m
+		eof := rerr == io.EOF
+		if rerr != nil && !eof {
+			r.free <- buf
+			return fmt.Errorf("read: %w", rerr)
+		}
+		data := buf[:n]
+		carry = carry[:0]
+		if skipping {
+			// The tail of an over-long line already reported: drop it up to its newline.
+			i := bytes.IndexByte(data, '\n')
+			if i < 0 && !eof {
+				r.free <- buf
+				continue
+			}
+			skipping = false
+			data = data[i+1:]
+			if i < 0 {
+				data = nil
+			}
+			// Keep the line count right: the dropped tail ends the over-long line, which
+			// was already counted as one line.
+			copy(buf, data)
+			data = buf[:len(data)]
+		}
+		if !eof {
+			i := bytes.LastIndexByte(data, '\n')
+			if i < 0 {
+				// A whole block without a newline: one line longer than any good line.
+				// Send its start as a line of its own, to be rejected as too long, and drop
+				// the rest of it.
+				data = append(data[:salelog.MaxLineLength+1], '\n')
+				skipping = true
+			} else {
+				carry = append(carry, data[i+1:]...)
+				data = data[:i+1]
+			}
+		}
+		if len(data) > 0 {
+			b := &block{obj: obj, buf: data}
+			obj.blocks = append(obj.blocks, b)
+			obj.pending.Add(1)
+			select {
+			case r.blocks <- b:
+			case <-ctx.Done():
+				obj.pending.Done()
+				return ctx.Err()
+			}
+		} else {
+			r.free <- buf
+		}
+		if eof {
+			return nil
+		}
+	}
+}
+
+// work counts blocks until the run ends. id picks the worker's part of each object.
+func (r *run) work(id int) {
+	for b := range r.blocks {
+		p := b.obj.parts[id]
+		if p == nil {
+			p = &part{totals: salesrank.Totals{}, cats: map[int32]struct{}{}}
+			b.obj.parts[id] = p
+		}
+		r.count(p, b)
+		if r.progress != nil {
+			r.progress(int64(len(b.buf)))
+		}
+		r.free <- b.buf[:cap(b.buf)]
+		b.buf = nil
+		b.obj.pending.Done()
+	}
+}
+
+// count is the hot loop: one call per block, no allocation per line.
+func (r *run) count(p *part, b *block) {
+	start, end := r.window[0], r.window[1]
+	data := b.buf
+	st := &p.stats
+	st.Bytes += int64(len(data))
+	var n int64
+	for len(data) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			line, data = data, nil
+		}
+		n++
+		if salelog.Classify(line) != salelog.Sale {
+			continue
+		}
+		st.LinesRead++
+		s, why := salelog.ParseLine(line)
+		if why != salelog.OK {
+			st.LinesRejected++
+			st.Rejected[why]++
+			p.rejects = append(p.rejects, pendingReject{blk: b, line: n - 1, reason: why, text: bytes.Clone(line)})
+			continue
+		}
+		switch {
+		case s.Time < start:
+			st.LinesBefore++
+			p.cats[s.CategoryID] = struct{}{}
+		case s.Time >= end:
+			st.LinesAfter++
+			p.cats[s.CategoryID] = struct{}{}
+		default:
+			p.totals[salesrank.Key{CategoryID: s.CategoryID, ProductID: s.ProductID}] += int64(s.Quantity)
+		}
+	}
+	b.lines = n
+}
+
+// collect folds a finished object into the result, or records why it was left out.
+func (r *run) collect(res *Result, cats map[int32]struct{}, obj *object) {
+	if obj.err != nil {
+		if !errors.Is(obj.err, context.Canceled) {
+			res.Failed = append(res.Failed, ObjectError{Key: obj.key, Err: obj.err})
+		}
+		return
+	}
+	var line int64 = 1
+	for _, b := range obj.blocks {
+		b.first = line
+		line += b.lines
+	}
+	res.Stats.Objects++
+	for _, p := range obj.parts {
+		if p == nil {
+			continue
+		}
+		// The first part of the first object becomes the result's map: no copy for the
+		// common case of one big object.
+		if len(res.Totals) == 0 {
+			res.Totals, p.totals = p.totals, res.Totals
+		}
+		res.Totals.Merge(p.totals)
+		for c := range p.cats {
+			cats[c] = struct{}{}
+		}
+		res.Stats.add(&p.stats)
+		for _, pr := range p.rejects {
+			res.Rejects = append(res.Rejects, salesrank.Reject{
+				Object: obj.key,
+				Line:   pr.blk.first + pr.line,
+				Reason: pr.reason.String(),
+				Text:   pr.text,
+			})
+		}
+	}
+}
+
+// fill reads until buf is full or the reader ends. Unlike io.ReadFull it passes io.EOF
+// through untouched and reports io.ErrUnexpectedEOF only when the reader itself does (a
+// truncated gzip stream), so a short last block is not taken for a damaged object.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
