@@ -1,0 +1,192 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/salesrank/salesrank"
+)
+
+// Defaults and bounds of the popular endpoint's paging parameters.
+const (
+	defaultLimit = 10
+	maxLimit     = 1000
+)
+
+// Holder holds the snapshot a replica serves, pre-rendered. Store swaps it atomically, so a
+// request sees either the old snapshot or the new one, never a mix. The zero value holds no
+// snapshot and is ready to use.
+type Holder struct {
+	v atomic.Pointer[view]
+}
+
+// Store renders s and makes it the snapshot served from now on. Rendering happens before the
+// swap, in the caller's goroutine, so requests never wait for it. A nil s is ignored.
+func (h *Holder) Store(s *salesrank.Snapshot) {
+	if s == nil {
+		return
+	}
+	h.v.Store(render(s))
+}
+
+// Snapshot returns the snapshot being served, or nil if none was stored yet. It must not be
+// modified.
+func (h *Holder) Snapshot() *salesrank.Snapshot {
+	if v := h.v.Load(); v != nil {
+		return v.snap
+	}
+	return nil
+}
+
+// ID returns the id of the snapshot being served and whether there is one.
+func (h *Holder) ID() (int64, bool) {
+	if v := h.v.Load(); v != nil {
+		return v.snap.ID, true
+	}
+	return 0, false
+}
+
+func (h *Holder) load() *view { return h.v.Load() }
+
+// view is one snapshot rendered for serving. It is immutable once built, except for the
+// Cache-Control cache, which is itself swapped atomically.
+type view struct {
+	snap       *salesrank.Snapshot
+	categories map[int32]*category
+
+	// Header values, built once. Each slice has len == cap, so a middleware that appends
+	// to a header copies it rather than writing into the shared array.
+	etag         []string
+	etagValue    string // the quoted entity tag, for If-None-Match
+	lastModified []string
+	published    time.Time // PublishedAt truncated to the second, as Last-Modified says
+	snapshotID   []string
+	windowStart  []string
+	windowEnd    []string
+
+	nextRefresh int64 // unix seconds
+	cc          atomic.Pointer[cacheControl]
+}
+
+// cacheControl is the Cache-Control value for requests within one second. max-age counts
+// down each second; rendering it once a second rather than once a request keeps the hot
+// path free of allocations.
+type cacheControl struct {
+	unix  int64
+	value []string
+}
+
+// category is one category's ranking rendered as JSON. elems holds every entry's object
+// separated by commas, without brackets; starts[i] is where entry i begins and
+// starts[len] is one past the end as if a comma followed the last one, so entries [i, j) are
+// elems[starts[i] : starts[j]-1].
+type category struct {
+	elems  []byte
+	starts []int
+	first  []byte // the default page (offset 0, limit 10), brackets included
+}
+
+func render(s *salesrank.Snapshot) *view {
+	v := &view{
+		snap:        s,
+		categories:  make(map[int32]*category, len(s.Rankings)),
+		etagValue:   `"` + strconv.FormatInt(s.ID, 10) + `"`,
+		snapshotID:  []string{strconv.FormatInt(s.ID, 10)},
+		windowStart: []string{s.Window.Start.UTC().Format(time.RFC3339)},
+		windowEnd:   []string{s.Window.End.UTC().Format(time.RFC3339)},
+		nextRefresh: s.NextRefresh().Unix(),
+	}
+	v.etag = []string{v.etagValue}
+	if !s.PublishedAt.IsZero() {
+		v.published = s.PublishedAt.UTC().Truncate(time.Second)
+		v.lastModified = []string{v.published.Format(http.TimeFormat)}
+	}
+	for _, r := range s.Rankings {
+		v.categories[r.CategoryID] = renderCategory(r)
+	}
+	return v
+}
+
+func renderCategory(r salesrank.Ranking) *category {
+	// About 80 bytes an entry; one allocation for the common case.
+	c := &category{
+		elems:  make([]byte, 0, 96*len(r.Entries)),
+		starts: make([]int, 0, len(r.Entries)+1),
+	}
+	cat := strconv.AppendInt(nil, int64(r.CategoryID), 10)
+	for i, e := range r.Entries {
+		if i > 0 {
+			c.elems = append(c.elems, ',')
+		}
+		c.starts = append(c.starts, len(c.elems))
+		b := c.elems
+		b = append(b, `{"id":"`...)
+		b = strconv.AppendInt(b, e.ID, 10)
+		b = append(b, `","category_id":"`...)
+		b = append(b, cat...)
+		b = append(b, `","total_sold":"`...)
+		b = strconv.AppendInt(b, e.TotalSold, 10)
+		b = append(b, `","product_id":"`...)
+		b = strconv.AppendInt(b, e.ProductID, 10)
+		b = append(b, `"}`...)
+		c.elems = b
+	}
+	c.starts = append(c.starts, len(c.elems)+1)
+	c.first = c.appendPage(nil, 0, defaultLimit)
+	return c
+}
+
+// len returns the number of entries.
+func (c *category) len() int { return len(c.starts) - 1 }
+
+// page returns the JSON of entries [offset, offset+limit) without the brackets; it is empty
+// when offset is past the end.
+func (c *category) page(offset, limit int64) []byte {
+	n := int64(c.len())
+	if offset >= n {
+		return nil
+	}
+	end := n
+	if limit < n-offset {
+		end = offset + limit
+	}
+	return c.elems[c.starts[offset] : c.starts[end]-1]
+}
+
+func (c *category) appendPage(b []byte, offset, limit int64) []byte {
+	b = append(b, '[')
+	b = append(b, c.page(offset, limit)...)
+	return append(b, ']')
+}
+
+var (
+	openBracket  = []byte{'['}
+	closeBracket = []byte{']'}
+)
+
+// writePage writes entries [offset, offset+limit) as a JSON array without encoding anything.
+func (c *category) writePage(w http.ResponseWriter, offset, limit int64) {
+	if offset == 0 && limit == defaultLimit {
+		w.Write(c.first)
+		return
+	}
+	// Three writes into net/http's buffered writer cost less than copying the page.
+	w.Write(openBracket)
+	w.Write(c.page(offset, limit))
+	w.Write(closeBracket)
+}
+
+// cacheControl returns the Cache-Control value at now: public, until the next snapshot is
+// due (never negative, so a late refresh makes caches revalidate rather than misbehave).
+func (v *view) cacheControl(now time.Time) []string {
+	unix := now.Unix()
+	if c := v.cc.Load(); c != nil && c.unix == unix {
+		return c.value
+	}
+	age := max(v.nextRefresh-unix, 0)
+	c := &cacheControl{unix: unix, value: []string{"public, max-age=" + strconv.FormatInt(age, 10)}}
+	v.cc.Store(c)
+	return c.value
+}

@@ -1,0 +1,25 @@
+// Package httpapi serves the current snapshot's rankings over HTTP: the read API
+// (GET /api/v1/popular), health and readiness probes, and a small page for people.
+//
+// A replica holds the current snapshot in memory, pre-rendered to JSON once per snapshot, and
+// swaps it atomically when a Watcher sees a new one published in the store. Requests never
+// touch the database and, on the hot path, never encode or allocate: a page of a ranking is a
+// slice of bytes rendered when the snapshot was loaded.
+package httpapi
+
+import (
+	"context"
+
+	"github.com/salesrank/salesrank"
+)
+
+// Source is where published snapshots are read from: the SQL store.
+type Source interface {
+	// CurrentID returns the id of the current snapshot. It is cheap, so it can be polled.
+	// The error wraps salesrank.ErrNoSnapshot when none was published.
+	CurrentID(ctx context.Context) (int64, error)
+	// Current returns the whole current snapshot, with a Ranking for every known category
+	// (empty Entries for one that sold nothing). The error wraps salesrank.ErrNoSnapshot
+	// when none was published.
+	Current(ctx context.Context) (*salesrank.Snapshot, error)
+}
