@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/salesrank/salesrank/internal/sqlite"
+)
+
+// dbHelp says what --db accepts; it ends the errors of openDB so that a mistyped DSN is fixed
+// without reading the docs.
+const dbHelp = `--db (or SALESRANK_DB) takes a SQLite file as sqlite:PATH (sqlite:data/salesrank.db,
+sqlite:/var/lib/salesrank.db), sqlite:///ABSOLUTE/PATH, or a bare PATH`
+
+// openDB opens the store that dsn names, creating a SQLite file and its folder if missing.
+//
+// Accepted forms:
+//
+//	sqlite:PATH            (or sqlite3:PATH) PATH taken verbatim, relative to the working directory or absolute
+//	sqlite:///ABS/PATH     the URL form; its path is absolute (sqlite://HOST/… is an error)
+//	PATH                   a value without a scheme is a SQLite file (C:\x.db and ./a:b.db too)
+//	postgres://…           recognised, not supported yet
+//
+// The URL form has no relative spelling because tools disagree on what sqlite://rel.db and
+// sqlite:////abs.db mean; sqlite:PATH is unambiguous.
+func openDB(ctx context.Context, dsn string) (*sqlite.DB, error) {
+	path, err := sqlitePath(dsn)
+	if err != nil {
+		return nil, err
+	}
+	// The folder is created here rather than by sqlite.Open because only the command knows
+	// the path came from an operator who expects "salesrank demo" to just work.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("open database: create folder for %s: %w", path, err)
+	}
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return db, nil
+}
+
+// sqlitePath returns the SQLite file path that dsn names, or an error that says how to fix it.
+func sqlitePath(dsn string) (string, error) {
+	dsn = strings.TrimSpace(dsn)
+	if dsn == "" {
+		return "", errors.New("no database given: " + dbHelp)
+	}
+	scheme, rest, hasScheme := strings.Cut(dsn, ":")
+	// A one-letter "scheme" is a Windows drive (C:\data\x.db), which is a bare path.
+	if !hasScheme || len(scheme) < 2 || strings.ContainsAny(scheme, `/\.`) {
+		return dsn, nil
+	}
+	switch strings.ToLower(scheme) {
+	case "sqlite", "sqlite3":
+		if strings.HasPrefix(rest, "//") {
+			u, err := url.Parse(dsn)
+			if err != nil {
+				return "", fmt.Errorf("database %q: %w; %s", dsn, err, dbHelp)
+			}
+			if u.Host != "" || u.Path == "" {
+				return "", fmt.Errorf("database %q: the URL form takes an absolute path, sqlite:///ABS/PATH; for a relative path write sqlite:PATH", dsn)
+			}
+			if u.RawQuery != "" {
+				return "", fmt.Errorf("database %q: query parameters are not supported; the store sets its own", dsn)
+			}
+			return u.Path, nil
+		}
+		if rest == "" {
+			return "", fmt.Errorf("database %q: no path; %s", dsn, dbHelp)
+		}
+		return rest, nil
+	case "postgres", "postgresql":
+		return "", fmt.Errorf("database %q: PostgreSQL support is coming but not here yet; use a SQLite file for now, e.g. --db sqlite:salesrank.db", redact(dsn))
+	default:
+		// Guessing that "mysql:…" or "user:pass@host/db" is a file name would quietly
+		// create a stray file; a file whose name holds a colon can be written sqlite:NAME.
+		// The rest is not echoed: it may hold a password that no URL parser would find.
+		return "", fmt.Errorf("database: unknown scheme %q; %s", scheme, dbHelp)
+	}
+}
+
+// redact hides a password in a URL so that an error message can be logged safely.
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

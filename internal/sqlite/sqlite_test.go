@@ -1,0 +1,283 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/storetest"
+)
+
+func openTemp(tb testing.TB) *DB {
+	tb.Helper()
+	db, err := Open(context.Background(), filepath.Join(tb.TempDir(), "salesrank.db"))
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return db
+}
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		db := openTemp(t)
+		t.Cleanup(func() { checkIntegrity(t, db) })
+		return db
+	})
+}
+
+func checkIntegrity(t *testing.T, db *DB) {
+	t.Helper()
+	rows, err := db.write.Query(`PRAGMA integrity_check`)
+	if err != nil {
+		t.Fatalf("integrity_check: %v", err)
+	}
+	defer rows.Close()
+	var msgs []string
+	for rows.Next() {
+		var m string
+		if err := rows.Scan(&m); err != nil {
+			t.Fatalf("integrity_check: %v", err)
+		}
+		msgs = append(msgs, m)
+	}
+	if len(msgs) != 1 || msgs[0] != "ok" {
+		t.Errorf("integrity_check = %q, want ok", msgs)
+	}
+	var fk int
+	if err := db.write.QueryRow(`SELECT count(*) FROM pragma_foreign_key_check`).Scan(&fk); err != nil {
+		t.Fatalf("foreign_key_check: %v", err)
+	}
+	if fk != 0 {
+		t.Errorf("foreign_key_check found %d violations", fk)
+	}
+}
+
+func TestSettings(t *testing.T) {
+	db := openTemp(t)
+	for _, tc := range []struct {
+		pool, pragma, want string
+	}{
+		{"write", "journal_mode", "wal"},
+		{"write", "foreign_keys", "1"},
+		{"write", "busy_timeout", "10000"},
+		{"read", "journal_mode", "wal"},
+		{"read", "query_only", "1"},
+		{"read", "busy_timeout", "10000"},
+	} {
+		pool := db.write
+		if tc.pool == "read" {
+			pool = db.read
+		}
+		var got string
+		if err := pool.QueryRow("PRAGMA " + tc.pragma).Scan(&got); err != nil {
+			t.Fatalf("%s pool: PRAGMA %s: %v", tc.pool, tc.pragma, err)
+		}
+		if got != tc.want {
+			t.Errorf("%s pool: PRAGMA %s = %q, want %q", tc.pool, tc.pragma, got, tc.want)
+		}
+	}
+}
+
+// TestConcurrentOpen opens one new file from many handles at once, as two processes starting
+// together would: the migrations must be applied exactly once and every handle must work.
+func TestConcurrentOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "race.db")
+	const n = 8
+	dbs := make([]*DB, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { dbs[i], errs[i] = Open(context.Background(), path) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Open %d: %v", i, err)
+		}
+		defer dbs[i].Close()
+	}
+	ms, _ := loadMigrations()
+	var count int
+	if err := dbs[0].read.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&count); err != nil {
+		t.Fatal(err)
+	}
+	if count != len(ms) {
+		t.Errorf("schema_migrations has %d rows, want %d", count, len(ms))
+	}
+	// Every handle can write, and sees the others' writes.
+	for i, db := range dbs {
+		snap := &salesrank.Snapshot{Window: salesrank.WindowEnding(time.Unix(int64(i+1)*3600, 0)), Interval: time.Hour, Top: 1}
+		if _, err := db.Publish(context.Background(), snap, []int32{int32(i)}, nil); err != nil {
+			t.Fatalf("Publish on handle %d: %v", i, err)
+		}
+	}
+	got, err := dbs[0].Current(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Rankings) != 1 || got.Rankings[0].CategoryID != n-1 {
+		t.Errorf("Current on handle 0 = %+v, want the last handle's snapshot", got)
+	}
+	checkIntegrity(t, dbs[0])
+}
+
+// TestPublishFailsMidway aborts a publish at each of its steps, as a crash or a full disk
+// would, and checks that nothing of it is left: not the snapshot, its rows or its rejects.
+func TestPublishFailsMidway(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	first := &salesrank.Snapshot{
+		Window: salesrank.WindowEnding(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), Interval: time.Hour, Top: 2,
+		Rankings: []salesrank.Ranking{{CategoryID: 1, Entries: []salesrank.Entry{{ProductID: 1, TotalSold: 5}}}},
+	}
+	id, err := db.Publish(ctx, first, []int32{1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := func() string {
+		var s string
+		err := db.read.QueryRow(`SELECT (SELECT count(*) FROM snapshots) || '/' || (SELECT count(*) FROM sales_rank)
+			|| '/' || (SELECT count(*) FROM categories) || '/' || (SELECT count(*) FROM products)
+			|| '/' || (SELECT count(*) FROM rejected_lines)`).Scan(&s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	before := counts()
+	boom := errors.New("boom")
+	for _, step := range []string{"snapshot", "products", "sales_rank", "rejects", "commit"} {
+		db.failAt = func(s string) error {
+			if s == step {
+				return boom
+			}
+			return nil
+		}
+		snap := &salesrank.Snapshot{
+			Window: salesrank.WindowEnding(first.Window.End.Add(time.Hour)), Interval: time.Hour, Top: 2,
+			Rankings: []salesrank.Ranking{{CategoryID: 2, Entries: []salesrank.Entry{{ProductID: 9, TotalSold: 7}}}},
+		}
+		_, err := db.Publish(ctx, snap, []int32{1, 2}, []salesrank.Reject{{Object: "o", Line: 1, Text: []byte("x")}})
+		if !errors.Is(err, boom) {
+			t.Fatalf("failing at %s: err = %v, want boom", step, err)
+		}
+		if snap.ID != 0 || snap.Rankings[0].Entries[0].ID != 0 || !snap.PublishedAt.IsZero() {
+			t.Errorf("failing at %s: the snapshot was modified: %+v", step, snap)
+		}
+		if got, err := db.CurrentID(ctx); err != nil || got != id {
+			t.Errorf("failing at %s: CurrentID = %d, %v; want %d", step, got, err, id)
+		}
+		if got := counts(); got != before {
+			t.Errorf("failing at %s: row counts %s, want %s as before", step, got, before)
+		}
+	}
+	db.failAt = nil
+	checkIntegrity(t, db)
+}
+
+// TestIDsNotReused checks that a pruned snapshot's ids are not handed out again, so that an
+// ETag or a sales_rank id a client holds never comes to mean something else.
+func TestIDsNotReused(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	db.Keep = 1
+	var lastSnap, lastEntry int64
+	for i, hour := range []int{10, 11, 3, 12} { // hour 3 is a backfill, pruned at once
+		snap := &salesrank.Snapshot{
+			Window: salesrank.WindowEnding(time.Unix(int64(hour)*3600, 0)), Interval: time.Hour, Top: 2,
+			Rankings: []salesrank.Ranking{{CategoryID: 1, Entries: []salesrank.Entry{{ProductID: 1, TotalSold: 2}, {ProductID: 2, TotalSold: 1}}}},
+		}
+		id, err := db.Publish(ctx, snap, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id <= lastSnap || snap.Rankings[0].Entries[0].ID <= lastEntry {
+			t.Errorf("publish %d: snapshot id %d, entry id %d; want above %d and %d", i, id, snap.Rankings[0].Entries[0].ID, lastSnap, lastEntry)
+		}
+		lastSnap, lastEntry = id, snap.Rankings[0].Entries[1].ID
+	}
+	ids, _ := db.SnapshotIDs(ctx)
+	if len(ids) != 1 || ids[0] != lastSnap {
+		t.Errorf("with Keep 1, SnapshotIDs = %v, want [%d]", ids, lastSnap)
+	}
+}
+
+// bigSnapshot is the scale of the source design: 1,000 categories of 100 products each.
+func bigSnapshot(hour int) (*salesrank.Snapshot, []int32) {
+	s := &salesrank.Snapshot{
+		Window:   salesrank.WindowEnding(time.Date(2026, 11, 20, hour, 0, 0, 0, time.UTC)),
+		Interval: time.Hour,
+		Top:      salesrank.DefaultTop,
+	}
+	known := make([]int32, 1000)
+	for c := range known {
+		known[c] = int32(c)
+		entries := make([]salesrank.Entry, salesrank.DefaultTop)
+		for r := range entries {
+			entries[r] = salesrank.Entry{ProductID: int64(c*7919+r*104729) % 10_000_000, TotalSold: int64(1_000_000 - r)}
+		}
+		s.Rankings = append(s.Rankings, salesrank.Ranking{CategoryID: int32(c), Entries: entries})
+	}
+	return s, known
+}
+
+// BenchmarkPublish publishes 1,000 categories × 100 entries (100k sales_rank rows) into a
+// store that already holds Keep snapshots, so each publish also prunes one.
+func BenchmarkPublish(b *testing.B) {
+	ctx := context.Background()
+	db := openTemp(b)
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		snap, known := bigSnapshot(i % 24)
+		snap.Window = salesrank.WindowEnding(snap.Window.End.Add(time.Duration(i) * time.Hour))
+		b.StartTimer()
+		if _, err := db.Publish(ctx, snap, known, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(100_000, "rows/op")
+}
+
+// BenchmarkCurrent loads a 100k-row snapshot, as a serve replica does on each new snapshot.
+func BenchmarkCurrent(b *testing.B) {
+	ctx := context.Background()
+	db := openTemp(b)
+	snap, known := bigSnapshot(0)
+	if _, err := db.Publish(ctx, snap, known, nil); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		got, err := db.Current(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(got.Rankings) != 1000 {
+			b.Fatal(fmt.Sprintf("%d rankings", len(got.Rankings)))
+		}
+	}
+}
+
+// BenchmarkCurrentID is what a poller pays per check.
+func BenchmarkCurrentID(b *testing.B) {
+	ctx := context.Background()
+	db := openTemp(b)
+	snap, known := bigSnapshot(0)
+	if _, err := db.Publish(ctx, snap, known, nil); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := db.CurrentID(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
