@@ -70,7 +70,7 @@ func TestCountEdgesAndBadLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := salesrank.Totals{
-		{CategoryID: 10, ProductID: 1}:                 5,
+		{CategoryID: 10, ProductID: 1}:                5,
 		{CategoryID: 1<<31 - 1, ProductID: 1<<63 - 1}: 2 * (1<<31 - 1),
 	}
 	if fmt.Sprint(res.Totals) != fmt.Sprint(want) {

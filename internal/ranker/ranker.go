@@ -1,0 +1,123 @@
+// Package ranker is the ranking job: it lists the log objects, has an engine count them over
+// the past week, ranks every category and publishes the result as one snapshot.
+package ranker
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/objstore"
+)
+
+// Engine counts sales in log objects over a window. engine.Local does it on this machine; a
+// distributed engine must give the same Result for the same objects.
+type Engine interface {
+	Count(ctx context.Context, bucket *blob.Bucket, objects []engine.Object, w salesrank.Window) (*engine.Result, error)
+}
+
+// Publisher stores a snapshot and makes it current atomically.
+type Publisher interface {
+	Publish(ctx context.Context, snap *salesrank.Snapshot, known []int32, rejects []salesrank.Reject) (int64, error)
+}
+
+// Job ranks the logs in one bucket into one store.
+type Job struct {
+	Logs     *blob.Bucket
+	Engine   Engine
+	Store    Publisher
+	Top      int           // products kept per category; 0 means salesrank.DefaultTop
+	Interval time.Duration // cutoffs are aligned to it; 0 means salesrank.DefaultInterval
+	Logger   *slog.Logger
+}
+
+// Summary reports one run. It is printed as one JSON line by "salesrank rank --once", which
+// scripts rely on: keys are only ever added.
+type Summary struct {
+	SnapshotID       int64            `json:"snapshot_id"`
+	Cutoff           time.Time        `json:"cutoff"`
+	WindowStart      time.Time        `json:"window_start"`
+	Objects          int              `json:"objects"`
+	ObjectsFailed    int              `json:"objects_failed"`
+	FailedObjects    []string         `json:"failed_objects,omitempty"`
+	Bytes            int64            `json:"bytes"`
+	LinesRead        int64            `json:"lines_read"`
+	LinesRejected    int64            `json:"lines_rejected"`
+	RejectedByReason map[string]int64 `json:"rejected_by_reason"`
+	LinesBefore      int64            `json:"lines_before_window"`
+	LinesAfter       int64            `json:"lines_after_cutoff"`
+	Categories       int              `json:"categories"`
+	RankedRows       int              `json:"ranked_rows"`
+	Seconds          float64          `json:"seconds"`
+	LinesPerSecond   float64          `json:"lines_per_second"`
+}
+
+// Run counts every log object over the week before the cutoff of now and publishes the
+// ranking. Objects that cannot be read are left out whole, logged and reported in the
+// summary; the snapshot is still published so that one damaged object does not stop every
+// refresh.
+func (j *Job) Run(ctx context.Context, now time.Time) (*Summary, error) {
+	began := time.Now()
+	log := cmp.Or(j.Logger, slog.New(slog.DiscardHandler))
+	interval := cmp.Or(j.Interval, salesrank.DefaultInterval)
+	top := cmp.Or(j.Top, salesrank.DefaultTop)
+	cutoff, err := salesrank.Cutoff(now, interval)
+	if err != nil {
+		return nil, err
+	}
+	w := salesrank.WindowEnding(cutoff)
+
+	objects, err := objstore.List(ctx, j.Logs)
+	if err != nil {
+		return nil, err
+	}
+	log.Debug("listed logs", "objects", len(objects))
+	res, err := j.Engine.Count(ctx, j.Logs, objects, w)
+	if err != nil {
+		return nil, fmt.Errorf("count sales: %w", err)
+	}
+	for _, f := range res.Failed {
+		log.Error("object left out: it could not be read to its end; none of its lines count", "object", f.Key, "err", f.Err)
+	}
+	snap := &salesrank.Snapshot{
+		Window:   w,
+		Interval: interval,
+		Top:      top,
+		Rankings: salesrank.Rank(res.Totals, res.Categories, top),
+	}
+	id, err := j.Store.Publish(ctx, snap, res.Categories, res.Rejects)
+	if err != nil {
+		return nil, fmt.Errorf("publish snapshot: %w", err)
+	}
+	s := &Summary{
+		SnapshotID:       id,
+		Cutoff:           w.End,
+		WindowStart:      w.Start,
+		Objects:          len(objects),
+		ObjectsFailed:    len(res.Failed),
+		Bytes:            res.Stats.Bytes,
+		LinesRead:        res.Stats.LinesRead,
+		LinesRejected:    res.Stats.LinesRejected,
+		RejectedByReason: res.Stats.RejectedByReason(),
+		LinesBefore:      res.Stats.LinesBefore,
+		LinesAfter:       res.Stats.LinesAfter,
+		Categories:       len(snap.Rankings),
+		Seconds:          time.Since(began).Seconds(),
+	}
+	for _, f := range res.Failed {
+		s.FailedObjects = append(s.FailedObjects, f.Key)
+	}
+	for _, r := range snap.Rankings {
+		s.RankedRows += len(r.Entries)
+	}
+	if s.Seconds > 0 {
+		s.LinesPerSecond = float64(s.LinesRead) / s.Seconds
+	}
+	return s, nil
+}
