@@ -8,6 +8,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"iter"
+	"maps"
 	"slices"
 	"time"
 )
@@ -87,12 +89,8 @@ type Totals map[Key]int64
 // Add counts units sold for k.
 func (t Totals) Add(k Key, units int64) { t[k] += units }
 
-// Merge adds every total of o into t.
-func (t Totals) Merge(o Totals) {
-	for k, v := range o {
-		t[k] += v
-	}
-}
+// All yields every key and its total, for Rank.
+func (t Totals) All() iter.Seq2[Key, int64] { return maps.All(t) }
 
 // Entry is one ranked product of a category. ID is the row's id in the sales_rank table,
 // assigned when the snapshot is published; it is zero before.
@@ -128,7 +126,7 @@ func compareEntries(a, b Entry) int {
 // units descending then product id ascending. Keys with a zero or negative total are not
 // ranked (an incremental window may leave zeros behind). Every category in known gets a
 // Ranking, empty if it sold nothing in the window; the result is sorted by category id.
-func Rank(totals Totals, known []int32, top int) []Ranking {
+func Rank(totals iter.Seq2[Key, int64], known []int32, top int) []Ranking {
 	byCat := make(map[int32]*topN)
 	for _, c := range known {
 		if byCat[c] == nil {

@@ -27,7 +27,7 @@ func newFlagSet(e *env, name, synopsis string) *flag.FlagSet {
 				fmt.Fprintf(w, " %s", name)
 			}
 			fmt.Fprintf(w, "   [$%s]\n      %s", envName(f.Name), strings.ReplaceAll(usage, "\n", "\n      "))
-			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0s" {
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
 				fmt.Fprintf(w, " (default %s)", f.DefValue)
 			}
 			fmt.Fprintln(w)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +50,7 @@ func runRank(ctx context.Context, e *env, args []string) error {
 	interval := fs.Duration("interval", salesrank.DefaultInterval, "refresh interval: cutoffs are aligned to it (whole minutes, at least 1m)")
 	workers := fs.Int("workers", 0, "counting goroutines (default: one per core)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this `file` (for go tool pprof)")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
@@ -87,6 +90,13 @@ func runRank(ctx context.Context, e *env, args []string) error {
 	}
 	defer db.Close()
 
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("rank: --cpuprofile: %w", err)
+		}
+		defer stop()
+	}
 	eng := &engine.Local{Workers: *workers}
 	stopProgress := startProgress(e, eng)
 	job := &ranker.Job{Logs: bucket, Engine: eng, Store: db, Top: *top, Interval: *interval, Logger: log}
@@ -139,4 +149,17 @@ func parseLevel(s string) (slog.Level, error) {
 		return l, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
 	}
 	return l, nil
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

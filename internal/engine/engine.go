@@ -36,8 +36,8 @@ type Object struct {
 
 // Result is what counting a set of objects over a window gives.
 type Result struct {
-	Totals     salesrank.Totals // units per (category, product) over the window
-	Categories []int32          // every category named by a good line, in the window or not; sorted
+	Totals     *Counts // units per (category, product) over the window
+	Categories []int32 // every category named by a good line, in the window or not; sorted
 	Rejects    []salesrank.Reject
 	Failed     []ObjectError // objects not counted at all
 	Stats      Stats
@@ -166,7 +166,7 @@ func (l *Local) Count(ctx context.Context, bucket *blob.Bucket, objects []Object
 		close(r.blocks)
 	}()
 
-	res := &Result{Totals: salesrank.Totals{}}
+	res := &Result{Totals: &Counts{}}
 	cats := map[int32]struct{}{}
 	for obj := range r.done {
 		r.collect(res, cats, obj)
@@ -175,7 +175,7 @@ func (l *Local) Count(ctx context.Context, bucket *blob.Bucket, objects []Object
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("count: %w", err)
 	}
-	for k := range res.Totals {
+	for k := range res.Totals.All() {
 		cats[k.CategoryID] = struct{}{}
 	}
 	res.Categories = make([]int32, 0, len(cats))
@@ -221,7 +221,7 @@ type block struct {
 
 // part is one worker's counts of one object.
 type part struct {
-	totals  salesrank.Totals
+	totals  Counts
 	cats    map[int32]struct{} // categories of good lines outside the window
 	stats   Stats
 	rejects []pendingReject
@@ -333,7 +333,7 @@ func (r *run) work(id int) {
 	for b := range r.blocks {
 		p := b.obj.parts[id]
 		if p == nil {
-			p = &part{totals: salesrank.Totals{}, cats: map[int32]struct{}{}}
+			p = &part{cats: map[int32]struct{}{}}
 			b.obj.parts[id] = p
 		}
 		r.count(p, b)
@@ -380,7 +380,7 @@ func (r *run) count(p *part, b *block) {
 			st.LinesAfter++
 			p.cats[s.CategoryID] = struct{}{}
 		default:
-			p.totals[salesrank.Key{CategoryID: s.CategoryID, ProductID: s.ProductID}] += int64(s.Quantity)
+			p.totals.Add(s.CategoryID, s.ProductID, int64(s.Quantity))
 		}
 	}
 	b.lines = n
@@ -406,10 +406,10 @@ func (r *run) collect(res *Result, cats map[int32]struct{}, obj *object) {
 		}
 		// The first part of the first object becomes the result's map: no copy for the
 		// common case of one big object.
-		if len(res.Totals) == 0 {
-			res.Totals, p.totals = p.totals, res.Totals
+		if res.Totals.Len() == 0 {
+			*res.Totals, p.totals = p.totals, *res.Totals
 		}
-		res.Totals.Merge(p.totals)
+		res.Totals.Merge(&p.totals)
 		for c := range p.cats {
 			cats[c] = struct{}{}
 		}

@@ -73,8 +73,8 @@ func TestCountEdgesAndBadLines(t *testing.T) {
 		{CategoryID: 10, ProductID: 1}:                5,
 		{CategoryID: 1<<31 - 1, ProductID: 1<<63 - 1}: 2 * (1<<31 - 1),
 	}
-	if fmt.Sprint(res.Totals) != fmt.Sprint(want) {
-		t.Errorf("totals = %v, want %v", res.Totals, want)
+	if fmt.Sprint(totalsOf(res)) != fmt.Sprint(want) {
+		t.Errorf("totals = %v, want %v", totalsOf(res), want)
 	}
 	if got, want := fmt.Sprint(res.Categories), "[10 12 2147483647]"; got != want {
 		t.Errorf("categories = %v, want %v", got, want)
@@ -144,7 +144,7 @@ func TestCountBlocks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fmt.Sprint(res.Totals) != fmt.Sprint(want) {
+			if fmt.Sprint(totalsOf(res)) != fmt.Sprint(want) {
 				t.Errorf("workers=%d %s: totals differ", workers, name)
 			}
 			var got []int64
@@ -192,4 +192,12 @@ func BenchmarkCount(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*lines), "ns/line")
+}
+
+func totalsOf(r *Result) salesrank.Totals {
+	t := salesrank.Totals{}
+	for k, v := range r.Totals.All() {
+		t[k] += v
+	}
+	return t
 }

@@ -89,7 +89,7 @@ func (j *Job) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		Window:   w,
 		Interval: interval,
 		Top:      top,
-		Rankings: salesrank.Rank(res.Totals, res.Categories, top),
+		Rankings: salesrank.Rank(res.Totals.All(), res.Categories, top),
 	}
 	id, err := j.Store.Publish(ctx, snap, res.Categories, res.Rejects)
 	if err != nil {

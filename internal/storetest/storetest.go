@@ -74,7 +74,7 @@ func snapshot(hour int, cats, top int) *salesrank.Snapshot {
 		for range n {
 			totals.Add(salesrank.Key{CategoryID: int32(c), ProductID: r.Int64N(1000)}, 1+r.Int64N(1<<40))
 		}
-		s.Rankings = append(s.Rankings, salesrank.Rank(totals, []int32{int32(c)}, top)...)
+		s.Rankings = append(s.Rankings, salesrank.Rank(totals.All(), []int32{int32(c)}, top)...)
 	}
 	return s
 }

@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"iter"
+
+	"github.com/salesrank/salesrank"
+)
+
+// Counts sums units per (category, product). It is the engine's hot data structure: an
+// open-addressing hash table with linear probing, specialised for its key.
+//
+// Why not a Go map: a map[salesrank.Key]int64 hashes and compares the padded struct key
+// through generic, out-of-line functions; profiles of a 10 M-line week showed the map at
+// 70% of the run. Here the hash is a few multiplies inlined into the loop and a slot is
+// compared with two integer comparisons. The zero value is an empty table ready to use.
+type Counts struct {
+	slots  []slot
+	mask   uint64
+	len    int
+	growAt int
+	seed   uint64
+}
+
+// slot is 24 bytes: the product, the category plus one (so 0 marks an empty slot; categories
+// go up to 2^31−1, so the sum fits), and the units.
+type slot struct {
+	product int64
+	cat     uint32
+	units   int64
+}
+
+const minSlots = 1 << 10
+
+// hash mixes both halves of the key with a multiply-xorshift finalizer, so ids that differ
+// only in high bits, or that share low bits, still spread over the table.
+func (c *Counts) hash(cat uint32, product int64) uint64 {
+	h := uint64(product) ^ c.seed
+	h ^= uint64(cat) * 0x9e3779b97f4a7c15
+	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
+	h = (h ^ h>>27) * 0x94d049bb133111eb
+	return h ^ h>>31
+}
+
+// Add adds units to the key (category, product).
+func (c *Counts) Add(category int32, product int64, units int64) {
+	if c.len >= c.growAt {
+		c.grow()
+	}
+	cat := uint32(category) + 1
+	i := c.hash(cat, product) & c.mask
+	for {
+		s := &c.slots[i]
+		if s.cat == cat && s.product == product {
+			s.units += units
+			return
+		}
+		if s.cat == 0 {
+			*s = slot{product: product, cat: cat, units: units}
+			c.len++
+			return
+		}
+		i = (i + 1) & c.mask
+	}
+}
+
+// Get returns the units of a key, 0 if it was never added.
+func (c *Counts) Get(category int32, product int64) int64 {
+	if c.len == 0 {
+		return 0
+	}
+	cat := uint32(category) + 1
+	for i := c.hash(cat, product) & c.mask; ; i = (i + 1) & c.mask {
+		s := &c.slots[i]
+		if s.cat == cat && s.product == product {
+			return s.units
+		}
+		if s.cat == 0 {
+			return 0
+		}
+	}
+}
+
+// Len returns the number of distinct keys.
+func (c *Counts) Len() int { return c.len }
+
+// All yields every key and its units, in no particular order.
+func (c *Counts) All() iter.Seq2[salesrank.Key, int64] {
+	return func(yield func(salesrank.Key, int64) bool) {
+		for i := range c.slots {
+			s := &c.slots[i]
+			if s.cat != 0 && !yield(salesrank.Key{CategoryID: int32(s.cat - 1), ProductID: s.product}, s.units) {
+				return
+			}
+		}
+	}
+}
+
+// Merge adds every count of o into c.
+func (c *Counts) Merge(o *Counts) {
+	for i := range o.slots {
+		if s := &o.slots[i]; s.cat != 0 {
+			c.Add(int32(s.cat-1), s.product, s.units)
+		}
+	}
+}
+
+// Reset empties c and keeps its memory for reuse.
+func (c *Counts) Reset() {
+	clear(c.slots)
+	c.len = 0
+}
+
+// grow doubles the table (or allocates the first one) and reinserts every key. The table
+// is kept at most 3/4 full: linear probing slows sharply past that.
+func (c *Counts) grow() {
+	n := max(2*len(c.slots), minSlots)
+	old := c.slots
+	if c.seed == 0 {
+		// Any odd constant works; the seed only has to be fixed per table.
+		c.seed = 0x2545f4914f6cdd1d
+	}
+	c.slots = make([]slot, n)
+	c.mask = uint64(n - 1)
+	c.growAt = n / 4 * 3
+	c.len = 0
+	for i := range old {
+		if s := &old[i]; s.cat != 0 {
+			c.Add(int32(s.cat-1), s.product, s.units)
+		}
+	}
+}

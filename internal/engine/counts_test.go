@@ -1,0 +1,81 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/salesrank/salesrank"
+)
+
+// TestCountsMatchesMap drives Counts and a Go map with the same random operations, on keys
+// chosen to collide: ids at their limits, ids sharing low bits, one product in many
+// categories.
+func TestCountsMatchesMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	products := []int64{0, 1, 1<<63 - 1, 1 << 62, 1 << 32, 1<<32 + 1}
+	for i := range 2000 {
+		products = append(products, int64(i)<<20) // same low bits
+	}
+	var c Counts
+	want := salesrank.Totals{}
+	for range 200_000 {
+		k := salesrank.Key{CategoryID: rng.Int32N(50), ProductID: products[rng.IntN(len(products))]}
+		if rng.IntN(10) == 0 {
+			k.CategoryID = 1<<31 - 1
+		}
+		units := 1 + rng.Int64N(1<<31-1)
+		c.Add(k.CategoryID, k.ProductID, units)
+		want[k] += units
+	}
+	if c.Len() != len(want) {
+		t.Fatalf("Len() = %d, want %d", c.Len(), len(want))
+	}
+	for k, v := range want {
+		if got := c.Get(k.CategoryID, k.ProductID); got != v {
+			t.Fatalf("Get(%v) = %d, want %d", k, got, v)
+		}
+	}
+	got := salesrank.Totals{}
+	for k, v := range c.All() {
+		got[k] += v
+	}
+	if len(got) != len(want) {
+		t.Fatalf("All() yields %d keys, want %d", len(got), len(want))
+	}
+	var m Counts
+	m.Merge(&c)
+	m.Merge(&c)
+	for k, v := range want {
+		if got := m.Get(k.CategoryID, k.ProductID); got != 2*v {
+			t.Fatalf("after merging twice, Get(%v) = %d, want %d", k, got, 2*v)
+		}
+	}
+	if got := c.Get(5, 12345); got != 0 {
+		t.Errorf("Get of a missing key = %d, want 0", got)
+	}
+	c.Reset()
+	if c.Len() != 0 || c.Get(0, products[0]) != 0 {
+		t.Errorf("after Reset: Len() = %d", c.Len())
+	}
+}
+
+func BenchmarkCountsAdd(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	keys := make([]salesrank.Key, 1<<20)
+	for i := range keys {
+		keys[i] = salesrank.Key{CategoryID: rng.Int32N(1000), ProductID: rng.Int64N(3_000_000)}
+	}
+	b.Run("Counts", func(b *testing.B) {
+		var c Counts
+		for i := 0; b.Loop(); i++ {
+			k := keys[i&(len(keys)-1)]
+			c.Add(k.CategoryID, k.ProductID, 1)
+		}
+	})
+	b.Run("map", func(b *testing.B) {
+		m := salesrank.Totals{}
+		for i := 0; b.Loop(); i++ {
+			m[keys[i&(len(keys)-1)]]++
+		}
+	})
+}
