@@ -19,6 +19,7 @@ type Counts struct {
 	len    int
 	growAt int
 	seed   uint64
+	sink   uint32 // keeps AddBatch's touching loads from being optimised away
 }
 
 // slot is 24 bytes: the product, the category plus one (so 0 marks an empty slot; categories
@@ -97,11 +98,19 @@ func (c *Counts) All() iter.Seq2[salesrank.Key, int64] {
 
 // Merge adds every count of o into c.
 func (c *Counts) Merge(o *Counts) {
+	if c.len+o.len >= c.growAt {
+		c.growFor(c.len + o.len) // once, rather than doubling step by step
+	}
+	var b batch
 	for i := range o.slots {
 		if s := &o.slots[i]; s.cat != 0 {
-			c.Add(int32(s.cat-1), s.product, s.units)
+			b.cats[b.n], b.products[b.n], b.units[b.n] = int32(s.cat-1), s.product, s.units
+			if b.n++; b.n == batchSize {
+				c.AddBatch(&b)
+			}
 		}
 	}
+	c.AddBatch(&b)
 }
 
 // Reset empties c and keeps its memory for reuse.
@@ -112,8 +121,14 @@ func (c *Counts) Reset() {
 
 // grow doubles the table (or allocates the first one) and reinserts every key. The table
 // is kept at most 3/4 full: linear probing slows sharply past that.
-func (c *Counts) grow() {
+func (c *Counts) grow() { c.growFor(c.len + 1) }
+
+// growFor grows the table to the smallest power of two that holds keys at most 3/4 full.
+func (c *Counts) growFor(keys int) {
 	n := max(2*len(c.slots), minSlots)
+	for n/4*3 <= keys {
+		n *= 2
+	}
 	old := c.slots
 	if c.seed == 0 {
 		// Any odd constant works; the seed only has to be fixed per table.
@@ -128,4 +143,50 @@ func (c *Counts) grow() {
 			c.Add(int32(s.cat-1), s.product, s.units)
 		}
 	}
+}
+
+// batchSize is how many sales AddBatch looks up at once: enough independent memory loads
+// in flight to hide most of a cache miss, few enough to stay in L1.
+const batchSize = 64
+
+// batch is a run of sales waiting to be added, kept as columns.
+type batch struct {
+	n        int
+	cats     [batchSize]int32
+	products [batchSize]int64
+	units    [batchSize]int64
+	slot     [batchSize]uint64
+}
+
+// AddBatch adds every sale of b and empties it. It is Add for many keys at once: it first
+// computes every key's home slot and touches each, so the CPU fetches up to batchSize cache
+// lines in parallel rather than one miss after another, then adds them in order.
+func (c *Counts) AddBatch(b *batch) {
+	if c.len+b.n >= c.growAt {
+		c.growFor(c.len + b.n)
+	}
+	var sink uint32
+	for i := range b.n {
+		h := c.hash(uint32(b.cats[i])+1, b.products[i]) & c.mask
+		b.slot[i] = h
+		sink += c.slots[h].cat
+	}
+	c.sink = sink
+	for i := range b.n {
+		cat := uint32(b.cats[i]) + 1
+		product := b.products[i]
+		for j := b.slot[i]; ; j = (j + 1) & c.mask {
+			s := &c.slots[j]
+			if s.cat == cat && s.product == product {
+				s.units += b.units[i]
+				break
+			}
+			if s.cat == 0 {
+				*s = slot{product: product, cat: cat, units: b.units[i]}
+				c.len++
+				break
+			}
+		}
+	}
+	b.n = 0
 }

@@ -79,3 +79,39 @@ func BenchmarkCountsAdd(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkCountsZipf(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	z := rand.NewZipf(rand.New(rand.NewPCG(5, 6)), 1.1, 100, 10_000_000)
+	const n = 4_000_000
+	cats := make([]int32, n)
+	prods := make([]int64, n)
+	for i := range n {
+		p := int64(z.Uint64())
+		prods[i] = (p * 2654435761) % 10_000_000
+		cats[i] = int32(p%1000) + rng.Int32N(2)
+	}
+	b.Run("Add", func(b *testing.B) {
+		for b.Loop() {
+			var c Counts
+			for i := range n {
+				c.Add(cats[i], prods[i], 1)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/add")
+	})
+	b.Run("AddBatch", func(b *testing.B) {
+		for b.Loop() {
+			var c Counts
+			var bt batch
+			for i := range n {
+				bt.cats[bt.n], bt.products[bt.n], bt.units[bt.n] = cats[i], prods[i], 1
+				if bt.n++; bt.n == batchSize {
+					c.AddBatch(&bt)
+				}
+			}
+			c.AddBatch(&bt)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/add")
+	})
+}

@@ -222,6 +222,7 @@ type block struct {
 // part is one worker's counts of one object.
 type part struct {
 	totals  Counts
+	pending batch // sales parsed but not yet added to totals
 	cats    map[int32]struct{} // categories of good lines outside the window
 	stats   Stats
 	rejects []pendingReject
@@ -380,9 +381,14 @@ func (r *run) count(p *part, b *block) {
 			st.LinesAfter++
 			p.cats[s.CategoryID] = struct{}{}
 		default:
-			p.totals.Add(s.CategoryID, s.ProductID, int64(s.Quantity))
+			q := &p.pending
+			q.cats[q.n], q.products[q.n], q.units[q.n] = s.CategoryID, s.ProductID, int64(s.Quantity)
+			if q.n++; q.n == batchSize {
+				p.totals.AddBatch(q)
+			}
 		}
 	}
+	p.totals.AddBatch(&p.pending)
 	b.lines = n
 }
 

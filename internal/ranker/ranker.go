@@ -54,7 +54,10 @@ type Summary struct {
 	LinesAfter       int64            `json:"lines_after_cutoff"`
 	Categories       int              `json:"categories"`
 	RankedRows       int              `json:"ranked_rows"`
-	Seconds          float64          `json:"seconds"`
+	CountSeconds     float64          `json:"count_seconds"`   // listing, reading, parsing, summing
+	RankSeconds      float64          `json:"rank_seconds"`    // top K per category
+	PublishSeconds   float64          `json:"publish_seconds"` // the database transaction
+	Seconds          float64          `json:"seconds"`         // the whole run
 	LinesPerSecond   float64          `json:"lines_per_second"`
 }
 
@@ -82,6 +85,7 @@ func (j *Job) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("count sales: %w", err)
 	}
+	counted := time.Now()
 	for _, f := range res.Failed {
 		log.Error("object left out: it could not be read to its end; none of its lines count", "object", f.Key, "err", f.Err)
 	}
@@ -91,6 +95,7 @@ func (j *Job) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		Top:      top,
 		Rankings: salesrank.Rank(res.Totals.All(), res.Categories, top),
 	}
+	ranked := time.Now()
 	id, err := j.Store.Publish(ctx, snap, res.Categories, res.Rejects)
 	if err != nil {
 		return nil, fmt.Errorf("publish snapshot: %w", err)
@@ -108,6 +113,9 @@ func (j *Job) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		LinesBefore:      res.Stats.LinesBefore,
 		LinesAfter:       res.Stats.LinesAfter,
 		Categories:       len(snap.Rankings),
+		CountSeconds:     counted.Sub(began).Seconds(),
+		RankSeconds:      ranked.Sub(counted).Seconds(),
+		PublishSeconds:   time.Since(ranked).Seconds(),
 		Seconds:          time.Since(began).Seconds(),
 	}
 	for _, f := range res.Failed {
