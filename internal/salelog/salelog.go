@@ -113,6 +113,117 @@ func TrimCR(line []byte) []byte {
 // ParseLine parses one sale line without its line ending ('\n', or "\r\n" with the '\r'
 // still present). It does not allocate. A line it rejects gives the first field at fault.
 func ParseLine(line []byte) (salesrank.Sale, Reason) {
+	if s, ok := parseFast(line); ok {
+		return s, OK
+	}
+	return parseSlow(line)
+}
+
+// parseFast parses a well-formed line in one pass over its bytes, the way nearly every line
+// is written: digits and tabs. It gives up (ok false) on anything unusual, leading zeros
+// beyond 19 digits included, and parseSlow then decides, so both accept the same lines.
+func parseFast(line []byte) (s salesrank.Sale, ok bool) {
+	line = TrimCR(line)
+	if len(line) > MaxLineLength {
+		return s, false
+	}
+	i := 0
+	var v uint64
+	if v, i, ok = scanField(line, i, maxUnix); ok {
+		s.Time = int64(v)
+	} else {
+		// Not unix seconds: RFC 3339 up to the first tab.
+		t := bytes.IndexByte(line, '\t')
+		if t < 0 {
+			return s, false
+		}
+		if s.Time, ok = parseRFC3339(line[:t]); !ok {
+			return s, false
+		}
+		i = t + 1
+	}
+	if v, i, ok = scanField(line, i, salesrank.MaxProductID); !ok {
+		return s, false
+	}
+	s.ProductID = int64(v)
+	if v, i, ok = scanField(line, i, salesrank.MaxCategoryID); !ok {
+		return s, false
+	}
+	s.CategoryID = int32(v)
+	if v, i, ok = scanField(line, i, salesrank.MaxQuantity); !ok || v == 0 {
+		return s, false
+	}
+	s.Quantity = int32(v)
+	// total_price: digits, optionally '.' and digits.
+	j := i
+	for j < len(line) && line[j]-'0' <= 9 {
+		j++
+	}
+	if j == i {
+		return s, false
+	}
+	if j < len(line) && line[j] == '.' {
+		k := j + 1
+		for k < len(line) && line[k]-'0' <= 9 {
+			k++
+		}
+		if k == j+1 {
+			return s, false
+		}
+		j = k
+	}
+	if j >= len(line) || line[j] != '\t' {
+		return s, false
+	}
+	if v, i, ok = scanField(line, j+1, 1<<63-1); !ok {
+		return s, false
+	}
+	s.SellerID = int64(v)
+	if v, i, ok = scanLast(line, i, 1<<63-1); !ok {
+		return s, false
+	}
+	s.BuyerID = int64(v)
+	return s, true
+}
+
+// scanField parses 1 to 19 digits at line[i:] ending in a tab, whose value is at most max,
+// and returns the value and the index after the tab. Nineteen digits cannot overflow uint64.
+func scanField(line []byte, i int, max uint64) (uint64, int, bool) {
+	var v uint64
+	start := i
+	for i < len(line) {
+		c := line[i]
+		if c == '\t' {
+			n := i - start
+			return v, i + 1, n > 0 && n <= 19 && v <= max
+		}
+		if c-'0' > 9 {
+			return 0, 0, false
+		}
+		v = v*10 + uint64(c-'0')
+		i++
+	}
+	return 0, 0, false
+}
+
+// scanLast is scanField for the last field, which ends the line instead of a tab.
+func scanLast(line []byte, i int, max uint64) (uint64, int, bool) {
+	n := len(line) - i
+	if n <= 0 || n > 19 {
+		return 0, 0, false
+	}
+	var v uint64
+	for _, c := range line[i:] {
+		if c-'0' > 9 {
+			return 0, 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, len(line), v <= max
+}
+
+// parseSlow parses any line field by field and names the first field at fault.
+func parseSlow(line []byte) (salesrank.Sale, Reason) {
 	var s salesrank.Sale
 	line = TrimCR(line)
 	if len(line) > MaxLineLength {
