@@ -123,10 +123,16 @@ func (c *Counts) Reset() {
 func (c *Counts) grow() { c.growFor(c.len + 1) }
 
 // growFor grows the table to hold keys at most 3/4 full (linear probing slows sharply past
-// that). It grows fourfold, not twofold: every growth reinserts every key into new memory,
-// and profiles of a 10 M-line run showed doubling spend a fifth of the run reinserting.
+// that). Up to 4 M slots (96 MiB) it grows fourfold, not twofold: every growth reinserts
+// every key into new memory, and profiles of a 10 M-line run showed doubling spend a fifth
+// of the run reinserting. Past that it doubles, so a table of a week's keys never holds
+// four times the memory it needs.
 func (c *Counts) growFor(keys int) {
-	n := max(4*len(c.slots), minSlots)
+	factor := 4
+	if len(c.slots) >= 1<<22 {
+		factor = 2
+	}
+	n := max(factor*len(c.slots), minSlots)
 	for n/4*3 <= keys {
 		n *= 2
 	}
