@@ -235,3 +235,36 @@ type Reject struct {
 	Reason string
 	Text   []byte
 }
+
+// TakenObject is the manifest entry of a log object that has been taken: recorded in the
+// same transaction as its contribution, so an object is counted exactly once. ETag, Size and
+// ModTime identify the version taken; an object found later under the same key with another
+// version has changed, and is refused rather than counted again.
+type TakenObject struct {
+	Key           string
+	ETag          string // empty where the store gives none
+	Size          int64
+	ModTime       time.Time
+	BatchID       int64 // set by the store
+	LinesRead     int64
+	LinesRejected int64
+	LinesTooLate  int64 // good lines older than the retention: reported, not counted
+	TakenAt       time.Time
+}
+
+// HourPartial is the encoded partial sums (units per category and product) of one hour of
+// sales from one batch of objects. The store keeps it opaque; package partial encodes it.
+type HourPartial struct {
+	Hour time.Time // the hour's first second, UTC
+	Data []byte
+}
+
+// Batch is what taking a set of objects contributes, committed atomically: the manifest
+// entries, the hourly partial sums, the quarantined lines and the categories named.
+type Batch struct {
+	ID         int64 // set by the store
+	Objects    []TakenObject
+	Partials   []HourPartial
+	Rejects    []Reject
+	Categories []int32
+}
