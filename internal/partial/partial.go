@@ -1,0 +1,150 @@
+// Package partial encodes the partial sums of one hour of sales — units per (category,
+// product) — into the compact blob the store keeps for each hour and batch, and decodes them
+// back. The incremental ranker adds an hour's blobs to its window when the hour enters it
+// and subtracts them when it leaves, so a blob must decode to exactly what was encoded, and
+// a damaged one must be refused whole rather than half applied.
+//
+// The format (version 1) is
+//
+//	"SRP1" | uvarint n | n × (uvarint Δcategory, uvarint product or Δproduct, uvarint units) | crc32c
+//
+// with entries sorted by category then product: Δcategory is the step from the previous
+// entry's category; within a category the product is stored as the step from the previous
+// product (the first product of a category is stored whole). Steps are small in sorted
+// data, so most entries take 3 to 5 bytes. The trailing CRC-32C (Castagnoli) covers every
+// byte before it.
+package partial
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"slices"
+
+	"github.com/salesrank/salesrank"
+)
+
+// Entry is the units one product sold in one category during the hour.
+type Entry struct {
+	CategoryID int32
+	ProductID  int64
+	Units      int64
+}
+
+var magic = []byte("SRP1")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrCorrupt is wrapped by every error Decode returns for data it did not write.
+var ErrCorrupt = errors.New("corrupt partial sums")
+
+// Encode appends the encoding of entries to dst and returns the extended slice. It sorts
+// entries in place. Every key must appear once and every Units must be positive: entries
+// are sums, and a key with nothing sold has no entry.
+func Encode(dst []byte, entries []Entry) ([]byte, error) {
+	slices.SortFunc(entries, func(a, b Entry) int {
+		return cmp.Or(cmp.Compare(a.CategoryID, b.CategoryID), cmp.Compare(a.ProductID, b.ProductID))
+	})
+	start := len(dst)
+	dst = append(dst, magic...)
+	dst = binary.AppendUvarint(dst, uint64(len(entries)))
+	var prevCat, prevProduct int64 = 0, -1
+	for i, e := range entries {
+		switch {
+		case e.Units <= 0:
+			return nil, fmt.Errorf("encode partial sums: entry %d (category %d, product %d) has %d units, want > 0", i, e.CategoryID, e.ProductID, e.Units)
+		case e.CategoryID < 0 || e.ProductID < 0:
+			return nil, fmt.Errorf("encode partial sums: entry %d has a negative id", i)
+		case int64(e.CategoryID) == prevCat && e.ProductID == prevProduct:
+			return nil, fmt.Errorf("encode partial sums: category %d, product %d appears twice", e.CategoryID, e.ProductID)
+		}
+		dCat := int64(e.CategoryID) - prevCat
+		dst = binary.AppendUvarint(dst, uint64(dCat))
+		if dCat > 0 || i == 0 {
+			dst = binary.AppendUvarint(dst, uint64(e.ProductID))
+		} else {
+			dst = binary.AppendUvarint(dst, uint64(e.ProductID-prevProduct))
+		}
+		dst = binary.AppendUvarint(dst, uint64(e.Units))
+		prevCat, prevProduct = int64(e.CategoryID), e.ProductID
+	}
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli)), nil
+}
+
+// Decode checks data whole, then calls fn for each entry in order. If data is damaged it
+// returns an error wrapping ErrCorrupt before calling fn at all, so a caller never applies
+// half a blob.
+func Decode(data []byte, fn func(Entry)) error {
+	if _, err := walk(data, nil); err != nil {
+		return err
+	}
+	_, err := walk(data, fn)
+	return err
+}
+
+// Len returns the number of entries in data, checking it whole.
+func Len(data []byte) (int, error) { return walk(data, nil) }
+
+// walk validates data and, when fn is not nil, yields its entries.
+func walk(data []byte, fn func(Entry)) (int, error) {
+	corrupt := func(format string, args ...any) (int, error) {
+		return 0, fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
+	}
+	if len(data) < len(magic)+1+4 || string(data[:len(magic)]) != string(magic) {
+		return corrupt("not a partial-sums blob (%d bytes)", len(data))
+	}
+	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return corrupt("checksum mismatch")
+	}
+	p := body[len(magic):]
+	next := func() (uint64, bool) {
+		v, n := binary.Uvarint(p)
+		if n <= 0 {
+			return 0, false
+		}
+		p = p[n:]
+		return v, true
+	}
+	n, ok := next()
+	if !ok || n > uint64(len(p)) { // each entry takes at least 3 bytes
+		return corrupt("bad entry count")
+	}
+	var cat, product int64 = 0, -1
+	for i := range n {
+		dCat, ok1 := next()
+		prod, ok2 := next()
+		units, ok3 := next()
+		if !ok1 || !ok2 || !ok3 {
+			return corrupt("entry %d is cut short", i)
+		}
+		if dCat > salesrank.MaxCategoryID || units == 0 || units > math.MaxInt64 {
+			return corrupt("entry %d is out of range", i)
+		}
+		if dCat > 0 || i == 0 {
+			cat += int64(dCat)
+			if prod > salesrank.MaxProductID {
+				return corrupt("entry %d: product out of range", i)
+			}
+			product = int64(prod)
+		} else {
+			if prod == 0 || prod > uint64(salesrank.MaxProductID-product) {
+				return corrupt("entry %d: products out of order", i)
+			}
+			product += int64(prod)
+		}
+		if cat > salesrank.MaxCategoryID {
+			return corrupt("entry %d: category out of range", i)
+		}
+		if fn != nil {
+			fn(Entry{CategoryID: int32(cat), ProductID: product, Units: int64(units)})
+		}
+	}
+	if len(p) != 0 {
+		return corrupt("%d bytes after the last entry", len(p))
+	}
+	return int(n), nil
+}

@@ -1,0 +1,146 @@
+package partial
+
+import (
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/salesrank/salesrank"
+)
+
+func decodeAll(t testing.TB, data []byte) []Entry {
+	t.Helper()
+	var out []Entry
+	if err := Decode(data, func(e Entry) { out = append(out, e) }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestRoundTrip(t *testing.T) {
+	tests := [][]Entry{
+		nil,
+		{{CategoryID: 0, ProductID: 0, Units: 1}},
+		{{CategoryID: salesrank.MaxCategoryID, ProductID: salesrank.MaxProductID, Units: 1<<63 - 1}, {CategoryID: 0, ProductID: salesrank.MaxProductID, Units: 2}},
+		{{CategoryID: 5, ProductID: 9, Units: 3}, {CategoryID: 5, ProductID: 2, Units: 1}, {CategoryID: 1, ProductID: 9, Units: 7}},
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	var big []Entry
+	seen := map[[2]int64]bool{}
+	for len(big) < 50000 {
+		e := Entry{CategoryID: rng.Int32N(1000), ProductID: rng.Int64N(10_000_000), Units: 1 + rng.Int64N(100)}
+		if !seen[[2]int64{int64(e.CategoryID), e.ProductID}] {
+			seen[[2]int64{int64(e.CategoryID), e.ProductID}] = true
+			big = append(big, e)
+		}
+	}
+	tests = append(tests, big)
+	for _, entries := range tests {
+		want := slices.Clone(entries)
+		data, err := Encode(nil, entries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := decodeAll(t, data)
+		slices.SortFunc(want, func(a, b Entry) int {
+			if a.CategoryID != b.CategoryID {
+				return int(a.CategoryID - b.CategoryID)
+			}
+			if a.ProductID < b.ProductID {
+				return -1
+			}
+			return 1
+		})
+		if !slices.Equal(got, want) {
+			t.Fatalf("round trip of %d entries differs", len(want))
+		}
+		if n, err := Len(data); err != nil || n != len(want) {
+			t.Errorf("Len = %d, %v; want %d", n, err, len(want))
+		}
+		if len(want) == 50000 {
+			t.Logf("50,000 entries over 1,000 categories: %d bytes, %.1f bytes/entry", len(data), float64(len(data))/50000)
+		}
+	}
+}
+
+func TestEncodeRefuses(t *testing.T) {
+	for _, entries := range [][]Entry{
+		{{CategoryID: 1, ProductID: 1, Units: 0}},
+		{{CategoryID: 1, ProductID: 1, Units: -5}},
+		{{CategoryID: 1, ProductID: 1, Units: 1}, {CategoryID: 1, ProductID: 1, Units: 2}},
+		{{CategoryID: -1, ProductID: 1, Units: 1}},
+	} {
+		if _, err := Encode(nil, entries); err == nil {
+			t.Errorf("Encode(%v) succeeded, want an error", entries)
+		}
+	}
+}
+
+func TestDecodeRefusesDamage(t *testing.T) {
+	data, err := Encode(nil, []Entry{{1, 2, 3}, {1, 5, 1}, {4, 1, 9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range data {
+		for _, bit := range []byte{1, 0x80} {
+			bad := slices.Clone(data)
+			bad[i] ^= bit
+			calls := 0
+			err := Decode(bad, func(Entry) { calls++ })
+			if !errors.Is(err, ErrCorrupt) || calls != 0 {
+				t.Errorf("flipping bit %#x of byte %d: err %v after %d calls, want ErrCorrupt and no calls", bit, i, err, calls)
+			}
+		}
+	}
+	for n := range len(data) {
+		if err := Decode(data[:n], func(Entry) { t.Fatal("called on a truncated blob") }); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("truncated to %d bytes: err %v, want ErrCorrupt", n, err)
+		}
+	}
+}
+
+// FuzzDecode feeds Decode arbitrary bytes: it must never panic, and whatever it accepts must
+// re-encode to the same bytes (there is one encoding of a set of entries).
+func FuzzDecode(f *testing.F) {
+	for _, entries := range [][]Entry{nil, {{1, 2, 3}}, {{0, 0, 1}, {0, 9, 2}, {salesrank.MaxCategoryID, salesrank.MaxProductID, 1<<63 - 1}}} {
+		data, _ := Encode(nil, entries)
+		f.Add(data)
+	}
+	f.Add([]byte("SRP1"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var got []Entry
+		if err := Decode(data, func(e Entry) { got = append(got, e) }); err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		again, err := Encode(nil, got)
+		if err != nil {
+			t.Fatalf("re-encoding what Decode accepted: %v", err)
+		}
+		if string(again) != string(data) {
+			t.Fatalf("re-encoding gives other bytes")
+		}
+	})
+}
+
+func BenchmarkDecode(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	entries := make([]Entry, 0, 1_000_000)
+	for i := range 1_000_000 {
+		entries = append(entries, Entry{CategoryID: int32(i % 1000), ProductID: int64(i/1000)*10 + rng.Int64N(10), Units: 1 + rng.Int64N(3)})
+	}
+	data, err := Encode(nil, entries)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	var sum int64
+	for b.Loop() {
+		Decode(data, func(e Entry) { sum += e.Units })
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ns/entry")
+	b.ReportMetric(float64(len(data))/1e6, "bytes/entry")
+}
