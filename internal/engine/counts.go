@@ -6,8 +6,9 @@ import (
 	"github.com/salesrank/salesrank"
 )
 
-// Counts sums units per (category, product). It is the engine's hot data structure: an
-// open-addressing hash table with linear probing, specialised for its key.
+// Counts sums units per (category, product), optionally per hour of sale too. It is the
+// engine's hot data structure: an open-addressing hash table with linear probing,
+// specialised for its key. Tables that count a window use hour 0 throughout.
 //
 // Why not a Go map: a map[salesrank.Key]int64 hashes and compares the padded struct key
 // through generic, out-of-line functions; profiles of a 10 M-line week showed the map at
@@ -20,13 +21,16 @@ type Counts struct {
 	growAt int
 	seed   uint64
 	sink   uint32 // keeps AddBatch's touching loads from being optimised away
+	zeros  int    // keys whose units Add brought back to zero; see Compact
 }
 
 // slot is 24 bytes: the product, the category plus one (so 0 marks an empty slot; categories
-// go up to 2^31−1, so the sum fits), and the units.
+// go up to 2^31−1, so the sum fits), the hour (hours since 1970, in what would otherwise be
+// padding) and the units.
 type slot struct {
 	product int64
 	cat     uint32
+	hour    uint32
 	units   int64
 }
 
@@ -34,45 +38,61 @@ const minSlots = 1 << 10
 
 // hash mixes both halves of the key with a multiply-xorshift finalizer, so ids that differ
 // only in high bits, or that share low bits, still spread over the table.
-func (c *Counts) hash(cat uint32, product int64) uint64 {
+func (c *Counts) hash(cat, hour uint32, product int64) uint64 {
 	h := uint64(product) ^ c.seed
-	h ^= uint64(cat) * 0x9e3779b97f4a7c15
+	h ^= (uint64(cat) | uint64(hour)<<32) * 0x9e3779b97f4a7c15
 	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
 	h = (h ^ h>>27) * 0x94d049bb133111eb
 	return h ^ h>>31
 }
 
-// Add adds units to the key (category, product).
+// Add adds units (which may be negative) to the key (category, product) of hour 0.
 func (c *Counts) Add(category int32, product int64, units int64) {
+	c.AddAt(0, category, product, units)
+}
+
+// AddAt adds units (which may be negative) to the key (category, product) of an hour.
+func (c *Counts) AddAt(hour uint32, category int32, product int64, units int64) {
 	if c.len >= c.growAt {
 		c.grow()
 	}
 	cat := uint32(category) + 1
-	i := c.hash(cat, product) & c.mask
+	i := c.hash(cat, hour, product) & c.mask
 	for {
 		s := &c.slots[i]
-		if s.cat == cat && s.product == product {
-			s.units += units
+		if s.cat == cat && s.product == product && s.hour == hour {
+			if s.units == 0 {
+				c.zeros--
+			}
+			if s.units += units; s.units == 0 {
+				c.zeros++
+			}
 			return
 		}
 		if s.cat == 0 {
-			*s = slot{product: product, cat: cat, units: units}
+			*s = slot{product: product, cat: cat, hour: hour, units: units}
 			c.len++
+			if units == 0 {
+				c.zeros++
+			}
 			return
 		}
 		i = (i + 1) & c.mask
 	}
 }
 
-// Get returns the units of a key, 0 if it was never added.
-func (c *Counts) Get(category int32, product int64) int64 {
+// Get returns the units of a key of hour 0, 0 if it was never added.
+func (c *Counts) Get(category int32, product int64) int64 { return c.GetAt(0, category, product) }
+
+// GetAt returns the units of a key of an hour, 0 if it was never added.
+func (c *Counts) GetAt(hour uint32, category int32, product int64) int64 {
 	if c.len == 0 {
 		return 0
 	}
 	cat := uint32(category) + 1
-	for i := c.hash(cat, product) & c.mask; ; i = (i + 1) & c.mask {
+	for i := c.hash(cat, hour, product) & c.mask; ; i = (i + 1) & c.mask {
 		s := &c.slots[i]
-		if s.cat == cat && s.product == product {
+		if s.cat == cat && s.product == product && s.hour == hour {
 			return s.units
 		}
 		if s.cat == 0 {
@@ -81,10 +101,43 @@ func (c *Counts) Get(category int32, product int64) int64 {
 	}
 }
 
-// Len returns the number of distinct keys.
+// Len returns the number of distinct keys, those whose units came back to zero included.
 func (c *Counts) Len() int { return c.len }
 
-// All yields every key and its units, in no particular order.
+// Compact drops the keys whose units Add brought back to zero, if they are at least half
+// the table. A window table needs it: subtracting an expired hour leaves its products at
+// zero, and without it the table would keep every product ever sold.
+func (c *Counts) Compact() {
+	if c.zeros == 0 || c.zeros < c.len/2 {
+		return
+	}
+	old := c.slots
+	c.slots, c.len, c.zeros, c.growAt, c.mask = nil, 0, 0, 0, 0
+	live := 0
+	for i := range old {
+		if old[i].cat != 0 && old[i].units != 0 {
+			live++
+		}
+	}
+	c.growFor(live)
+	for i := range old {
+		if s := &old[i]; s.cat != 0 && s.units != 0 {
+			c.AddAt(s.hour, int32(s.cat-1), s.product, s.units)
+		}
+	}
+}
+
+// Each calls fn for every key with its hour and units, in no particular order.
+func (c *Counts) Each(fn func(hour uint32, category int32, product int64, units int64)) {
+	for i := range c.slots {
+		if s := &c.slots[i]; s.cat != 0 {
+			fn(s.hour, int32(s.cat-1), s.product, s.units)
+		}
+	}
+}
+
+// All yields every key and its units, in no particular order. In a table with several
+// hours, a key appears once per hour.
 func (c *Counts) All() iter.Seq2[salesrank.Key, int64] {
 	return func(yield func(salesrank.Key, int64) bool) {
 		for i := range c.slots {
@@ -104,7 +157,7 @@ func (c *Counts) Merge(o *Counts) {
 	var b batch
 	for i := range o.slots {
 		if s := &o.slots[i]; s.cat != 0 {
-			b.cats[b.n], b.products[b.n], b.units[b.n] = int32(s.cat-1), s.product, s.units
+			b.cats[b.n], b.hours[b.n], b.products[b.n], b.units[b.n] = int32(s.cat-1), s.hour, s.product, s.units
 			if b.n++; b.n == batchSize {
 				c.AddBatch(&b)
 			}
@@ -116,7 +169,7 @@ func (c *Counts) Merge(o *Counts) {
 // Reset empties c and keeps its memory for reuse.
 func (c *Counts) Reset() {
 	clear(c.slots)
-	c.len = 0
+	c.len, c.zeros = 0, 0
 }
 
 // grow enlarges the table (or allocates the first one) and reinserts every key.
@@ -144,10 +197,10 @@ func (c *Counts) growFor(keys int) {
 	c.slots = make([]slot, n)
 	c.mask = uint64(n - 1)
 	c.growAt = n / 4 * 3
-	c.len = 0
+	c.len, c.zeros = 0, 0
 	for i := range old {
 		if s := &old[i]; s.cat != 0 {
-			c.Add(int32(s.cat-1), s.product, s.units)
+			c.AddAt(s.hour, int32(s.cat-1), s.product, s.units)
 		}
 	}
 }
@@ -160,12 +213,14 @@ const batchSize = 64
 type batch struct {
 	n        int
 	cats     [batchSize]int32
+	hours    [batchSize]uint32
 	products [batchSize]int64
 	units    [batchSize]int64
 	slot     [batchSize]uint64
 }
 
-// AddBatch adds every sale of b and empties it. It is Add for many keys at once: it first
+// AddBatch adds every sale of b and empties it. Its units must be positive (it does not
+// keep count of zeros for Compact). It is AddAt for many keys at once: it first
 // computes every key's home slot and touches each, so the CPU fetches up to batchSize cache
 // lines in parallel rather than one miss after another, then adds them in order.
 func (c *Counts) AddBatch(b *batch) {
@@ -174,22 +229,22 @@ func (c *Counts) AddBatch(b *batch) {
 	}
 	var sink uint32
 	for i := range b.n {
-		h := c.hash(uint32(b.cats[i])+1, b.products[i]) & c.mask
+		h := c.hash(uint32(b.cats[i])+1, b.hours[i], b.products[i]) & c.mask
 		b.slot[i] = h
 		sink += c.slots[h].cat
 	}
 	c.sink = sink
 	for i := range b.n {
-		cat := uint32(b.cats[i]) + 1
+		cat, hour := uint32(b.cats[i])+1, b.hours[i]
 		product := b.products[i]
 		for j := b.slot[i]; ; j = (j + 1) & c.mask {
 			s := &c.slots[j]
-			if s.cat == cat && s.product == product {
+			if s.cat == cat && s.product == product && s.hour == hour {
 				s.units += b.units[i]
 				break
 			}
 			if s.cat == 0 {
-				*s = slot{product: product, cat: cat, units: b.units[i]}
+				*s = slot{product: product, cat: cat, hour: hour, units: b.units[i]}
 				c.len++
 				break
 			}

@@ -115,3 +115,34 @@ func BenchmarkCountsZipf(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/add")
 	})
 }
+
+func TestCountsHoursAndCompact(t *testing.T) {
+	var c Counts
+	c.AddAt(1, 7, 100, 3)
+	c.AddAt(2, 7, 100, 5)
+	c.Add(7, 100, 11)
+	if got := []int64{c.GetAt(1, 7, 100), c.GetAt(2, 7, 100), c.Get(7, 100)}; got[0] != 3 || got[1] != 5 || got[2] != 11 {
+		t.Fatalf("per-hour units = %v, want [3 5 11]", got)
+	}
+	hours := map[uint32]int64{}
+	c.Each(func(hour uint32, cat int32, product int64, units int64) { hours[hour] += units })
+	if len(hours) != 3 || hours[1] != 3 || hours[2] != 5 || hours[0] != 11 {
+		t.Errorf("Each: %v", hours)
+	}
+	// A window table: add 1,000 products, take 600 back out, compact.
+	var w Counts
+	for p := range int64(1000) {
+		w.Add(1, p, 2)
+	}
+	for p := range int64(600) {
+		w.Add(1, p, -2)
+	}
+	w.Add(1, 5, 1) // back from zero: live again
+	w.Compact()
+	if w.Len() != 401 {
+		t.Errorf("after Compact, Len() = %d, want 401", w.Len())
+	}
+	if w.Get(1, 5) != 1 || w.Get(1, 999) != 2 || w.Get(1, 0) != 0 {
+		t.Errorf("after Compact, units wrong: %d %d %d", w.Get(1, 5), w.Get(1, 999), w.Get(1, 0))
+	}
+}

@@ -34,13 +34,29 @@ type Object struct {
 	Size int64 // bytes as stored; for progress only
 }
 
-// Result is what counting a set of objects over a window gives.
+// Spec says what to count.
+type Spec struct {
+	// Window is the time range whose sales are summed; good lines before or after it are
+	// only counted in Stats (LinesBefore, LinesAfter).
+	Window salesrank.Window
+	// ByHour keeps the hour of sale in every key, for hourly partial sums.
+	ByHour bool
+}
+
+// Result is what counting a set of objects gives.
 type Result struct {
-	Totals     *Counts // units per (category, product) over the window
+	Totals     *Counts // units per (category, product), and per hour with Spec.ByHour
 	Categories []int32 // every category named by a good line, in the window or not; sorted
 	Rejects    []salesrank.Reject
 	Failed     []ObjectError // objects not counted at all
-	Stats      Stats
+	Objects    []ObjectStats // objects counted whole, in the order they finished
+	Stats      Stats         // the sum of Objects' stats
+}
+
+// ObjectStats is what one object counted.
+type ObjectStats struct {
+	Key   string
+	Stats Stats
 }
 
 // ObjectError is an object that could not be read to its end; none of its lines count.
@@ -99,10 +115,10 @@ type Local struct {
 // first salelog.MaxLineLength+1 bytes and the rest of it is dropped: enough to see what it
 // was without holding an unbounded line in memory. Shorter lines are kept whole.
 
-// Count counts every object in keys over the window w. It fails only for reasons that
-// concern the whole run (the context, a listing); an object that cannot be read is left out
-// whole and reported in Result.Failed.
-func (l *Local) Count(ctx context.Context, bucket *blob.Bucket, objects []Object, w salesrank.Window) (*Result, error) {
+// Count counts every object as spec says. It fails only for reasons that concern the whole
+// run (the context); an object that cannot be read is left out whole and reported in
+// Result.Failed.
+func (l *Local) Count(ctx context.Context, bucket *blob.Bucket, objects []Object, spec Spec) (*Result, error) {
 	workers := cmp.Or(l.Workers, runtime.GOMAXPROCS(0))
 	readers := min(cmp.Or(l.Readers, 2), max(len(objects), 1))
 	blockSize := max(cmp.Or(l.BlockSize, 4<<20), 2*salelog.MaxLineLength)
@@ -112,7 +128,8 @@ func (l *Local) Count(ctx context.Context, bucket *blob.Bucket, objects []Object
 
 	r := &run{
 		bucket:    bucket,
-		window:    [2]int64{w.Start.Unix(), w.End.Unix()},
+		window:    [2]int64{spec.Window.Start.Unix(), spec.Window.End.Unix()},
+		byHour:    spec.ByHour,
 		blocks:    make(chan *block, 2*workers),
 		free:      make(chan []byte, 3*workers+readers),
 		done:      make(chan *object, readers),
@@ -194,6 +211,7 @@ func (l *Local) Count(ctx context.Context, bucket *blob.Bucket, objects []Object
 type run struct {
 	bucket    *blob.Bucket
 	window    [2]int64 // [start, end) in unix seconds
+	byHour    bool
 	blocks    chan *block
 	free      chan []byte // block buffers, recycled so a run allocates them once
 	done      chan *object
@@ -222,7 +240,7 @@ type block struct {
 // part is one worker's counts of one object.
 type part struct {
 	totals  Counts
-	pending batch // sales parsed but not yet added to totals
+	pending batch              // sales parsed but not yet added to totals
 	cats    map[int32]struct{} // categories of good lines outside the window
 	stats   Stats
 	rejects []pendingReject
@@ -350,6 +368,7 @@ func (r *run) work(id int) {
 // count is the hot loop: one call per block, no allocation per line.
 func (r *run) count(p *part, b *block) {
 	start, end := r.window[0], r.window[1]
+	byHour := r.byHour
 	data := b.buf
 	st := &p.stats
 	st.Bytes += int64(len(data))
@@ -383,6 +402,10 @@ func (r *run) count(p *part, b *block) {
 		default:
 			q := &p.pending
 			q.cats[q.n], q.products[q.n], q.units[q.n] = s.CategoryID, s.ProductID, int64(s.Quantity)
+			q.hours[q.n] = 0
+			if byHour {
+				q.hours[q.n] = uint32(s.Time / 3600) // s.Time ≥ start ≥ 0 in hourly counts
+			}
 			if q.n++; q.n == batchSize {
 				p.totals.AddBatch(q)
 			}
@@ -405,7 +428,8 @@ func (r *run) collect(res *Result, cats map[int32]struct{}, obj *object) {
 		b.first = line
 		line += b.lines
 	}
-	res.Stats.Objects++
+	var st Stats
+	st.Objects = 1
 	for _, p := range obj.parts {
 		if p == nil {
 			continue
@@ -419,7 +443,7 @@ func (r *run) collect(res *Result, cats map[int32]struct{}, obj *object) {
 		for c := range p.cats {
 			cats[c] = struct{}{}
 		}
-		res.Stats.add(&p.stats)
+		st.add(&p.stats)
 		for _, pr := range p.rejects {
 			res.Rejects = append(res.Rejects, salesrank.Reject{
 				Object: obj.key,
@@ -429,6 +453,8 @@ func (r *run) collect(res *Result, cats map[int32]struct{}, obj *object) {
 			})
 		}
 	}
+	res.Stats.add(&st)
+	res.Objects = append(res.Objects, ObjectStats{Key: obj.key, Stats: st})
 }
 
 // fill reads until buf is full or the reader ends. Unlike io.ReadFull it passes io.EOF

@@ -65,7 +65,7 @@ func TestCountEdgesAndBadLines(t *testing.T) {
 		"a/part-1.tsv.gz": gz(t, fmt.Sprintf("%d\t1\t10\t3\t1\t1\t1\n%d\t3\t12\t1\t1\t1\t1\n", end-1, start-3600)),
 		"a/broken.tsv.gz": gz(t, fmt.Sprintf("%d\t1\t10\t100\t1\t1\t1\n", end-1))[:20], // truncated
 	}
-	res, err := (&Local{}).Count(context.Background(), newBucket(t, objs), objectsOf(objs), w)
+	res, err := (&Local{}).Count(context.Background(), newBucket(t, objs), objectsOf(objs), Spec{Window: w})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestCountBlocks(t *testing.T) {
 			}
 			objs := map[string][]byte{name: data}
 			l := &Local{Workers: workers, BlockSize: 128 << 10}
-			res, err := l.Count(context.Background(), newBucket(t, objs), objectsOf(objs), w)
+			res, err := l.Count(context.Background(), newBucket(t, objs), objectsOf(objs), Spec{Window: w})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -187,7 +187,7 @@ func BenchmarkCount(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := (&Local{}).Count(context.Background(), bucket, objectsOf(objs), w); err != nil {
+		if _, err := (&Local{}).Count(context.Background(), bucket, objectsOf(objs), Spec{Window: w}); err != nil {
 			b.Fatal(err)
 		}
 	}

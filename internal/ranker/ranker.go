@@ -19,7 +19,7 @@ import (
 // Engine counts sales in log objects over a window. engine.Local does it on this machine; a
 // distributed engine must give the same Result for the same objects.
 type Engine interface {
-	Count(ctx context.Context, bucket *blob.Bucket, objects []engine.Object, w salesrank.Window) (*engine.Result, error)
+	Count(ctx context.Context, bucket *blob.Bucket, objects []engine.Object, spec engine.Spec) (*engine.Result, error)
 }
 
 // Publisher stores a snapshot and makes it current atomically.
@@ -81,7 +81,7 @@ func (j *Job) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		return nil, err
 	}
 	log.Debug("listed logs", "objects", len(objects))
-	res, err := j.Engine.Count(ctx, j.Logs, objects, w)
+	res, err := j.Engine.Count(ctx, j.Logs, objects, engine.Spec{Window: w})
 	if err != nil {
 		return nil, fmt.Errorf("count sales: %w", err)
 	}
