@@ -1,6 +1,7 @@
-// Package storetest is the contract every snapshot store must meet, written once and run
-// against each backend (SQLite always, PostgreSQL when one is configured), so that the
-// backends cannot drift apart in what "current", "atomic" and "verbatim" mean.
+// Package storetest is the contract every store must meet, written once and run against
+// each backend (SQLite always, PostgreSQL when one is configured), so that the backends
+// cannot drift apart in what "current", "atomic", "exactly once" and "verbatim" mean.
+// Run covers published snapshots; RunIntake covers the manifest, batches and hourly partials.
 package storetest
 
 import (

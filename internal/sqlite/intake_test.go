@@ -1,0 +1,277 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/storetest"
+)
+
+func TestIntakeContract(t *testing.T) {
+	storetest.RunIntake(t, ErrAlreadyTaken, func(t *testing.T) storetest.Intake {
+		db := openTemp(t)
+		t.Cleanup(func() { checkIntegrity(t, db) })
+		return db
+	})
+}
+
+var hour0 = time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
+
+func smallBatch(keys ...string) *salesrank.Batch {
+	b := &salesrank.Batch{
+		Partials:   []salesrank.HourPartial{{Hour: hour0, Data: []byte("p")}},
+		Categories: []int32{42},
+	}
+	for _, k := range keys {
+		b.Objects = append(b.Objects, salesrank.TakenObject{Key: k})
+		b.Rejects = append(b.Rejects, salesrank.Reject{Object: k, Line: 1, Text: []byte("x")})
+	}
+	return b
+}
+
+// intakeCounts counts the rows of every table a batch writes.
+func intakeCounts(t *testing.T, db *DB) string {
+	t.Helper()
+	var s string
+	err := db.read.QueryRow(`SELECT (SELECT count(*) FROM batches) || '/' || (SELECT count(*) FROM objects)
+		|| '/' || (SELECT count(*) FROM partials) || '/' || (SELECT count(*) FROM rejected_lines)
+		|| '/' || (SELECT count(*) FROM categories)`).Scan(&s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestCommitBatchFailsMidway aborts a commit at each of its steps, as a crash or a full disk
+// would, and checks that nothing of it is left.
+func TestCommitBatchFailsMidway(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	if err := db.CommitBatch(ctx, smallBatch("a")); err != nil {
+		t.Fatal(err)
+	}
+	before := intakeCounts(t, db)
+	boom := errors.New("boom")
+	for _, step := range []string{"batch:batch", "batch:objects", "batch:partials", "batch:rejects", "batch:commit"} {
+		db.failAt = func(s string) error {
+			if s == step {
+				return boom
+			}
+			return nil
+		}
+		b := smallBatch("b", "c")
+		b.Categories = []int32{7}
+		if err := db.CommitBatch(ctx, b); !errors.Is(err, boom) {
+			t.Fatalf("failing at %s: err = %v, want boom", step, err)
+		}
+		if b.ID != 0 || b.Objects[0].BatchID != 0 {
+			t.Errorf("failing at %s: the batch was given ids: %+v", step, b)
+		}
+		if got := intakeCounts(t, db); got != before {
+			t.Errorf("failing at %s: row counts %s, want %s as before", step, got, before)
+		}
+	}
+	db.failAt = nil
+	checkIntegrity(t, db)
+}
+
+// TestCommitBatchTwoHandles races rankers on separate handles of one file, as two processes
+// would: the manifest check must hold across connections, not just within one pool.
+func TestCommitBatchTwoHandles(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "race.db")
+	const n = 4
+	dbs := make([]*DB, n)
+	for i := range dbs {
+		db, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		dbs[i] = db
+	}
+	for round := range 10 {
+		shared := fmt.Sprintf("r%d/shared", round)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i, db := range dbs {
+			wg.Go(func() { errs[i] = db.CommitBatch(ctx, smallBatch(shared, fmt.Sprintf("r%d/own-%d", round, i))) })
+		}
+		wg.Wait()
+		won := 0
+		for i, err := range errs {
+			if err == nil {
+				won++
+			} else if !errors.Is(err, ErrAlreadyTaken) {
+				t.Fatalf("round %d handle %d: %v", round, i, err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d handles committed %q, want exactly 1", round, won, shared)
+		}
+	}
+	if got, want := intakeCounts(t, dbs[0]), "10/20/10/20/1"; got != want {
+		t.Errorf("row counts %s, want %s (batches/objects/partials/rejects/categories)", got, want)
+	}
+	checkIntegrity(t, dbs[0])
+}
+
+func TestPartialStats(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	if s, err := db.PartialStats(ctx); err != nil || s != (PartialStats{}) {
+		t.Errorf("PartialStats of an empty store = %+v, %v; want zero", s, err)
+	}
+	b1 := smallBatch("a")
+	b1.Partials = []salesrank.HourPartial{{Hour: hour0, Data: make([]byte, 1000)}, {Hour: hour0.Add(-5 * time.Hour), Data: nil}}
+	b2 := smallBatch("b")
+	b2.Partials = []salesrank.HourPartial{{Hour: hour0, Data: make([]byte, 24)}, {Hour: hour0.Add(3 * time.Hour), Data: []byte("xyz")}}
+	for _, b := range []*salesrank.Batch{b1, b2} {
+		if err := db.CommitBatch(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := PartialStats{Rows: 4, Bytes: 1027, MinHour: hour0.Add(-5 * time.Hour), MaxHour: hour0.Add(3 * time.Hour)}
+	if s, err := db.PartialStats(ctx); err != nil || s != want {
+		t.Errorf("PartialStats = %+v, %v; want %+v", s, err, want)
+	}
+	// Compaction keeps the highest batch id of the rows it replaces.
+	if err := db.ReplacePartials(ctx, hour0, []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	if err := db.read.QueryRow(`SELECT batch_id FROM partials WHERE hour = ?`, hour0.Unix()).Scan(&id); err != nil || id != b2.ID {
+		t.Errorf("compacted row has batch id %d (%v), want %d", id, err, b2.ID)
+	}
+}
+
+// TestTimesOutOfRange checks that times the manifest cannot hold exactly are refused up front.
+func TestTimesOutOfRange(t *testing.T) {
+	db := openTemp(t)
+	b := smallBatch("a")
+	b.Objects[0].ModTime = time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := db.CommitBatch(context.Background(), b); err == nil {
+		t.Error("CommitBatch with a mod time in 1600 succeeded, want an error")
+	}
+}
+
+func benchBlob(n int) []byte {
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte(i*7 + i>>11)
+	}
+	return data
+}
+
+// BenchmarkCommitBatch commits what an hourly run of a busy shop might: ten objects and one
+// 5 MB partial.
+func BenchmarkCommitBatch(b *testing.B) {
+	ctx := context.Background()
+	db := openTemp(b)
+	data := benchBlob(5 << 20)
+	b.SetBytes(int64(len(data)))
+	for i := 0; b.Loop(); i++ {
+		batch := &salesrank.Batch{
+			Partials:   []salesrank.HourPartial{{Hour: hour0.Add(time.Duration(i) * time.Hour), Data: data}},
+			Categories: []int32{1, 2, 3},
+		}
+		for j := range 10 {
+			batch.Objects = append(batch.Objects, salesrank.TakenObject{Key: fmt.Sprintf("%06d/%02d.log.gz", i, j), Size: 1 << 20})
+		}
+		if err := db.CommitBatch(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPartials reads a week of 1 MB hourly partials, as a ranker rebuilding its window
+// after a restart does.
+func BenchmarkPartials(b *testing.B) {
+	ctx := context.Background()
+	db := openTemp(b)
+	data := benchBlob(1 << 20)
+	for h := range 168 {
+		batch := &salesrank.Batch{
+			Objects:  []salesrank.TakenObject{{Key: fmt.Sprint(h)}},
+			Partials: []salesrank.HourPartial{{Hour: hour0.Add(time.Duration(h) * time.Hour), Data: data}},
+		}
+		if err := db.CommitBatch(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(168 << 20)
+	for b.Loop() {
+		var n, sum int
+		err := db.Partials(ctx, hour0, hour0.Add(168*time.Hour), func(_ time.Time, d []byte) error {
+			n++
+			sum += int(d[len(d)-1]) // touch the data, as a decoder would
+			return nil
+		})
+		if err != nil || n != 168 {
+			b.Fatalf("Partials: %d rows, %v", n, err)
+		}
+	}
+}
+
+// BenchmarkPartial20MB writes and reads one 20 MB partial, the largest the design expects.
+func BenchmarkPartial20MB(b *testing.B) {
+	ctx := context.Background()
+	data := benchBlob(20 << 20)
+	b.Run("commit", func(b *testing.B) {
+		db := openTemp(b)
+		b.SetBytes(int64(len(data)))
+		for i := 0; b.Loop(); i++ {
+			batch := &salesrank.Batch{
+				Objects:  []salesrank.TakenObject{{Key: fmt.Sprint(i)}},
+				Partials: []salesrank.HourPartial{{Hour: hour0, Data: data}},
+			}
+			if err := db.CommitBatch(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("read", func(b *testing.B) {
+		db := openTemp(b)
+		batch := &salesrank.Batch{
+			Objects:  []salesrank.TakenObject{{Key: "big"}},
+			Partials: []salesrank.HourPartial{{Hour: hour0, Data: data}},
+		}
+		if err := db.CommitBatch(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			err := db.Partials(ctx, hour0, hour0.Add(time.Hour), func(_ time.Time, d []byte) error {
+				if len(d) != len(data) {
+					return fmt.Errorf("%d bytes", len(d))
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("replace", func(b *testing.B) {
+		db := openTemp(b)
+		batch := &salesrank.Batch{
+			Objects:  []salesrank.TakenObject{{Key: "big"}},
+			Partials: []salesrank.HourPartial{{Hour: hour0, Data: data}},
+		}
+		if err := db.CommitBatch(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if err := db.ReplacePartials(ctx, hour0, data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
