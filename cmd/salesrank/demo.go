@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -17,9 +18,11 @@ const demoSynopsis = `Usage: salesrank demo [--dir DIR] [--addr HOST:PORT]
 
 Runs the whole system on the embedded default, on this machine, in one command:
   1. generates eight days of realistic sales logs (5 M sales, 1 M products, 1,000
-     categories, a few deliberately bad lines) under DIR/logs, or reuses them if
-     DIR/logs already holds exactly that sample (it is regenerated once a day);
-  2. ranks the past week into the SQLite database DIR/salesrank.db;
+     categories, a few deliberately bad lines) under DIR/sample-DATE/logs, or reuses
+     them: the sample ends at today's midnight (UTC), so a new one is made once a day
+     and older ones are removed;
+  2. ranks the past week into the SQLite database DIR/sample-DATE/salesrank.db (a rerun
+     takes no object twice: it finds them all in the manifest);
   3. serves it on --addr until Ctrl-C, and prints a few curl lines to try.
 
 The same steps by hand:
@@ -45,12 +48,16 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	began := time.Now()
 	now := e.now().UTC()
-	logsDir := filepath.Join(*dir, "logs")
-	dbPath := filepath.Join(*dir, "salesrank.db")
-
 	// Eight days that end at today's midnight (UTC): the window of a run now is covered,
 	// no sale lies in the future, and the sample is reused for the rest of the day.
 	end := now.Truncate(24 * time.Hour)
+	sample := filepath.Join(*dir, "sample-"+end.Format(time.DateOnly))
+	logsDir := filepath.Join(sample, "logs")
+	dbPath := filepath.Join(sample, "salesrank.db")
+	if err := removeOldSamples(*dir, sample); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+
 	cfg := loggen.Config{
 		Start:    end.Add(-8 * 24 * time.Hour),
 		End:      end,
@@ -81,14 +88,14 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	job := &ranker.Job{Logs: bucket, Engine: &engine.Local{}, Store: db, Top: salesrank.DefaultTop}
-	sum, err := job.Run(ctx, now)
+	rk := &ranker.Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db, Top: salesrank.DefaultTop}
+	sum, err := rk.Run(ctx, now)
 	db.Close()
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	fmt.Fprintf(e.stderr, "    snapshot %d: %d lines read, %d quarantined, %d categories, %.1fs\n",
-		sum.SnapshotID, sum.LinesRead, sum.LinesRejected, sum.Categories, sum.Seconds)
+	fmt.Fprintf(e.stderr, "    snapshot %d: %d new objects, %d lines read, %d quarantined, %d categories, %.1fs\n",
+		sum.SnapshotID, sum.ObjectsTaken, sum.LinesRead, sum.LinesRejected, sum.Categories, sum.Seconds)
 
 	base := "http://" + *addr
 	fmt.Fprintf(e.stderr, `3/3 serving on %s (ready %.1fs after start); Ctrl-C stops it. Try:
@@ -101,4 +108,20 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 
 `, base, time.Since(began).Seconds(), base, base, base, base, base, dbPath)
 	return runServe(ctx, e, []string{"--db", dbPath, "--addr", *addr, "--drain", "0s"})
+}
+
+// removeOldSamples deletes the demo's samples of earlier days under dir, keeping keep.
+func removeOldSamples(dir, keep string) error {
+	old, err := filepath.Glob(filepath.Join(dir, "sample-*"))
+	if err != nil {
+		return err
+	}
+	for _, o := range old {
+		if o != keep {
+			if err := os.RemoveAll(o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -14,40 +14,57 @@ import (
 
 	"github.com/salesrank/salesrank"
 	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/lock"
 	"github.com/salesrank/salesrank/internal/objstore"
 	"github.com/salesrank/salesrank/internal/ranker"
 )
 
-const rankSynopsis = `Usage: salesrank rank --logs URL|DIR --db DSN --once [--now RFC3339] [--top K]
+const rankSynopsis = `Usage:
+  salesrank rank --logs URL|DIR --db DSN --once [--now RFC3339] [--top K]
+  salesrank rank --logs URL|DIR --db DSN --every 1h
 
-Counts the units each product sold in each category over the week before the cutoff,
-ranks every category (most units first, then the smaller product id) and publishes the
-top K of each as one snapshot, atomically. The cutoff is --now (default: the current time)
-truncated to --interval, and the window is [cutoff − 7 days, cutoff).
+Ranks each category's best sellers over the week before the cutoff and publishes them as
+one snapshot, atomically. The cutoff is the run's time (--now, default the current time)
+truncated to the refresh interval (--every, else --interval); the window is
+[cutoff − 7 days, cutoff). Ranking: most units first, then the smaller product id.
 
-Bad lines never stop a run: each is kept verbatim in the database's quarantine
-(table rejected_lines) with its object, line number and reason, and counted in the
-summary. An object that cannot be read to its end (say, a truncated .gz) is left out
-whole and named in the summary's failed_objects.
+Incremental and exactly once. Each run takes only the log objects it has not taken before:
+it sums their sales per hour of sale and commits those partial sums with the objects'
+manifest entries in one transaction, so a crash at any moment loses nothing and counts
+nothing twice. The window then moves by adding the hours that entered it and subtracting
+those that left. Late objects fold into the hours they belong to; sales older than the
+window plus --grace are counted as too late and reported. An object rewritten under a key
+already taken is refused and reported (logs are immutable: correct with new objects).
 
-With --once, prints one JSON line on stdout when done, for example:
-  {"snapshot_id":3,"lines_read":1400000,"lines_rejected":2,...}
-and exits 0 when a snapshot was published, non-zero otherwise.
+  --once   one run, then print a one-line JSON summary on stdout (lines_read,
+           lines_rejected, snapshot_id, objects_taken, …); exit 0 when a snapshot was published.
+  --every  run at every cutoff aligned to this period until SIGTERM. Only one ranker per
+           database is active (a lock file beside the SQLite file); others wait as
+           standbys and take over within one period. A run logs one JSON line.
+  --full   count every object from scratch and keep no manifest or partial sums (a one-off
+           analysis, or a benchmark against a query engine); with --once only.
+
+Bad lines never stop a run: each is kept verbatim in the database's quarantine (table
+rejected_lines) with its object, line number and reason. An object that cannot be read to
+its end is left out whole, reported in failed_objects, and tried again next run.
 
 Examples:
   salesrank rank --logs ./data/logs --db ./data/salesrank.db --once
-  salesrank rank --logs file:///srv/logs --db sqlite:/srv/salesrank.db --once --now 2026-11-20T13:00:00Z
+  salesrank rank --logs s3://sales-logs/api?region=eu-west-1 --db /var/lib/salesrank.db --every 1h
+  salesrank rank --logs ./logs --db ./s.db --once --now 2026-11-20T13:00:00Z   # a backfill
 `
 
 func runRank(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "rank", rankSynopsis)
-	logs := fs.String("logs", "", "where the sales logs are: a folder, or a URL (file://, mem://)")
+	logs := fs.String("logs", "", "where the sales logs are: a folder, or a URL (file://, s3://, gs://, mem://)")
 	dsn := fs.String("db", "", "the database: sqlite:PATH or a bare path")
 	once := fs.Bool("once", false, "run once, print a JSON summary and exit")
-	every := fs.Duration("every", 0, "run as a scheduler at this period (not yet available: use --once from cron)")
+	every := fs.Duration("every", 0, "run as a scheduler at this period (whole minutes, at least 1m)")
+	full := fs.Bool("full", false, "with --once: count every object from scratch, keep no state")
 	nowFlag := fs.String("now", "", "the run's time, RFC 3339 (default: the current time); sets the cutoff")
 	top := fs.Int("top", salesrank.DefaultTop, "products kept per category")
-	interval := fs.Duration("interval", salesrank.DefaultInterval, "refresh interval: cutoffs are aligned to it (whole minutes, at least 1m)")
+	interval := fs.Duration("interval", salesrank.DefaultInterval, "with --once: cutoffs are aligned to it (whole minutes, at least 1m)")
+	grace := fs.Duration("grace", ranker.DefaultGrace, "how long hourly partial sums are kept past the window, for late objects and backfills")
 	workers := fs.Int("workers", 0, "counting goroutines (default: one per core)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this `file` (for go tool pprof)")
@@ -59,23 +76,31 @@ func runRank(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	switch {
-	case *every != 0:
-		return errors.New("rank: --every (the scheduler) is not available yet; run --once from cron or a systemd timer")
-	case !*once:
-		return errors.New("rank: say --once to run once (the scheduler, --every, is not available yet)")
+	case *once == (*every != 0):
+		return errors.New("rank: say either --once (one run) or --every PERIOD (the scheduler)")
+	case *full && !*once:
+		return errors.New("rank: --full goes with --once")
 	case *top < 1 || *top > 10000:
 		return fmt.Errorf("rank: --top must be between 1 and 10000, got %d", *top)
+	case *grace < 0:
+		return fmt.Errorf("rank: --grace must not be negative, got %v", *grace)
 	case *dsn == "":
 		return errors.New("rank: no database: set --db (or SALESRANK_DB) to a SQLite path such as ./data/salesrank.db")
 	}
+	if *every != 0 {
+		*interval = *every
+	}
 	now := e.now()
 	if *nowFlag != "" {
+		if *every != 0 {
+			return errors.New("rank: --now goes with --once; the scheduler runs on the clock")
+		}
 		if now, err = time.Parse(time.RFC3339, *nowFlag); err != nil {
 			return fmt.Errorf("rank: --now %q is not an RFC 3339 time such as 2026-11-20T13:00:00Z", *nowFlag)
 		}
 	}
 	if _, err := salesrank.Cutoff(now, *interval); err != nil {
-		return fmt.Errorf("rank: --interval: %w", err)
+		return fmt.Errorf("rank: --every/--interval: %w", err)
 	}
 	log := newLogger(e.stderr, level).With("component", "rank")
 
@@ -98,13 +123,44 @@ func runRank(ctx context.Context, e *env, args []string) error {
 		defer stop()
 	}
 	eng := &engine.Local{Workers: *workers}
+
+	if *full {
+		stopProgress := startProgress(e, eng)
+		job := &ranker.Job{Logs: bucket, Engine: eng, Store: db, Top: *top, Interval: *interval, Logger: log}
+		sum, err := job.Run(ctx, now)
+		stopProgress()
+		if err != nil {
+			return fmt.Errorf("rank: %w", err)
+		}
+		return reportOnce(e, log, sum)
+	}
+
+	rk := &ranker.Ranker{Logs: bucket, Engine: eng, Store: db, Top: *top, Interval: *interval, Grace: *grace, Logger: log}
+	lk := lock.NewFile(db.Path() + ".rank.lock")
+	if *every != 0 {
+		s := &ranker.Scheduler{Ranker: rk, Lock: lk, Now: e.now, Logger: log}
+		log.Info("scheduler starting", "every", every.String(), "lock", db.Path()+".rank.lock")
+		return s.Run(ctx)
+	}
+	ok, err := lk.TryLock()
+	if err != nil {
+		return fmt.Errorf("rank: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("rank: another ranker is active on this database (see the process id in %s); stop it, or run this one with --every to wait as a standby", db.Path()+".rank.lock")
+	}
+	defer lk.Unlock()
 	stopProgress := startProgress(e, eng)
-	job := &ranker.Job{Logs: bucket, Engine: eng, Store: db, Top: *top, Interval: *interval, Logger: log}
-	sum, err := job.Run(ctx, now)
+	sum, err := rk.Run(ctx, now)
 	stopProgress()
 	if err != nil {
 		return fmt.Errorf("rank: %w", err)
 	}
+	return reportOnce(e, log, sum)
+}
+
+// reportOnce logs a run and prints its one-line JSON summary.
+func reportOnce(e *env, log *slog.Logger, sum *ranker.Summary) error {
 	log.Info("published snapshot", "snapshot_id", sum.SnapshotID, "cutoff", sum.Cutoff,
 		"lines_read", sum.LinesRead, "lines_rejected", sum.LinesRejected, "seconds", sum.Seconds)
 	if sum.LinesRejected > 0 {

@@ -43,15 +43,25 @@ type Summary struct {
 	SnapshotID       int64            `json:"snapshot_id"`
 	Cutoff           time.Time        `json:"cutoff"`
 	WindowStart      time.Time        `json:"window_start"`
-	Objects          int              `json:"objects"`
-	ObjectsFailed    int              `json:"objects_failed"`
+	Objects          int              `json:"objects"`         // log objects listed
+	ObjectsTaken     int              `json:"objects_taken"`   // new objects counted in this run
+	ObjectsSkipped   int              `json:"objects_skipped"` // taken by an earlier run
+	ObjectsRefused   int              `json:"objects_refused"` // changed after they were taken
+	RefusedObjects   []string         `json:"refused_objects,omitempty"`
+	ObjectsFailed    int              `json:"objects_failed"` // unreadable: left out whole, tried again
 	FailedObjects    []string         `json:"failed_objects,omitempty"`
+	Batches          int              `json:"batches"`
 	Bytes            int64            `json:"bytes"`
 	LinesRead        int64            `json:"lines_read"`
 	LinesRejected    int64            `json:"lines_rejected"`
 	RejectedByReason map[string]int64 `json:"rejected_by_reason"`
 	LinesBefore      int64            `json:"lines_before_window"`
 	LinesAfter       int64            `json:"lines_after_cutoff"`
+	LinesTooLate     int64            `json:"lines_too_late"` // older than the window and its grace: reported, not counted
+	WindowRebuilt    bool             `json:"window_rebuilt"`
+	WindowKeys       int              `json:"window_keys"`
+	PartialsRead     int              `json:"partials_read"`
+	PartialsDeleted  int64            `json:"partials_deleted"`
 	Categories       int              `json:"categories"`
 	RankedRows       int              `json:"ranked_rows"`
 	CountSeconds     float64          `json:"count_seconds"`   // listing, reading, parsing, summing

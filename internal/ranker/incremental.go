@@ -1,0 +1,338 @@
+package ranker
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/objstore"
+	"github.com/salesrank/salesrank/internal/partial"
+)
+
+// Store is what the incremental ranker keeps in the database: the manifest of objects taken,
+// their hourly partial sums (committed together, so a sale is counted exactly once whatever
+// fails and when), the known categories and the published snapshots.
+type Store interface {
+	Publisher
+	Manifest(ctx context.Context) ([]salesrank.TakenObject, error)
+	CommitBatch(ctx context.Context, b *salesrank.Batch) error
+	Partials(ctx context.Context, from, to time.Time, fn func(hour time.Time, data []byte) error) error
+	DeletePartialsBefore(ctx context.Context, t time.Time) (int64, error)
+	KnownCategories(ctx context.Context) ([]int32, error)
+}
+
+// Defaults of the incremental ranker.
+const (
+	// DefaultGrace is how long hourly partial sums are kept past the window: late objects
+	// for hours up to a day before the window still land somewhere, and a backfill
+	// (rank --once --now EARLIER) may go back that far.
+	DefaultGrace = 24 * time.Hour
+	// DefaultMaxBatchBytes bounds the objects (as stored) taken in one batch, so catching
+	// up on a backlog commits in steps and holds a bounded amount in memory.
+	DefaultMaxBatchBytes = 1 << 30
+)
+
+// Ranker ranks incrementally: each run takes only the objects it has not taken before,
+// commits their hourly partial sums with their manifest entries in one transaction, moves
+// the window by adding the hours that entered it and subtracting the hours that left, and
+// publishes. Its work follows the new data and the hours that moved, not the week.
+//
+// A Ranker keeps the window in memory between runs; the first run of a process rebuilds it
+// from the stored partial sums. Only one Ranker may run against a store at a time (see
+// package lock); if two race anyway, the store refuses the second commit of an object.
+type Ranker struct {
+	Logs          *blob.Bucket
+	Engine        Engine
+	Store         Store
+	Top           int           // products kept per category; 0 means salesrank.DefaultTop
+	Interval      time.Duration // cutoffs are aligned to it; 0 means salesrank.DefaultInterval
+	Grace         time.Duration // partial sums kept past the window; 0 means DefaultGrace
+	MaxBatchBytes int64         // 0 means DefaultMaxBatchBytes
+	Logger        *slog.Logger
+
+	loaded   bool
+	manifest map[string]salesrank.TakenObject
+	known    map[int32]struct{}
+	window   *engine.Counts // units per key over [at − 7 days, at)
+	at       time.Time      // the cutoff window stands for; zero until built
+}
+
+// Run takes new objects and publishes the snapshot for the cutoff of now.
+func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
+	began := time.Now()
+	log := cmp.Or(r.Logger, slog.New(slog.DiscardHandler))
+	interval := cmp.Or(r.Interval, salesrank.DefaultInterval)
+	grace := cmp.Or(r.Grace, DefaultGrace)
+	cutoff, err := salesrank.Cutoff(now, interval)
+	if err != nil {
+		return nil, err
+	}
+	w := salesrank.WindowEnding(cutoff)
+	retain := w.Start.Add(-grace).Truncate(time.Hour)
+	sum := &Summary{Cutoff: w.End, WindowStart: w.Start, RejectedByReason: map[string]int64{}}
+
+	if err := r.load(ctx); err != nil {
+		return nil, err
+	}
+	listed, err := objstore.ListObjects(ctx, r.Logs)
+	if err != nil {
+		return nil, err
+	}
+	sum.Objects = len(listed)
+	fresh := r.sortOut(listed, sum, log)
+
+	// Move the window first, from what is already committed; new batches are then added
+	// to it as they commit, so nothing is added twice.
+	if err := r.moveWindow(ctx, cutoff, sum); err != nil {
+		return nil, err
+	}
+	counted := time.Now()
+	for len(fresh) > 0 {
+		n := r.batchLen(fresh)
+		if err := r.take(ctx, fresh[:n], retain, sum, log); err != nil {
+			return nil, err
+		}
+		fresh = fresh[n:]
+	}
+	r.window.Compact()
+	sum.CountSeconds = time.Since(counted).Seconds()
+
+	ranked := time.Now()
+	known := r.knownList()
+	snap := &salesrank.Snapshot{
+		Window:   w,
+		Interval: interval,
+		Top:      cmp.Or(r.Top, salesrank.DefaultTop),
+		Rankings: salesrank.Rank(r.window.All(), known, cmp.Or(r.Top, salesrank.DefaultTop)),
+	}
+	sum.RankSeconds = time.Since(ranked).Seconds()
+	published := time.Now()
+	id, err := r.Store.Publish(ctx, snap, known, nil)
+	if err != nil {
+		return nil, fmt.Errorf("publish snapshot: %w", err)
+	}
+	sum.PublishSeconds = time.Since(published).Seconds()
+	sum.SnapshotID = id
+	sum.Categories = len(snap.Rankings)
+	for _, rk := range snap.Rankings {
+		sum.RankedRows += len(rk.Entries)
+	}
+	if n, err := r.Store.DeletePartialsBefore(ctx, retain); err != nil {
+		log.Warn("could not delete expired partial sums; will retry next run", "err", err)
+	} else {
+		sum.PartialsDeleted = n
+	}
+	sum.WindowKeys = r.window.Len()
+	sum.Seconds = time.Since(began).Seconds()
+	if sum.Seconds > 0 {
+		sum.LinesPerSecond = float64(sum.LinesRead) / sum.Seconds
+	}
+	return sum, nil
+}
+
+// load reads the manifest and the known categories once per process.
+func (r *Ranker) load(ctx context.Context) error {
+	if r.loaded {
+		return nil
+	}
+	taken, err := r.Store.Manifest(ctx)
+	if err != nil {
+		return fmt.Errorf("read manifest: %w", err)
+	}
+	r.manifest = make(map[string]salesrank.TakenObject, len(taken))
+	for _, o := range taken {
+		r.manifest[o.Key] = o
+	}
+	cats, err := r.Store.KnownCategories(ctx)
+	if err != nil {
+		return fmt.Errorf("read categories: %w", err)
+	}
+	r.known = make(map[int32]struct{}, len(cats))
+	for _, c := range cats {
+		r.known[c] = struct{}{}
+	}
+	r.loaded = true
+	return nil
+}
+
+// sortOut splits the listing into objects to take, objects already taken (skipped) and
+// objects that changed since they were taken (refused: logs are immutable, and counting a
+// rewritten object again would count its sales twice).
+func (r *Ranker) sortOut(listed []objstore.Object, sum *Summary, log *slog.Logger) []objstore.Object {
+	var fresh []objstore.Object
+	for _, o := range listed {
+		t, ok := r.manifest[o.Key]
+		switch {
+		case !ok:
+			fresh = append(fresh, o)
+		case t.ETag == o.ETag && t.Size == o.Size:
+			sum.ObjectsSkipped++
+		default:
+			sum.ObjectsRefused++
+			sum.RefusedObjects = append(sum.RefusedObjects, o.Key)
+			log.Error("object changed after it was taken; its new content is not counted. Logs are immutable: write corrections as new objects",
+				"object", o.Key, "taken_etag", t.ETag, "etag", o.ETag, "taken_size", t.Size, "size", o.Size, "taken_at", t.TakenAt)
+		}
+	}
+	return fresh
+}
+
+// batchLen returns how many of objects make the next batch: at least one, and no more than
+// MaxBatchBytes of them as stored.
+func (r *Ranker) batchLen(objects []objstore.Object) int {
+	limit := cmp.Or(r.MaxBatchBytes, DefaultMaxBatchBytes)
+	var size int64
+	for i, o := range objects {
+		if size += o.Size; i > 0 && size > limit {
+			return i
+		}
+	}
+	return len(objects)
+}
+
+// moveWindow makes the in-memory window stand for cutoff: by adding the hours that entered
+// it and subtracting those that left when it moves forward by less than a week, and by
+// rebuilding it from the stored partial sums otherwise (first run, a backfill, downtime of a
+// week or more).
+func (r *Ranker) moveWindow(ctx context.Context, cutoff time.Time, sum *Summary) error {
+	if r.window != nil && r.at.Equal(cutoff) {
+		return nil
+	}
+	if r.window == nil || cutoff.Before(r.at) || !cutoff.Before(r.at.Add(salesrank.WindowLength)) {
+		r.window, r.at = &engine.Counts{}, time.Time{}
+		sum.WindowRebuilt = true
+		if err := r.apply(ctx, cutoff.Add(-salesrank.WindowLength), cutoff, +1, sum); err != nil {
+			return err
+		}
+		r.at = cutoff
+		return nil
+	}
+	// Forward by less than a week: [at−7d, cutoff−7d) left, [at, cutoff) entered.
+	if err := r.apply(ctx, r.at.Add(-salesrank.WindowLength), cutoff.Add(-salesrank.WindowLength), -1, sum); err != nil {
+		r.window, r.at = nil, time.Time{} // half moved: rebuild next time
+		return err
+	}
+	if err := r.apply(ctx, r.at, cutoff, +1, sum); err != nil {
+		r.window, r.at = nil, time.Time{}
+		return err
+	}
+	r.at = cutoff
+	return nil
+}
+
+// apply adds (sign +1) or subtracts (−1) every stored partial of the hours in [from, to).
+func (r *Ranker) apply(ctx context.Context, from, to time.Time, sign int64, sum *Summary) error {
+	return r.Store.Partials(ctx, from, to, func(hour time.Time, data []byte) error {
+		sum.PartialsRead++
+		err := partial.Decode(data, func(e partial.Entry) {
+			r.window.Add(e.CategoryID, e.ProductID, sign*e.Units)
+		})
+		if err != nil {
+			return fmt.Errorf("partial sums of hour %s: %w", hour.Format(time.RFC3339), err)
+		}
+		return nil
+	})
+}
+
+// take counts one batch of new objects, commits it, and adds what falls in the window.
+func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain time.Time, sum *Summary, log *slog.Logger) error {
+	eobjs := make([]engine.Object, len(objects))
+	byKey := make(map[string]objstore.Object, len(objects))
+	for i, o := range objects {
+		eobjs[i] = engine.Object{Key: o.Key, Size: o.Size}
+		byKey[o.Key] = o
+	}
+	// Every sale from the retention on is kept, in the hour it was made: future hours too,
+	// so they count once the window reaches them.
+	spec := engine.Spec{Window: salesrank.Window{Start: retain, End: time.Unix(1<<40, 0)}, ByHour: true}
+	res, err := r.Engine.Count(ctx, r.Logs, eobjs, spec)
+	if err != nil {
+		return fmt.Errorf("count sales: %w", err)
+	}
+	for _, f := range res.Failed {
+		sum.ObjectsFailed++
+		sum.FailedObjects = append(sum.FailedObjects, f.Key)
+		log.Error("object left out: it could not be read to its end; none of its lines count, and it will be tried again next run", "object", f.Key, "err", f.Err)
+	}
+	if len(res.Objects) == 0 {
+		return nil
+	}
+
+	b := &salesrank.Batch{Rejects: res.Rejects, Categories: res.Categories}
+	now := time.Now().UTC()
+	for _, o := range res.Objects {
+		lo := byKey[o.Key]
+		b.Objects = append(b.Objects, salesrank.TakenObject{
+			Key: o.Key, ETag: lo.ETag, Size: lo.Size, ModTime: lo.ModTime, TakenAt: now,
+			LinesRead: o.Stats.LinesRead, LinesRejected: o.Stats.LinesRejected, LinesTooLate: o.Stats.LinesBefore,
+		})
+	}
+	slices.SortFunc(b.Objects, func(x, y salesrank.TakenObject) int { return cmp.Compare(x.Key, y.Key) })
+	if b.Partials, err = encodeHours(res.Totals); err != nil {
+		return err
+	}
+	if err := r.Store.CommitBatch(ctx, b); err != nil {
+		// Nothing of the batch is in the store; the window is untouched too.
+		r.loaded = false // another ranker may have taken some of these: re-read the manifest
+		return fmt.Errorf("commit batch of %d objects: %w", len(b.Objects), err)
+	}
+	sum.Batches++
+	sum.ObjectsTaken += len(b.Objects)
+	for _, o := range b.Objects {
+		r.manifest[o.Key] = o
+	}
+	for _, c := range b.Categories {
+		r.known[c] = struct{}{}
+	}
+	st := res.Stats
+	sum.Bytes += st.Bytes
+	sum.LinesRead += st.LinesRead
+	sum.LinesRejected += st.LinesRejected
+	sum.LinesTooLate += st.LinesBefore
+	for reason, n := range st.RejectedByReason() {
+		sum.RejectedByReason[reason] += n
+	}
+
+	// The window [at − 7d, at) gains what the batch sold in it.
+	lo, hi := uint32(r.at.Add(-salesrank.WindowLength).Unix()/3600), uint32(r.at.Unix()/3600)
+	res.Totals.Each(func(hour uint32, cat int32, product int64, units int64) {
+		if hour >= lo && hour < hi {
+			r.window.Add(cat, product, units)
+		}
+	})
+	return nil
+}
+
+// encodeHours splits hour-keyed counts into one encoded partial per hour.
+func encodeHours(c *engine.Counts) ([]salesrank.HourPartial, error) {
+	byHour := map[uint32][]partial.Entry{}
+	c.Each(func(hour uint32, cat int32, product int64, units int64) {
+		byHour[hour] = append(byHour[hour], partial.Entry{CategoryID: cat, ProductID: product, Units: units})
+	})
+	out := make([]salesrank.HourPartial, 0, len(byHour))
+	for hour, entries := range byHour {
+		data, err := partial.Encode(nil, entries)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, salesrank.HourPartial{Hour: time.Unix(int64(hour)*3600, 0).UTC(), Data: data})
+	}
+	slices.SortFunc(out, func(a, b salesrank.HourPartial) int { return a.Hour.Compare(b.Hour) })
+	return out, nil
+}
+
+func (r *Ranker) knownList() []int32 {
+	out := make([]int32, 0, len(r.known))
+	for c := range r.known {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,146 @@
+package ranker
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
+
+	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/sqlite"
+)
+
+// lines writes n random sales around base: some in the window of every cutoff the test
+// uses, some on its edges, a few bad.
+func lines(rng *rand.Rand, base time.Time, spread time.Duration, n int) []byte {
+	var b strings.Builder
+	for range n {
+		ts := base.Add(time.Duration(rng.Int64N(int64(spread)))).Unix()
+		if rng.IntN(15) == 0 {
+			b.WriteString("broken line\n")
+			continue
+		}
+		fmt.Fprintf(&b, "%d\t%d\t%d\t%d\t1.00\t1\t1\n", ts, rng.IntN(8), rng.IntN(3), 1+rng.IntN(4))
+	}
+	return []byte(b.String())
+}
+
+type step struct {
+	add   map[string][]byte // objects that land before the run
+	now   time.Time
+	fresh bool // a new Ranker, as a new "rank --once" process would be
+}
+
+// TestIncrementalMatchesOracle lands objects between runs — on time, late into hours already
+// published, far too late, in the future — and checks after every run that the snapshot
+// equals the oracle over every object landed so far and that each run read only the new
+// objects' lines.
+func TestIncrementalMatchesOracle(t *testing.T) {
+	ctx := context.Background()
+	c0 := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
+	for seed := range uint64(8) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		bucket := memblob.OpenBucket(nil)
+		db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		newRanker := func() *Ranker {
+			return &Ranker{Logs: bucket, Engine: &engine.Local{BlockSize: 128 << 10}, Store: db, Top: 3, MaxBatchBytes: 3000}
+		}
+		obj := func(name string, base time.Time, spread time.Duration, n int) map[string][]byte {
+			return map[string][]byte{name: lines(rng, base, spread, n)}
+		}
+		week := 7 * 24 * time.Hour
+		steps := []step{
+			{add: obj("a/1.tsv", c0.Add(-week), week, 300), now: c0},
+			{now: c0.Add(10 * time.Minute)}, // nothing new
+			{add: obj("a/2.tsv", c0.Add(-2*time.Hour), 3*time.Hour, 200), now: c0.Add(time.Hour)},
+			{add: obj("a/late.tsv", c0.Add(-week), 2*time.Hour, 50), now: c0.Add(time.Hour), fresh: true},    // late, at the window's start
+			{add: obj("a/old.tsv", c0.Add(-week-3*24*time.Hour), time.Hour, 20), now: c0.Add(2 * time.Hour)}, // beyond the grace: too late
+			{add: obj("a/future.tsv", c0.Add(3*time.Hour), 5*time.Hour, 40), now: c0.Add(5 * time.Hour)},     // partly after the cutoff
+			{add: obj("b/3.tsv", c0.Add(20*time.Hour), time.Hour, 80), now: c0.Add(30 * time.Hour)},          // the window moves a day
+			{now: c0.Add(9 * 24 * time.Hour), fresh: true},                                                   // downtime: more than a week
+			{add: obj("b/4.tsv", c0.Add(9*24*time.Hour-time.Hour), time.Hour, 60), now: c0.Add(9*24*time.Hour + time.Minute)},
+		}
+		all := map[string][]byte{}
+		r := newRanker()
+		for i, s := range steps {
+			var newLines int64
+			for k, v := range s.add {
+				if err := bucket.WriteAll(ctx, k, v, nil); err != nil {
+					t.Fatal(err)
+				}
+				all[k] = v
+				newLines += int64(strings.Count(string(v), "\n"))
+			}
+			if s.fresh {
+				r = newRanker()
+			}
+			sum, err := r.Run(ctx, s.now)
+			if err != nil {
+				t.Fatalf("seed %d step %d: %v", seed, i, err)
+			}
+			if sum.LinesRead != newLines {
+				t.Errorf("seed %d step %d: lines_read %d, want %d (the new objects' only)", seed, i, sum.LinesRead, newLines)
+			}
+			snap, err := db.Current(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cutoff := s.now.Truncate(time.Hour)
+			want, _, _ := oracle(all, cutoff, 3)
+			if got := format(snap.Rankings); got != want {
+				t.Fatalf("seed %d step %d (cutoff %s): ranking =\n%s\nwant\n%s", seed, i, cutoff.Format(time.RFC3339), got, want)
+			}
+		}
+		db.Close()
+		bucket.Close()
+	}
+}
+
+// TestChangedObjectRefused rewrites an object after it was taken: its new content must not
+// count, and the run must say so.
+func TestChangedObjectRefused(t *testing.T) {
+	ctx := context.Background()
+	cutoff := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
+	bucket := memblob.OpenBucket(nil)
+	defer bucket.Close()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	put := func(b *blob.Bucket, key, s string) {
+		if err := b.WriteAll(ctx, key, []byte(s), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts := cutoff.Add(-time.Hour).Unix()
+	put(bucket, "x.tsv", fmt.Sprintf("%d\t1\t1\t5\t1\t1\t1\n", ts))
+	r := &Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db}
+	if _, err := r.Run(ctx, cutoff); err != nil {
+		t.Fatal(err)
+	}
+	put(bucket, "x.tsv", fmt.Sprintf("%d\t1\t1\t500\t1\t1\t1\n", ts))
+	sum, err := r.Run(ctx, cutoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.ObjectsRefused != 1 || sum.LinesRead != 0 {
+		t.Errorf("objects_refused %d, lines_read %d; want 1, 0", sum.ObjectsRefused, sum.LinesRead)
+	}
+	snap, err := db.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := format(snap.Rankings); got != "category 1 rank 1 product 1 total_sold 5\n" {
+		t.Errorf("ranking after the rewrite = %q, want the first version's 5 units", got)
+	}
+}

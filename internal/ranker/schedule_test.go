@@ -1,0 +1,107 @@
+package ranker
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob/memblob"
+
+	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/lock"
+	"github.com/salesrank/salesrank/internal/sqlite"
+)
+
+// fakeClock jumps forward by whatever the scheduler waits for, so hours pass in microseconds.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	ch <- c.t
+	return ch
+}
+
+// TestSchedulerStandbyTakesOver runs a scheduler while another process holds the lock: it
+// must publish nothing, then publish the next cutoff once the lock is free.
+func TestSchedulerStandbyTakesOver(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	bucket := memblob.OpenBucket(nil)
+	defer bucket.Close()
+	start := time.Date(2026, 11, 20, 13, 0, 30, 0, time.UTC)
+	if err := bucket.WriteAll(ctx, "a.tsv", []byte(fmt.Sprintf("%d\t1\t1\t2\t1\t1\t1\n", start.Add(-time.Hour).Unix())), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	lockPath := filepath.Join(dir, "rank.lock")
+	active := lock.NewFile(lockPath)
+	if ok, _ := active.TryLock(); !ok {
+		t.Fatal("could not take the lock")
+	}
+	clock := &fakeClock{t: start}
+	var mu sync.Mutex
+	var runs []*Summary
+	standbyPolls := 0
+	s := &Scheduler{
+		Ranker: &Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db, Interval: time.Minute},
+		Lock:   lock.NewFile(lockPath),
+		Now:    clock.Now,
+		After: func(d time.Duration) <-chan time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(runs) == 0 {
+				standbyPolls++
+				if standbyPolls == 3 {
+					active.Unlock() // the active ranker dies
+				}
+			}
+			if len(runs) >= 3 {
+				cancel()
+			}
+			return clock.After(d)
+		},
+		OnRun: func(s *Summary, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			runs = append(runs, s)
+		},
+	}
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if standbyPolls < 3 {
+		t.Fatalf("published after %d standby polls, want none while the lock was held", standbyPolls)
+	}
+	if len(runs) < 3 {
+		t.Fatalf("%d runs, want at least 3", len(runs))
+	}
+	for i, r := range runs {
+		if i > 0 && r.Cutoff.Sub(runs[i-1].Cutoff) != time.Minute {
+			t.Errorf("run %d cutoff %s, want one minute after %s", i, r.Cutoff, runs[i-1].Cutoff)
+		}
+	}
+	if runs[0].ObjectsTaken != 1 || runs[1].ObjectsTaken != 0 {
+		t.Errorf("objects taken per run: %d, %d; want 1, 0", runs[0].ObjectsTaken, runs[1].ObjectsTaken)
+	}
+}
