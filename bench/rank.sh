@@ -5,7 +5,7 @@
 # Builds salesrank and bench/duckdb's duckrank, generates once (cached in bench/out/) a
 # 10 M-line log over a fixed week, checks once that both give the same top-K rows, then
 # runs N paired, alternating rounds of
-#   (a) salesrank rank --once --top 10 on a folder holding only that file, into a fresh
+#   (a) salesrank rank --once --full --top 10 on a folder holding only that file, into a fresh
 #       SQLite db (process start to exit: parse, count, rank, publish);
 #   (b) duckrank on the same file (read_csv, window filter, group by, row_number, fetch);
 #   (c) wc -l on the same file (the floor: reading the bytes from the page cache once);
@@ -70,7 +70,7 @@ BYTES=$(stat -c %s "$DATA")
 
 # Correctness, once: salesrank's published snapshot must equal DuckDB's top-K rows.
 log "checking that salesrank and DuckDB publish the same top $TOP rows"
-timeout "$TIMEOUT" "$SR" rank --once --top "$TOP" --logs "$LOGS" --db "$TMP/check.db" --now "$NOW" \
+timeout "$TIMEOUT" "$SR" rank --once --full --top "$TOP" --logs "$LOGS" --db "$TMP/check.db" --now "$NOW" \
 	>"$TMP/check.json" 2>"$TMP/check.log" || { cat "$TMP/check.log" >&2; die "salesrank rank failed"; }
 timeout "$TIMEOUT" "$DUCK" --file "$DATA" --now "$NOW" --top "$TOP" --print | grep -v '^{' >"$TMP/duck.tsv"
 Q="SELECT r.category_id, r.rank, r.product_id, r.total_sold
@@ -106,7 +106,13 @@ measure() {
 }
 run_salesrank() {
 	rm -f "$TMP"/bench.db*
-	measure salesrank "$SR" rank --once --top "$TOP" --logs "$LOGS" --db "$TMP/bench.db" --now "$NOW"
+	measure salesrank "$SR" rank --once --full --top "$TOP" --logs "$LOGS" --db "$TMP/bench.db" --now "$NOW"
+}
+# The incremental ranker's first run on an empty database: it also sums per hour, encodes
+# and commits the hourly partial sums and the manifest, then builds the window from them.
+run_incremental() {
+	rm -f "$TMP"/incr.db*
+	measure incremental "$SR" rank --once --top "$TOP" --logs "$LOGS" --db "$TMP/incr.db" --now "$NOW"
 }
 run_duckdb() { measure duckdb "$DUCK" --file "$DATA" --now "$NOW" --top "$TOP"; }
 run_wc() { measure wc wc -l "$DATA"; }
@@ -119,7 +125,8 @@ for ((i = 1; i <= N; i++)); do
 	# Alternate who goes first, so neither always runs on a warmer (or hotter) machine.
 	if ((i % 2)); then run_salesrank; run_duckdb; else run_duckdb; run_salesrank; fi
 	run_wc
-	log "round $i/$N: $(tail -3 "$TMP/runs" | tr '\n' ' ')"
+	run_incremental
+	log "round $i/$N: $(tail -4 "$TMP/runs" | tr '\n' ' ')"
 done
 cp "$TMP/runs" "$OUT/rank-runs.txt"
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -131,6 +138,7 @@ median() { # median NAME COLUMN
 ST=$(median salesrank 2) SM=$(median salesrank 3)
 DT=$(median duckdb 2) DM=$(median duckdb 3)
 WT=$(median wc 2) WM=$(median wc 3)
+IT=$(median incremental 2) IM=$(median incremental 3)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "n/a" }'; }
 # With paired runs, the median of the per-round ratios cancels load that hits both members
 # of a round; the ratio of the fastest runs shows each at its least disturbed.
@@ -152,8 +160,9 @@ Load average before / after: $LOAD0 / $LOAD1 (anything else running shares the $
 
 | command | wall s (median) | peak RSS MiB (median) | lines/s |
 |---|---:|---:|---:|
-| salesrank rank --once --top $TOP (start to exit, incl. SQLite publish) | $ST | $(awk -v k="$SM" 'BEGIN{printf "%.0f", k/1024}') | $(awk -v l="$LINES" -v s="$ST" 'BEGIN{printf "%.2f M", l/s/1e6}') |
+| salesrank rank --once --full --top $TOP (start to exit, incl. SQLite publish) | $ST | $(awk -v k="$SM" 'BEGIN{printf "%.0f", k/1024}') | $(awk -v l="$LINES" -v s="$ST" 'BEGIN{printf "%.2f M", l/s/1e6}') |
 | duckrank (duckdb-go $DUCKVER, all cores) | $DT | $(awk -v k="$DM" 'BEGIN{printf "%.0f", k/1024}') | $(awk -v l="$LINES" -v s="$DT" 'BEGIN{printf "%.2f M", l/s/1e6}') |
+| salesrank rank --once --top $TOP, incremental, empty db (also commits 168 hourly partials) | $IT | $(awk -v k="$IM" 'BEGIN{printf "%.0f", k/1024}') | $(awk -v l="$LINES" -v s="$IT" 'BEGIN{printf "%.2f M", l/s/1e6}') |
 | wc -l (reading the file once) | $WT | $(awk -v k="$WM" 'BEGIN{printf "%.0f", k/1024}') | $(awk -v l="$LINES" -v s="$WT" 'BEGIN{printf "%.0f M", l/s/1e6}') |
 
 | ratio | value | target | goal | |

@@ -36,7 +36,7 @@ const (
 	DefaultGrace = 24 * time.Hour
 	// DefaultMaxBatchBytes bounds the objects (as stored) taken in one batch, so catching
 	// up on a backlog commits in steps and holds a bounded amount in memory.
-	DefaultMaxBatchBytes = 1 << 30
+	DefaultMaxBatchBytes = 256 << 20
 )
 
 // Ranker ranks incrementally: each run takes only the objects it has not taken before,
