@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/salesrank/salesrank/internal/httpapi"
+	"github.com/salesrank/salesrank/internal/lock"
+	"github.com/salesrank/salesrank/internal/ranker"
 	"github.com/salesrank/salesrank/internal/sqlite"
 )
 
@@ -28,7 +31,7 @@ sqlite:/var/lib/salesrank.db), sqlite:///ABSOLUTE/PATH, or a bare PATH`
 //
 // The URL form has no relative spelling because tools disagree on what sqlite://rel.db and
 // sqlite:////abs.db mean; sqlite:PATH is unambiguous.
-func openDB(ctx context.Context, dsn string) (*sqlite.DB, error) {
+func openDB(ctx context.Context, dsn string) (store, error) {
 	path, err := sqlitePath(dsn)
 	if err != nil {
 		return nil, err
@@ -42,7 +45,27 @@ func openDB(ctx context.Context, dsn string) (*sqlite.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	return db, nil
+	return sqliteStore{db}, nil
+}
+
+// store is what the subcommands need of a database, whichever backend --db names.
+type store interface {
+	ranker.Store
+	httpapi.Source
+	// RankerLock elects the one active ranker on this database.
+	RankerLock() ranker.Lock
+	// Describe names the database and its ranker lock for logs and errors.
+	Describe() string
+	Close() error
+}
+
+// sqliteStore is a SQLite file, whose ranker lock is a lock file beside it.
+type sqliteStore struct{ *sqlite.DB }
+
+func (s sqliteStore) RankerLock() ranker.Lock { return lock.NewFile(s.Path() + ".rank.lock") }
+
+func (s sqliteStore) Describe() string {
+	return fmt.Sprintf("SQLite file %s (ranker lock %s.rank.lock)", s.Path(), s.Path())
 }
 
 // sqlitePath returns the SQLite file path that dsn names, or an error that says how to fix it.
