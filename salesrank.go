@@ -252,10 +252,13 @@ type TakenObject struct {
 	TakenAt       time.Time
 }
 
-// HourPartial is the encoded partial sums (units per category and product) of one hour of
-// sales from one batch of objects. The store keeps it opaque; package partial encodes it.
+// HourPartial is the encoded partial sums (units per category and product) of one bucket of
+// sales time from one batch of objects. A bucket is an hour, or the refresh interval when
+// that is shorter (a 1-minute refresh keeps minute buckets), so that every window
+// [cutoff − 7 days, cutoff) is a union of whole buckets and the ranking stays exact. The
+// store keeps the data opaque; package partial encodes it.
 type HourPartial struct {
-	Hour time.Time // the hour's first second, UTC
+	Hour time.Time // the bucket's first second, UTC
 	Data []byte
 }
 

@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"gocloud.dev/blob"
 
@@ -39,13 +40,14 @@ type Spec struct {
 	// Window is the time range whose sales are summed; good lines before or after it are
 	// only counted in Stats (LinesBefore, LinesAfter).
 	Window salesrank.Window
-	// ByHour keeps the hour of sale in every key, for hourly partial sums.
-	ByHour bool
+	// Bucket, when not zero, keeps the bucket of sale (unix seconds / Bucket) in every
+	// key, for hourly (or finer) partial sums. It needs a Window that starts after 1970.
+	Bucket time.Duration
 }
 
 // Result is what counting a set of objects gives.
 type Result struct {
-	Totals     *Counts // units per (category, product), and per hour with Spec.ByHour
+	Totals     *Counts // units per (category, product), and per bucket with Spec.Bucket
 	Categories []int32 // every category named by a good line, in the window or not; sorted
 	Rejects    []salesrank.Reject
 	Failed     []ObjectError // objects not counted at all
@@ -129,7 +131,7 @@ func (l *Local) Count(ctx context.Context, bucket *blob.Bucket, objects []Object
 	r := &run{
 		bucket:    bucket,
 		window:    [2]int64{spec.Window.Start.Unix(), spec.Window.End.Unix()},
-		byHour:    spec.ByHour,
+		bucketLen: int64(spec.Bucket / time.Second),
 		blocks:    make(chan *block, 2*workers),
 		free:      make(chan []byte, 3*workers+readers),
 		done:      make(chan *object, readers),
@@ -211,7 +213,7 @@ func (l *Local) Count(ctx context.Context, bucket *blob.Bucket, objects []Object
 type run struct {
 	bucket    *blob.Bucket
 	window    [2]int64 // [start, end) in unix seconds
-	byHour    bool
+	bucketLen int64    // seconds; 0: no bucketing
 	blocks    chan *block
 	free      chan []byte // block buffers, recycled so a run allocates them once
 	done      chan *object
@@ -368,7 +370,7 @@ func (r *run) work(id int) {
 // count is the hot loop: one call per block, no allocation per line.
 func (r *run) count(p *part, b *block) {
 	start, end := r.window[0], r.window[1]
-	byHour := r.byHour
+	bucketLen := r.bucketLen
 	data := b.buf
 	st := &p.stats
 	st.Bytes += int64(len(data))
@@ -403,8 +405,8 @@ func (r *run) count(p *part, b *block) {
 			q := &p.pending
 			q.cats[q.n], q.products[q.n], q.units[q.n] = s.CategoryID, s.ProductID, int64(s.Quantity)
 			q.hours[q.n] = 0
-			if byHour {
-				q.hours[q.n] = uint32(s.Time / 3600) // s.Time ≥ start ≥ 0 in hourly counts
+			if bucketLen != 0 {
+				q.hours[q.n] = uint32(s.Time / bucketLen) // s.Time ≥ start ≥ 0 when bucketing
 			}
 			if q.n++; q.n == batchSize {
 				p.totals.AddBatch(q)

@@ -1,13 +1,18 @@
-// Package partial encodes the partial sums of one hour of sales — units per (category,
-// product) — into the compact blob the store keeps for each hour and batch, and decodes them
-// back. The incremental ranker adds an hour's blobs to its window when the hour enters it
-// and subtracts them when it leaves, so a blob must decode to exactly what was encoded, and
-// a damaged one must be refused whole rather than half applied.
+// Package partial encodes the partial sums of one bucket of sales time (an hour, or a few
+// minutes) — units per (category, product) — into the compact blob the store keeps for each
+// bucket and batch, and decodes them back. The incremental ranker adds a bucket's blobs to
+// its window when the bucket enters it and subtracts them when it leaves, so a blob must
+// decode to exactly what was encoded, and a damaged one must be refused whole rather than
+// half applied.
 //
-// The format (version 1) is
+// The format (version 2) is
 //
-//	"SRP1" | uvarint n | n × (uvarint Δcategory, uvarint product or Δproduct, uvarint units) | crc32c
+//	"SRP2" | uvarint bucket seconds | uvarint n |
+//	n × (uvarint Δcategory, uvarint product or Δproduct, uvarint units) | crc32c
 //
+// The bucket length travels with the data so that a ranker whose window needs finer buckets
+// than the stored ones (a 1-minute refresh over hourly sums) notices, rather than silently
+// counting parts of an hour outside its window.
 // with entries sorted by category then product: Δcategory is the step from the previous
 // entry's category; within a category the product is stored as the step from the previous
 // product (the first product of a category is stored whole). Steps are small in sorted
@@ -23,6 +28,7 @@ import (
 	"hash/crc32"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/salesrank/salesrank"
 )
@@ -34,22 +40,26 @@ type Entry struct {
 	Units      int64
 }
 
-var magic = []byte("SRP1")
+var magic = []byte("SRP2")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // ErrCorrupt is wrapped by every error Decode returns for data it did not write.
 var ErrCorrupt = errors.New("corrupt partial sums")
 
-// Encode appends the encoding of entries to dst and returns the extended slice. It sorts
-// entries in place. Every key must appear once and every Units must be positive: entries
-// are sums, and a key with nothing sold has no entry.
-func Encode(dst []byte, entries []Entry) ([]byte, error) {
+// Encode appends the encoding of one bucket's entries to dst and returns the extended
+// slice. It sorts entries in place. Every key must appear once and every Units must be
+// positive: entries are sums, and a key with nothing sold has no entry.
+func Encode(dst []byte, bucket time.Duration, entries []Entry) ([]byte, error) {
+	if bucket < time.Second || bucket%time.Second != 0 {
+		return nil, fmt.Errorf("encode partial sums: bucket %v is not a whole number of seconds", bucket)
+	}
 	slices.SortFunc(entries, func(a, b Entry) int {
 		return cmp.Or(cmp.Compare(a.CategoryID, b.CategoryID), cmp.Compare(a.ProductID, b.ProductID))
 	})
 	start := len(dst)
 	dst = append(dst, magic...)
+	dst = binary.AppendUvarint(dst, uint64(bucket/time.Second))
 	dst = binary.AppendUvarint(dst, uint64(len(entries)))
 	var prevCat, prevProduct int64 = 0, -1
 	for i, e := range entries {
@@ -74,26 +84,26 @@ func Encode(dst []byte, entries []Entry) ([]byte, error) {
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli)), nil
 }
 
-// Decode checks data whole, then calls fn for each entry in order. If data is damaged it
-// returns an error wrapping ErrCorrupt before calling fn at all, so a caller never applies
-// half a blob.
-func Decode(data []byte, fn func(Entry)) error {
-	if _, err := walk(data, nil); err != nil {
-		return err
+// Decode checks data whole, then calls fn for each entry in order, and returns the length
+// of the bucket the entries cover. If data is damaged it returns an error wrapping
+// ErrCorrupt before calling fn at all, so a caller never applies half a blob.
+func Decode(data []byte, fn func(Entry)) (bucket time.Duration, err error) {
+	if _, _, err := walk(data, nil); err != nil {
+		return 0, err
 	}
-	_, err := walk(data, fn)
-	return err
+	_, bucket, err = walk(data, fn)
+	return bucket, err
 }
 
-// Len returns the number of entries in data, checking it whole.
-func Len(data []byte) (int, error) { return walk(data, nil) }
+// Len returns the number of entries in data and their bucket's length, checking it whole.
+func Len(data []byte) (int, time.Duration, error) { return walk(data, nil) }
 
 // walk validates data and, when fn is not nil, yields its entries.
-func walk(data []byte, fn func(Entry)) (int, error) {
-	corrupt := func(format string, args ...any) (int, error) {
-		return 0, fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
+func walk(data []byte, fn func(Entry)) (int, time.Duration, error) {
+	corrupt := func(format string, args ...any) (int, time.Duration, error) {
+		return 0, 0, fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
 	}
-	if len(data) < len(magic)+1+4 || string(data[:len(magic)]) != string(magic) {
+	if len(data) < len(magic)+2+4 || string(data[:len(magic)]) != string(magic) {
 		return corrupt("not a partial-sums blob (%d bytes)", len(data))
 	}
 	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
@@ -108,6 +118,10 @@ func walk(data []byte, fn func(Entry)) (int, error) {
 		}
 		p = p[n:]
 		return v, true
+	}
+	secs, ok := next()
+	if !ok || secs == 0 || secs > 1<<32 {
+		return corrupt("bad bucket length")
 	}
 	n, ok := next()
 	if !ok || n > uint64(len(p)) { // each entry takes at least 3 bytes
@@ -146,5 +160,5 @@ func walk(data []byte, fn func(Entry)) (int, error) {
 	if len(p) != 0 {
 		return corrupt("%d bytes after the last entry", len(p))
 	}
-	return int(n), nil
+	return int(n), time.Duration(secs) * time.Second, nil
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/salesrank/salesrank"
 )
@@ -12,8 +13,12 @@ import (
 func decodeAll(t testing.TB, data []byte) []Entry {
 	t.Helper()
 	var out []Entry
-	if err := Decode(data, func(e Entry) { out = append(out, e) }); err != nil {
+	bucket, err := Decode(data, func(e Entry) { out = append(out, e) })
+	if err != nil {
 		t.Fatal(err)
+	}
+	if bucket != time.Hour {
+		t.Fatalf("bucket = %v, want 1h", bucket)
 	}
 	return out
 }
@@ -38,7 +43,7 @@ func TestRoundTrip(t *testing.T) {
 	tests = append(tests, big)
 	for _, entries := range tests {
 		want := slices.Clone(entries)
-		data, err := Encode(nil, entries)
+		data, err := Encode(nil, time.Hour, entries)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +60,7 @@ func TestRoundTrip(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("round trip of %d entries differs", len(want))
 		}
-		if n, err := Len(data); err != nil || n != len(want) {
+		if n, _, err := Len(data); err != nil || n != len(want) {
 			t.Errorf("Len = %d, %v; want %d", n, err, len(want))
 		}
 		if len(want) == 50000 {
@@ -71,14 +76,14 @@ func TestEncodeRefuses(t *testing.T) {
 		{{CategoryID: 1, ProductID: 1, Units: 1}, {CategoryID: 1, ProductID: 1, Units: 2}},
 		{{CategoryID: -1, ProductID: 1, Units: 1}},
 	} {
-		if _, err := Encode(nil, entries); err == nil {
+		if _, err := Encode(nil, time.Hour, entries); err == nil {
 			t.Errorf("Encode(%v) succeeded, want an error", entries)
 		}
 	}
 }
 
 func TestDecodeRefusesDamage(t *testing.T) {
-	data, err := Encode(nil, []Entry{{1, 2, 3}, {1, 5, 1}, {4, 1, 9}})
+	data, err := Encode(nil, time.Hour, []Entry{{1, 2, 3}, {1, 5, 1}, {4, 1, 9}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,14 +92,14 @@ func TestDecodeRefusesDamage(t *testing.T) {
 			bad := slices.Clone(data)
 			bad[i] ^= bit
 			calls := 0
-			err := Decode(bad, func(Entry) { calls++ })
+			_, err := Decode(bad, func(Entry) { calls++ })
 			if !errors.Is(err, ErrCorrupt) || calls != 0 {
 				t.Errorf("flipping bit %#x of byte %d: err %v after %d calls, want ErrCorrupt and no calls", bit, i, err, calls)
 			}
 		}
 	}
 	for n := range len(data) {
-		if err := Decode(data[:n], func(Entry) { t.Fatal("called on a truncated blob") }); !errors.Is(err, ErrCorrupt) {
+		if _, err := Decode(data[:n], func(Entry) { t.Fatal("called on a truncated blob") }); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("truncated to %d bytes: err %v, want ErrCorrupt", n, err)
 		}
 	}
@@ -104,19 +109,20 @@ func TestDecodeRefusesDamage(t *testing.T) {
 // re-encode to the same bytes (there is one encoding of a set of entries).
 func FuzzDecode(f *testing.F) {
 	for _, entries := range [][]Entry{nil, {{1, 2, 3}}, {{0, 0, 1}, {0, 9, 2}, {salesrank.MaxCategoryID, salesrank.MaxProductID, 1<<63 - 1}}} {
-		data, _ := Encode(nil, entries)
+		data, _ := Encode(nil, time.Hour, entries)
 		f.Add(data)
 	}
-	f.Add([]byte("SRP1"))
+	f.Add([]byte("SRP2"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var got []Entry
-		if err := Decode(data, func(e Entry) { got = append(got, e) }); err != nil {
+		bucket, err := Decode(data, func(e Entry) { got = append(got, e) })
+		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("error %v does not wrap ErrCorrupt", err)
 			}
 			return
 		}
-		again, err := Encode(nil, got)
+		again, err := Encode(nil, bucket, got)
 		if err != nil {
 			t.Fatalf("re-encoding what Decode accepted: %v", err)
 		}
@@ -132,7 +138,7 @@ func BenchmarkDecode(b *testing.B) {
 	for i := range 1_000_000 {
 		entries = append(entries, Entry{CategoryID: int32(i % 1000), ProductID: int64(i/1000)*10 + rng.Int64N(10), Units: 1 + rng.Int64N(3)})
 	}
-	data, err := Encode(nil, entries)
+	data, err := Encode(nil, time.Hour, entries)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -75,7 +75,8 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		return nil, err
 	}
 	w := salesrank.WindowEnding(cutoff)
-	retain := w.Start.Add(-grace).Truncate(time.Hour)
+	bucket := Bucket(interval)
+	retain := w.Start.Add(-grace).Truncate(bucket)
 	sum := &Summary{Cutoff: w.End, WindowStart: w.Start, RejectedByReason: map[string]int64{}}
 
 	if err := r.load(ctx); err != nil {
@@ -90,13 +91,13 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 
 	// Move the window first, from what is already committed; new batches are then added
 	// to it as they commit, so nothing is added twice.
-	if err := r.moveWindow(ctx, cutoff, sum); err != nil {
+	if err := r.moveWindow(ctx, cutoff, bucket, sum); err != nil {
 		return nil, err
 	}
 	counted := time.Now()
 	for len(fresh) > 0 {
 		n := r.batchLen(fresh)
-		if err := r.take(ctx, fresh[:n], retain, sum, log); err != nil {
+		if err := r.take(ctx, fresh[:n], retain, bucket, sum, log); err != nil {
 			return nil, err
 		}
 		fresh = fresh[n:]
@@ -201,25 +202,25 @@ func (r *Ranker) batchLen(objects []objstore.Object) int {
 // it and subtracting those that left when it moves forward by less than a week, and by
 // rebuilding it from the stored partial sums otherwise (first run, a backfill, downtime of a
 // week or more).
-func (r *Ranker) moveWindow(ctx context.Context, cutoff time.Time, sum *Summary) error {
+func (r *Ranker) moveWindow(ctx context.Context, cutoff time.Time, bucket time.Duration, sum *Summary) error {
 	if r.window != nil && r.at.Equal(cutoff) {
 		return nil
 	}
 	if r.window == nil || cutoff.Before(r.at) || !cutoff.Before(r.at.Add(salesrank.WindowLength)) {
 		r.window, r.at = &engine.Counts{}, time.Time{}
 		sum.WindowRebuilt = true
-		if err := r.apply(ctx, cutoff.Add(-salesrank.WindowLength), cutoff, +1, sum); err != nil {
+		if err := r.apply(ctx, cutoff.Add(-salesrank.WindowLength), cutoff, +1, bucket, sum); err != nil {
 			return err
 		}
 		r.at = cutoff
 		return nil
 	}
 	// Forward by less than a week: [at−7d, cutoff−7d) left, [at, cutoff) entered.
-	if err := r.apply(ctx, r.at.Add(-salesrank.WindowLength), cutoff.Add(-salesrank.WindowLength), -1, sum); err != nil {
+	if err := r.apply(ctx, r.at.Add(-salesrank.WindowLength), cutoff.Add(-salesrank.WindowLength), -1, bucket, sum); err != nil {
 		r.window, r.at = nil, time.Time{} // half moved: rebuild next time
 		return err
 	}
-	if err := r.apply(ctx, r.at, cutoff, +1, sum); err != nil {
+	if err := r.apply(ctx, r.at, cutoff, +1, bucket, sum); err != nil {
 		r.window, r.at = nil, time.Time{}
 		return err
 	}
@@ -227,22 +228,40 @@ func (r *Ranker) moveWindow(ctx context.Context, cutoff time.Time, sum *Summary)
 	return nil
 }
 
-// apply adds (sign +1) or subtracts (−1) every stored partial of the hours in [from, to).
-func (r *Ranker) apply(ctx context.Context, from, to time.Time, sign int64, sum *Summary) error {
-	return r.Store.Partials(ctx, from, to, func(hour time.Time, data []byte) error {
+// apply adds (sign +1) or subtracts (−1) every stored partial of the buckets in [from, to).
+// A stored bucket must divide this ranker's bucket: coarser ones would straddle the edges of
+// its windows. Each blob is checked whole before any of it is applied (partial.Decode).
+func (r *Ranker) apply(ctx context.Context, from, to time.Time, sign int64, bucket time.Duration, sum *Summary) error {
+	return r.Store.Partials(ctx, from, to, func(start time.Time, data []byte) error {
 		sum.PartialsRead++
-		err := partial.Decode(data, func(e partial.Entry) {
+		_, stored, err := partial.Len(data)
+		if err != nil {
+			return fmt.Errorf("partial sums of %s: %w", start.Format(time.RFC3339), err)
+		}
+		if bucket%stored != 0 {
+			return fmt.Errorf("partial sums of %s are kept per %v, too coarse for cutoffs every %v: keep the interval a multiple of %v, or rank into a new database", start.Format(time.RFC3339), stored, bucket, stored)
+		}
+		_, err = partial.Decode(data, func(e partial.Entry) {
 			r.window.Add(e.CategoryID, e.ProductID, sign*e.Units)
 		})
-		if err != nil {
-			return fmt.Errorf("partial sums of hour %s: %w", hour.Format(time.RFC3339), err)
-		}
-		return nil
+		return err
 	})
 }
 
+// Bucket returns the length of the partial-sum buckets for a refresh interval: an hour, or
+// the largest length that divides both the interval and an hour (1m for a 1-minute
+// refresh, 30m for 90m), so that every cutoff falls on a bucket's edge and each window is
+// exactly a union of whole buckets.
+func Bucket(interval time.Duration) time.Duration {
+	a, b := int64(interval/time.Second), int64(time.Hour/time.Second)
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return time.Duration(a) * time.Second
+}
+
 // take counts one batch of new objects, commits it, and adds what falls in the window.
-func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain time.Time, sum *Summary, log *slog.Logger) error {
+func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain time.Time, bucket time.Duration, sum *Summary, log *slog.Logger) error {
 	eobjs := make([]engine.Object, len(objects))
 	byKey := make(map[string]objstore.Object, len(objects))
 	for i, o := range objects {
@@ -251,7 +270,7 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	}
 	// Every sale from the retention on is kept, in the hour it was made: future hours too,
 	// so they count once the window reaches them.
-	spec := engine.Spec{Window: salesrank.Window{Start: retain, End: time.Unix(1<<40, 0)}, ByHour: true}
+	spec := engine.Spec{Window: salesrank.Window{Start: retain, End: time.Unix(1<<40, 0)}, Bucket: bucket}
 	res, err := r.Engine.Count(ctx, r.Logs, eobjs, spec)
 	if err != nil {
 		return fmt.Errorf("count sales: %w", err)
@@ -275,7 +294,7 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 		})
 	}
 	slices.SortFunc(b.Objects, func(x, y salesrank.TakenObject) int { return cmp.Compare(x.Key, y.Key) })
-	if b.Partials, err = encodeHours(res.Totals); err != nil {
+	if b.Partials, err = encodeBuckets(res.Totals, bucket); err != nil {
 		return err
 	}
 	if err := r.Store.CommitBatch(ctx, b); err != nil {
@@ -301,7 +320,8 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	}
 
 	// The window [at − 7d, at) gains what the batch sold in it.
-	lo, hi := uint32(r.at.Add(-salesrank.WindowLength).Unix()/3600), uint32(r.at.Unix()/3600)
+	secs := int64(bucket / time.Second)
+	lo, hi := uint32(r.at.Add(-salesrank.WindowLength).Unix()/secs), uint32(r.at.Unix()/secs)
 	res.Totals.Each(func(hour uint32, cat int32, product int64, units int64) {
 		if hour >= lo && hour < hi {
 			r.window.Add(cat, product, units)
@@ -310,19 +330,19 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	return nil
 }
 
-// encodeHours splits hour-keyed counts into one encoded partial per hour.
-func encodeHours(c *engine.Counts) ([]salesrank.HourPartial, error) {
+// encodeBuckets splits bucket-keyed counts into one encoded partial per bucket.
+func encodeBuckets(c *engine.Counts, bucket time.Duration) ([]salesrank.HourPartial, error) {
 	byHour := map[uint32][]partial.Entry{}
 	c.Each(func(hour uint32, cat int32, product int64, units int64) {
 		byHour[hour] = append(byHour[hour], partial.Entry{CategoryID: cat, ProductID: product, Units: units})
 	})
 	out := make([]salesrank.HourPartial, 0, len(byHour))
 	for hour, entries := range byHour {
-		data, err := partial.Encode(nil, entries)
+		data, err := partial.Encode(nil, bucket, entries)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, salesrank.HourPartial{Hour: time.Unix(int64(hour)*3600, 0).UTC(), Data: data})
+		out = append(out, salesrank.HourPartial{Hour: time.Unix(int64(hour)*int64(bucket/time.Second), 0).UTC(), Data: data})
 	}
 	slices.SortFunc(out, func(a, b salesrank.HourPartial) int { return a.Hour.Compare(b.Hour) })
 	return out, nil

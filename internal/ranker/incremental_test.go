@@ -44,7 +44,10 @@ type step struct {
 func TestIncrementalMatchesOracle(t *testing.T) {
 	ctx := context.Background()
 	c0 := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
-	for seed := range uint64(8) {
+	for seed := range uint64(12) {
+		// Hourly cutoffs (hourly buckets), a 1-minute refresh (minute buckets) and 90
+		// minutes (30-minute buckets): every window must still be exact.
+		interval := []time.Duration{time.Hour, time.Minute, 90 * time.Minute}[seed%3]
 		rng := rand.New(rand.NewPCG(seed, 7))
 		bucket := memblob.OpenBucket(nil)
 		db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
@@ -52,7 +55,7 @@ func TestIncrementalMatchesOracle(t *testing.T) {
 			t.Fatal(err)
 		}
 		newRanker := func() *Ranker {
-			return &Ranker{Logs: bucket, Engine: &engine.Local{BlockSize: 128 << 10}, Store: db, Top: 3, MaxBatchBytes: 3000}
+			return &Ranker{Logs: bucket, Engine: &engine.Local{BlockSize: 128 << 10}, Store: db, Top: 3, MaxBatchBytes: 3000, Interval: interval}
 		}
 		obj := func(name string, base time.Time, spread time.Duration, n int) map[string][]byte {
 			return map[string][]byte{name: lines(rng, base, spread, n)}
@@ -60,7 +63,8 @@ func TestIncrementalMatchesOracle(t *testing.T) {
 		week := 7 * 24 * time.Hour
 		steps := []step{
 			{add: obj("a/1.tsv", c0.Add(-week), week, 300), now: c0},
-			{now: c0.Add(10 * time.Minute)}, // nothing new
+			{now: c0.Add(10 * time.Minute)},                                                              // nothing new (a new cutoff at 1m)
+			{add: obj("a/minute.tsv", c0.Add(-week), 20*time.Minute, 30), now: c0.Add(17 * time.Minute)}, // around the window's start
 			{add: obj("a/2.tsv", c0.Add(-2*time.Hour), 3*time.Hour, 200), now: c0.Add(time.Hour)},
 			{add: obj("a/late.tsv", c0.Add(-week), 2*time.Hour, 50), now: c0.Add(time.Hour), fresh: true},    // late, at the window's start
 			{add: obj("a/old.tsv", c0.Add(-week-3*24*time.Hour), time.Hour, 20), now: c0.Add(2 * time.Hour)}, // beyond the grace: too late
@@ -94,10 +98,10 @@ func TestIncrementalMatchesOracle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cutoff := s.now.Truncate(time.Hour)
+			cutoff := s.now.Truncate(interval)
 			want, _, _ := oracle(all, cutoff, 3)
 			if got := format(snap.Rankings); got != want {
-				t.Fatalf("seed %d step %d (cutoff %s): ranking =\n%s\nwant\n%s", seed, i, cutoff.Format(time.RFC3339), got, want)
+				t.Fatalf("seed %d interval %v step %d (cutoff %s): ranking =\n%s\nwant\n%s", seed, interval, i, cutoff.Format(time.RFC3339), got, want)
 			}
 		}
 		db.Close()
@@ -142,5 +146,30 @@ func TestChangedObjectRefused(t *testing.T) {
 	}
 	if got := format(snap.Rankings); got != "category 1 rank 1 product 1 total_sold 5\n" {
 		t.Errorf("ranking after the rewrite = %q, want the first version's 5 units", got)
+	}
+}
+
+// TestCoarseBucketsRefused ranks hourly, then asks for a 1-minute refresh on the same
+// database: the hourly sums cannot give a window that starts mid-hour, so the run must fail
+// and say why rather than publish an inexact ranking.
+func TestCoarseBucketsRefused(t *testing.T) {
+	ctx := context.Background()
+	c0 := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
+	bucket := memblob.OpenBucket(nil)
+	defer bucket.Close()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := bucket.WriteAll(ctx, "a.tsv", lines(rand.New(rand.NewPCG(1, 1)), c0.Add(-7*24*time.Hour), 7*24*time.Hour, 100), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db}).Run(ctx, c0); err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db, Interval: time.Minute}).Run(ctx, c0.Add(7*time.Minute))
+	if err == nil || !strings.Contains(err.Error(), "too coarse") {
+		t.Fatalf("1-minute run over hourly sums: err = %v, want one saying the buckets are too coarse", err)
 	}
 }

@@ -53,7 +53,7 @@ func (db *DB) Manifest(ctx context.Context) ([]salesrank.TakenObject, error) {
 // database's one write lock, so of two rankers committing the same object, exactly one wins.
 //
 // b must name at least one object, each key once, and each hour at most once; partial hours
-// must be whole UTC hours. Only after the commit does it set b.ID and every object's BatchID;
+// must start on whole UTC minutes. Only after the commit does it set b.ID and every object's BatchID;
 // on error b is unchanged.
 func (db *DB) CommitBatch(ctx context.Context, b *salesrank.Batch) error {
 	if err := validateBatch(b); err != nil {
@@ -212,7 +212,7 @@ func validateBatch(b *salesrank.Batch) error {
 	}
 	hours := make(map[int64]bool, len(b.Partials))
 	for _, p := range b.Partials {
-		if err := checkHour(p.Hour); err != nil {
+		if err := checkBucket(p.Hour); err != nil {
 			return fmt.Errorf("partial: %w", err)
 		}
 		if hours[p.Hour.Unix()] {
@@ -228,10 +228,11 @@ func validateBatch(b *salesrank.Batch) error {
 	return nil
 }
 
-// checkHour reports whether t is the first second of a UTC hour.
-func checkHour(t time.Time) error {
-	if t.Nanosecond() != 0 || t.Unix()%3600 != 0 {
-		return fmt.Errorf("hour %v: must be the first second of an hour", t.UTC())
+// checkBucket reports whether t can start a bucket of partial sums: the first second of a
+// UTC minute (buckets are an hour, or the refresh interval when that divides an hour).
+func checkBucket(t time.Time) error {
+	if t.Nanosecond() != 0 || t.Unix()%60 != 0 {
+		return fmt.Errorf("bucket %v: must be the first second of a minute", t.UTC())
 	}
 	return nil
 }
@@ -326,7 +327,7 @@ func (db *DB) Partials(ctx context.Context, from, to time.Time, fn func(hour tim
 // It replaces the rows the hour holds when it runs, including any committed after the caller
 // read them to merge: only the one active ranker may compact, between its own commits.
 func (db *DB) ReplacePartials(ctx context.Context, hour time.Time, data []byte) error {
-	if err := checkHour(hour); err != nil {
+	if err := checkBucket(hour); err != nil {
 		return fmt.Errorf("replace partials: %w", err)
 	}
 	tx, err := db.write.BeginTx(ctx, nil)

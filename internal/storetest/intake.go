@@ -346,14 +346,14 @@ func testInvalidBatch(t *testing.T, s Intake, _ error) {
 	commit(t, s, batch("ok", []string{"a"}, []int{0}, 1))
 	before := state(t, s)
 	bad := map[string]func(b *salesrank.Batch){
-		"no objects":       func(b *salesrank.Batch) { b.Objects = nil },
-		"empty key":        func(b *salesrank.Batch) { b.Objects[0].Key = "" },
-		"repeated key":     func(b *salesrank.Batch) { b.Objects = append(b.Objects, b.Objects[0]) },
-		"hour not on hour": func(b *salesrank.Batch) { b.Partials[0].Hour = b.Partials[0].Hour.Add(time.Minute) },
-		"hour with ns":     func(b *salesrank.Batch) { b.Partials[0].Hour = b.Partials[0].Hour.Add(1) },
-		"repeated hour":    func(b *salesrank.Batch) { b.Partials = append(b.Partials, b.Partials[0]) },
-		"negative cat":     func(b *salesrank.Batch) { b.Categories = append(b.Categories, -1) },
-		"negative lines":   func(b *salesrank.Batch) { b.Objects[0].LinesRead = -1 },
+		"no objects":             func(b *salesrank.Batch) { b.Objects = nil },
+		"empty key":              func(b *salesrank.Batch) { b.Objects[0].Key = "" },
+		"repeated key":           func(b *salesrank.Batch) { b.Objects = append(b.Objects, b.Objects[0]) },
+		"bucket not on a minute": func(b *salesrank.Batch) { b.Partials[0].Hour = b.Partials[0].Hour.Add(time.Second) },
+		"hour with ns":           func(b *salesrank.Batch) { b.Partials[0].Hour = b.Partials[0].Hour.Add(1) },
+		"repeated hour":          func(b *salesrank.Batch) { b.Partials = append(b.Partials, b.Partials[0]) },
+		"negative cat":           func(b *salesrank.Batch) { b.Categories = append(b.Categories, -1) },
+		"negative lines":         func(b *salesrank.Batch) { b.Objects[0].LinesRead = -1 },
 	}
 	for name, spoil := range bad {
 		b := batch(name, []string{"x", "y"}, []int{1, 2}, 5)

@@ -33,7 +33,7 @@ CREATE TABLE objects (
 -- megabytes belong in overflow pages off a small b-tree entry, and data is
 -- the last column so that reading the key never touches them.
 CREATE TABLE partials (
-    hour     INTEGER NOT NULL CHECK (hour % 3600 = 0),
+    hour     INTEGER NOT NULL CHECK (hour % 60 = 0), -- a bucket's start: an hour, or minutes
     batch_id INTEGER NOT NULL REFERENCES batches (id),
     data     BLOB NOT NULL,
     PRIMARY KEY (hour, batch_id)
