@@ -142,27 +142,34 @@ func (c Config) Validate() error {
 	case c.Parts < 1 || c.Parts > 10_000:
 		return bad("parts", "must be 1 … 10000; got %d", c.Parts)
 	}
-	if n := c.TotalLines(); n > 1<<40 {
+	// Computed in float64: rate × seconds can exceed an int64 (1e15/s for a day), and a
+	// wrapped count would pass this check and make the generator spin for ever.
+	if n := c.totalLines(); n > 1<<40 {
 		field := "rate"
 		if c.Lines > 0 {
 			field = "lines"
 		}
-		return bad(field, "gives %d lines, more than this generator writes (2^40); lower it or shorten the time range", n)
+		return bad(field, "gives %.0f lines, more than this generator writes (2^40); lower it or shorten the time range", n)
 	}
 	return nil
 }
 
-// TotalLines returns how many lines c generates, bad ones included.
+// TotalLines returns how many lines c generates, bad ones included. It is meaningful for a
+// valid Config only.
 func (c Config) TotalLines() int64 {
+	return int64(min(c.totalLines(), math.MaxInt64))
+}
+
+func (c Config) totalLines() float64 {
 	c = c.WithDefaults()
 	if c.Lines > 0 {
-		return c.Lines
+		return float64(c.Lines)
 	}
 	secs := c.End.Sub(c.Start).Seconds()
 	if secs <= 0 {
 		return 0
 	}
-	return int64(math.Round(c.Rate * secs))
+	return math.Round(c.Rate * secs)
 }
 
 // Stats counts what a generation wrote.

@@ -18,7 +18,8 @@ import (
 	"runtime"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3lib "modernc.org/sqlite/lib"
 )
 
 // DefaultKeep is how many snapshots a DB keeps: the current one and two before it, so that a
@@ -80,7 +81,19 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	db.write.SetConnMaxLifetime(0)
 	db.write.SetConnMaxIdleTime(0)
 
-	if err := db.migrate(ctx); err != nil {
+	// A file that another connection is switching to WAL at this moment answers
+	// SQLITE_BUSY at once, without waiting for the busy timeout: retry within it.
+	for deadline := time.Now().Add(busyTimeout); ; {
+		err = db.migrate(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err != nil {
 		db.write.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
 	}
@@ -114,6 +127,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 func dsn(abs string, q url.Values) string {
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), OmitHost: true}
 	return u.String() + "?" + q.Encode()
+}
+
+// isBusy reports whether err is SQLITE_BUSY (or one of its extended codes).
+func isBusy(err error) bool {
+	var se *sqlite3.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3lib.SQLITE_BUSY
 }
 
 // Path returns the absolute path of the database file.
