@@ -1,0 +1,148 @@
+// Package rpc serves the current snapshot's rankings as an RPC service, RankingService
+// (proto/salesrank/v1/ranking.proto), over gRPC, gRPC-Web and the Connect protocol, with
+// connectrpc.com/connect on plain net/http.
+//
+// It reads the snapshot the REST API serves (httpapi.Holder), so both answer from the same
+// snapshot, swapped at the same instant, and share the listener. Unlike the REST API it does
+// not pre-render: a response is a few hundred bytes of protobuf encoded per call.
+package rpc
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/salesrank/salesrank"
+	salesrankv1 "github.com/salesrank/salesrank/internal/rpc/gen/salesrank/v1"
+	"github.com/salesrank/salesrank/internal/rpc/gen/salesrank/v1/salesrankv1connect"
+)
+
+// The paging bounds of GetPopular: the REST API's, so that a client gets the same answer
+// from either.
+const (
+	DefaultLimit = 10
+	MaxLimit     = 1000
+)
+
+// maxRequestBytes bounds a request message. A GetPopularRequest is at most about 30 bytes in
+// protobuf and 100 in JSON; anything near this is not a client of this service.
+const maxRequestBytes = 16 << 10
+
+// Snapshots gives the snapshot being served. httpapi.Holder is one.
+type Snapshots interface {
+	// Snapshot returns the snapshot being served, or nil before one is loaded. The caller
+	// must not modify it.
+	Snapshot() *salesrank.Snapshot
+}
+
+// NewHandler returns the RankingService handler reading snapshots from src and the path
+// prefix to mount it at, for http.ServeMux.Handle. opts come after this package's own
+// (a request size limit), so they can override them.
+func NewHandler(src Snapshots, opts ...connect.HandlerOption) (string, http.Handler) {
+	opts = append([]connect.HandlerOption{connect.WithReadMaxBytes(maxRequestBytes)}, opts...)
+	return salesrankv1connect.NewRankingServiceHandler(NewService(src), opts...)
+}
+
+// Service implements RankingService over the snapshot of a Snapshots.
+type Service struct {
+	src Snapshots
+}
+
+var _ salesrankv1connect.RankingServiceHandler = (*Service)(nil)
+
+// NewService returns the RankingService implementation reading snapshots from src.
+func NewService(src Snapshots) *Service { return &Service{src: src} }
+
+// errNoSnapshot is what a replica that has not loaded a snapshot answers: Unavailable is the
+// code clients and proxies retry on, as they do the REST API's 503. It is made per call
+// because a *connect.Error carries mutable metadata.
+func errNoSnapshot() error {
+	return connect.NewError(connect.CodeUnavailable,
+		errors.New("this replica has not loaded a published ranking yet; retry shortly"))
+}
+
+// GetPopular returns a page of one category's ranking, checking its parameters as strictly
+// as the REST API does.
+func (s *Service) GetPopular(ctx context.Context, req *connect.Request[salesrankv1.GetPopularRequest]) (*connect.Response[salesrankv1.GetPopularResponse], error) {
+	m := req.Msg
+	limit := int64(DefaultLimit)
+	switch {
+	case m.CategoryId == nil:
+		return nil, invalid("category_id is required: an integer from 0 to %d", salesrank.MaxCategoryID)
+	case *m.CategoryId < 0:
+		return nil, invalid("category_id must be an integer from 0 to %d; got %d", salesrank.MaxCategoryID, *m.CategoryId)
+	case m.Limit != nil && (*m.Limit < 1 || *m.Limit > MaxLimit):
+		return nil, invalid("limit must be an integer from 1 to %d (default %d); got %d", MaxLimit, DefaultLimit, *m.Limit)
+	case m.Offset < 0:
+		return nil, invalid("offset must be 0 or more; got %d", m.Offset)
+	}
+	if m.Limit != nil {
+		limit = int64(*m.Limit)
+	}
+	// One load per call, so the page and its metadata come from the same snapshot.
+	snap := s.src.Snapshot()
+	if snap == nil {
+		return nil, errNoSnapshot()
+	}
+	cat := *m.CategoryId
+	// Rankings are sorted by category id (a Snapshot's contract, checked when published).
+	i, ok := slices.BinarySearchFunc(snap.Rankings, cat, func(r salesrank.Ranking, c int32) int {
+		return cmp.Compare(r.CategoryID, c)
+	})
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound,
+			fmt.Errorf("category_id %d is not a category this service knows", cat))
+	}
+	entries := snap.Rankings[i].Entries
+	offset := min(m.Offset, int64(len(entries)))
+	page := entries[offset : offset+min(limit, int64(len(entries))-offset)]
+
+	out := make([]*salesrankv1.RankedProduct, len(page))
+	// One allocation for the page's messages rather than one each.
+	rows := make([]salesrankv1.RankedProduct, len(page))
+	for j, e := range page {
+		r := &rows[j]
+		r.Id = e.ID
+		r.ProductId = e.ProductID
+		r.TotalSold = e.TotalSold
+		r.Rank = offset + int64(j) + 1
+		out[j] = r
+	}
+	return connect.NewResponse(&salesrankv1.GetPopularResponse{
+		SnapshotId:  snap.ID,
+		WindowStart: timestamppb.New(snap.Window.Start),
+		WindowEnd:   timestamppb.New(snap.Window.End),
+		Entries:     out,
+	}), nil
+}
+
+// GetSnapshot describes the snapshot being served.
+func (s *Service) GetSnapshot(ctx context.Context, req *connect.Request[salesrankv1.GetSnapshotRequest]) (*connect.Response[salesrankv1.GetSnapshotResponse], error) {
+	snap := s.src.Snapshot()
+	if snap == nil {
+		return nil, errNoSnapshot()
+	}
+	resp := &salesrankv1.GetSnapshotResponse{
+		SnapshotId:    snap.ID,
+		WindowStart:   timestamppb.New(snap.Window.Start),
+		WindowEnd:     timestamppb.New(snap.Window.End),
+		NextRefresh:   timestamppb.New(snap.NextRefresh()),
+		CategoryCount: int32(len(snap.Rankings)), // at most 2^31 categories: ids are int32
+		Top:           int32(min(snap.Top, math.MaxInt32)),
+	}
+	if !snap.PublishedAt.IsZero() {
+		resp.PublishedAt = timestamppb.New(snap.PublishedAt)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func invalid(format string, args ...any) error {
+	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
+}
