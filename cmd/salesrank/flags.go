@@ -45,28 +45,35 @@ func envName(flagName string) string {
 // environment variable, so the order of precedence is: default, environment, command line.
 // Help output goes to stdout: asking for help is not an error.
 func parseFlags(e *env, fs *flag.FlagSet, args []string) error {
+	_, err := parseFlagSources(e, fs, args)
+	return err
+}
+
+// parseFlagSources is parseFlags that also returns the flags given on the command line, for
+// commands whose flags exclude each other: a flag on the command line then beats a
+// conflicting one from the environment instead of making an error of it.
+func parseFlagSources(e *env, fs *flag.FlagSet, args []string) (cmdline map[string]bool, err error) {
 	for _, a := range args {
 		if a == "-h" || a == "-help" || a == "--help" {
 			fs.SetOutput(e.stdout)
 			fs.Usage()
-			return flag.ErrHelp
+			return nil, flag.ErrHelp
 		}
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return err
+			return nil, err
 		}
-		return errUsage
+		return nil, errUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q (flags start with --)\n", fs.Name(), fs.Arg(0))
-		return errUsage
+		return nil, errUsage
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
+	cmdline = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { cmdline[f.Name] = true })
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
+		if cmdline[f.Name] || err != nil {
 			return
 		}
 		v := e.getenv(envName(f.Name))
@@ -77,7 +84,7 @@ func parseFlags(e *env, fs *flag.FlagSet, args []string) error {
 			err = fmt.Errorf("%s=%q: %v", envName(f.Name), v, serr)
 		}
 	})
-	return err
+	return cmdline, err
 }
 
 // isTerminal reports whether w is a terminal, where people read progress lines; elsewhere

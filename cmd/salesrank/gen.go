@@ -55,11 +55,27 @@ func runGen(ctx context.Context, e *env, args []string) error {
 	timeFormat := fs.String("time-format", string(loggen.Unix), "timestamp `format`: unix, rfc3339 or mixed")
 	header := fs.Bool("header", false, "start each object with a header line")
 	workers := fs.Int("workers", 0, "`goroutines` generating at once, 0 for one per core; never changes the output")
-	if err := parseFlags(e, fs, args); err != nil {
+	cmdline, err := parseFlagSources(e, fs, args)
+	if err != nil {
 		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	// Flags that exclude each other: one given on the command line wins over the other
+	// coming from the environment (SALESRANK_DAYS=7 with --start and --end, say).
+	for _, group := range [][]string{{"days", "start", "end"}, {"lines", "rate"}, {"out", "out-file"}, {"parts", "out-file"}} {
+		onCmdline := false
+		for _, name := range group {
+			onCmdline = onCmdline || cmdline[name]
+		}
+		for _, name := range group {
+			if onCmdline && set[name] && !cmdline[name] {
+				f := fs.Lookup(name)
+				f.Value.Set(f.DefValue)
+				set[name] = false
+			}
+		}
+	}
 
 	cfg := loggen.Config{
 		Products:   *products,
@@ -73,7 +89,6 @@ func runGen(ctx context.Context, e *env, args []string) error {
 		Parts:      *parts,
 		Gzip:       *gz,
 	}
-	var err error
 	if cfg.Start, cfg.End, err = genRange(e.now(), *start, *end, *days, set["days"]); err != nil {
 		return fmt.Errorf("gen: %w", err)
 	}
