@@ -11,6 +11,7 @@ import (
 
 	"github.com/salesrank/salesrank/internal/httpapi"
 	"github.com/salesrank/salesrank/internal/lock"
+	"github.com/salesrank/salesrank/internal/postgres"
 	"github.com/salesrank/salesrank/internal/ranker"
 	"github.com/salesrank/salesrank/internal/sqlite"
 )
@@ -18,7 +19,8 @@ import (
 // dbHelp says what --db accepts; it ends the errors of openDB so that a mistyped DSN is fixed
 // without reading the docs.
 const dbHelp = `--db (or SALESRANK_DB) takes a SQLite file as sqlite:PATH (sqlite:data/salesrank.db,
-sqlite:/var/lib/salesrank.db), sqlite:///ABSOLUTE/PATH, or a bare PATH`
+sqlite:/var/lib/salesrank.db), sqlite:///ABSOLUTE/PATH, or a bare PATH; or a PostgreSQL URL,
+postgres://USER@HOST:PORT/DB?sslmode=require (the password is best given in PGPASSWORD or ~/.pgpass)`
 
 // openDB opens the store that dsn names, creating a SQLite file and its folder if missing.
 //
@@ -27,11 +29,21 @@ sqlite:/var/lib/salesrank.db), sqlite:///ABSOLUTE/PATH, or a bare PATH`
 //	sqlite:PATH            (or sqlite3:PATH) PATH taken verbatim, relative to the working directory or absolute
 //	sqlite:///ABS/PATH     the URL form; its path is absolute (sqlite://HOST/… is an error)
 //	PATH                   a value without a scheme is a SQLite file (C:\x.db and ./a:b.db too)
-//	postgres://…           recognised, not supported yet
+//	postgres://…           (or postgresql://…) a PostgreSQL database; search_path and other
+//	                       settings may be URL parameters
 //
 // The URL form has no relative spelling because tools disagree on what sqlite://rel.db and
 // sqlite:////abs.db mean; sqlite:PATH is unambiguous.
 func openDB(ctx context.Context, dsn string) (store, error) {
+	if isPostgres(dsn) {
+		db, err := postgres.Open(ctx, strings.TrimSpace(dsn))
+		if err != nil {
+			// postgres.Open's errors name the host and database, never the password; the
+			// DSN is echoed only redacted, so that a typo in it can be seen.
+			return nil, fmt.Errorf("open database: PostgreSQL %s: %w", redactPostgres(dsn), err)
+		}
+		return postgresStore{db}, nil
+	}
 	path, err := sqlitePath(dsn)
 	if err != nil {
 		return nil, err
@@ -68,6 +80,42 @@ func (s sqliteStore) Describe() string {
 	return fmt.Sprintf("SQLite file %s (ranker lock %s.rank.lock)", s.Path(), s.Path())
 }
 
+// postgresStore is a PostgreSQL database, whose ranker lock is a session advisory lock.
+type postgresStore struct{ *postgres.DB }
+
+func (s postgresStore) RankerLock() ranker.Lock { return s.DB.RankerLock() }
+
+func (s postgresStore) Describe() string {
+	return s.DB.Describe() + " (ranker lock: a session advisory lock in its schema)"
+}
+
+// isPostgres reports whether dsn is a postgres:// or postgresql:// URL.
+func isPostgres(dsn string) bool {
+	scheme, _, ok := strings.Cut(strings.TrimSpace(dsn), "://")
+	return ok && (strings.EqualFold(scheme, "postgres") || strings.EqualFold(scheme, "postgresql"))
+}
+
+// redactPostgres is redact for PostgreSQL URLs: it also masks the password and sslpassword
+// query parameters, which libpq-style URLs accept.
+func redactPostgres(dsn string) string {
+	u, err := url.Parse(strings.TrimSpace(dsn))
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	q := u.Query()
+	masked := false
+	for k := range q {
+		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
+			q[k] = []string{"xxxxx"}
+			masked = true
+		}
+	}
+	if masked {
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
 // sqlitePath returns the SQLite file path that dsn names, or an error that says how to fix it.
 func sqlitePath(dsn string) (string, error) {
 	dsn = strings.TrimSpace(dsn)
@@ -75,8 +123,15 @@ func sqlitePath(dsn string) (string, error) {
 		return "", errors.New("no database given: " + dbHelp)
 	}
 	scheme, rest, hasScheme := strings.Cut(dsn, ":")
-	// A one-letter "scheme" is a Windows drive (C:\data\x.db), which is a bare path.
-	if !hasScheme || len(scheme) < 2 || strings.ContainsAny(scheme, `/\.`) {
+	// A one-letter "scheme" followed by a separator is a Windows drive (C:\data\x.db,
+	// C:/x.db), which is a bare path; "u:secret@host/db" is not.
+	drive := len(scheme) == 1 && (rest == "" || rest[0] == '\\' || rest[0] == '/')
+	if !hasScheme || drive || strings.ContainsAny(scheme, `/\.`) {
+		// A PostgreSQL keyword/value string ("host=h password=…") would otherwise become a
+		// SQLite file named after the password.
+		if strings.Contains(dsn, "=") && strings.ContainsAny(dsn, " \t") {
+			return "", errors.New("database: this looks like a PostgreSQL keyword/value string, which --db does not take; write it as a postgres:// URL. " + dbHelp)
+		}
 		return dsn, nil
 	}
 	switch strings.ToLower(scheme) {
