@@ -51,19 +51,23 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	var last time.Time // the cutoff of the last successful run
 	for {
 		wait := poll
-		if !active {
-			ok, err := s.Lock.TryLock()
-			switch {
-			case err != nil:
-				log.Error("could not try the ranker lock", "err", err)
-			case ok:
-				active = true
-				s.Ranker.Reset() // another ranker may have run meanwhile: start from the store
-				log.Info("active: this ranker holds the lock and publishes")
-			default:
-				log.Debug("standby: another ranker holds the lock")
-			}
+		// Try the lock before every run, not only on standby: a lock held through a
+		// database session (PostgreSQL) is lost with the session, and a ranker that went
+		// on publishing without it could race the one that took over.
+		ok, err := s.Lock.TryLock()
+		switch {
+		case err != nil:
+			log.Error("could not try the ranker lock", "err", err)
+			ok = false
+		case ok && !active:
+			s.Ranker.Reset() // another ranker may have run meanwhile: start from the store
+			log.Info("active: this ranker holds the lock and publishes")
+		case !ok && active:
+			log.Warn("lost the ranker lock; standing by")
+		case !ok:
+			log.Debug("standby: another ranker holds the lock")
 		}
+		active = ok
 		if active {
 			t := now()
 			cutoff, err := salesrank.Cutoff(t, every)
