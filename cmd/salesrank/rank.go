@@ -14,7 +14,6 @@ import (
 
 	"github.com/salesrank/salesrank"
 	"github.com/salesrank/salesrank/internal/engine"
-	"github.com/salesrank/salesrank/internal/lock"
 	"github.com/salesrank/salesrank/internal/objstore"
 	"github.com/salesrank/salesrank/internal/ranker"
 )
@@ -68,6 +67,7 @@ func runRank(ctx context.Context, e *env, args []string) error {
 	workers := fs.Int("workers", 0, "counting goroutines (default: one per core)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this `file` (for go tool pprof)")
+	metricsAddr := fs.String("metrics-addr", "", "with --every: serve Prometheus metrics of the runs on `HOST:PORT` at /metrics\n(default none; keep it off the public network)")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
@@ -78,6 +78,8 @@ func runRank(ctx context.Context, e *env, args []string) error {
 	switch {
 	case *once == (*every != 0):
 		return errors.New("rank: say either --once (one run) or --every PERIOD (the scheduler)")
+	case *metricsAddr != "" && *every == 0:
+		return errors.New("rank: --metrics-addr goes with --every; a --once run reports in its JSON summary")
 	case *full && !*once:
 		return errors.New("rank: --full goes with --once")
 	case *top < 1 || *top > 10000:
@@ -136,10 +138,17 @@ func runRank(ctx context.Context, e *env, args []string) error {
 	}
 
 	rk := &ranker.Ranker{Logs: bucket, Engine: eng, Store: db, Top: *top, Interval: *interval, Grace: *grace, Logger: log}
-	lk := lock.NewFile(db.Path() + ".rank.lock")
+	lk := db.RankerLock()
 	if *every != 0 {
 		s := &ranker.Scheduler{Ranker: rk, Lock: lk, Now: e.now, Logger: log}
-		log.Info("scheduler starting", "every", every.String(), "lock", db.Path()+".rank.lock")
+		if *metricsAddr != "" {
+			stop, err := serveRankMetrics(log, *metricsAddr, e.now, s)
+			if err != nil {
+				return fmt.Errorf("rank: --metrics-addr: %w", err)
+			}
+			defer stop()
+		}
+		log.Info("scheduler starting", "every", every.String(), "db", db.Describe())
 		return s.Run(ctx)
 	}
 	ok, err := lk.TryLock()
@@ -147,7 +156,7 @@ func runRank(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("rank: %w", err)
 	}
 	if !ok {
-		return fmt.Errorf("rank: another ranker is active on this database (see the process id in %s); stop it, or run this one with --every to wait as a standby", db.Path()+".rank.lock")
+		return fmt.Errorf("rank: another ranker is active on %s; stop it, or run this one with --every to wait as a standby", db.Describe())
 	}
 	defer lk.Unlock()
 	stopProgress := startProgress(e, eng)

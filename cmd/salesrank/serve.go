@@ -12,13 +12,16 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank/internal/httpapi"
+	"github.com/salesrank/salesrank/internal/metrics"
+	"github.com/salesrank/salesrank/internal/ranker"
+	"github.com/salesrank/salesrank/internal/rpc"
 )
 
 const serveSynopsis = `
 salesrank serve - serve the current snapshot over HTTP
 
 Usage:
-  salesrank serve --db DSN [--addr HOST:PORT] [--poll 1s] [--drain 5s]
+  salesrank serve --db DSN [--addr HOST:PORT] [--admin-addr HOST:PORT] [--poll 1s] [--drain 5s]
 
 Loads the current snapshot from the database into memory, serves it, and polls the
 database for a newer one, swapping it in atomically. Requests never wait for the database;
@@ -33,28 +36,36 @@ Endpoints:
   GET /          a page to browse the rankings
   GET /healthz   200 while the process is alive
   GET /readyz    200 while a snapshot is loaded and the replica is not shutting down
+  POST /salesrank.v1.RankingService/{GetPopular,GetSnapshot}
+                 the same rankings over gRPC, gRPC-Web and Connect (proto/README.md);
+                 gRPC over HTTP/2 without TLS (h2c)
+
+Admin endpoints, on --admin-addr only (default 127.0.0.1:9090; empty disables it). Keep
+this listener off the public network:
+  GET  /metrics          Prometheus metrics; no token, as scrapers expect
+  GET  /debug/pprof/     runtime profiles (go tool pprof)          needs the token
+  POST /admin/refresh    reload the current snapshot now           needs the token
+The token is sent as "Authorization: Bearer TOKEN". Set it with SALESRANK_ADMIN_TOKEN
+rather than --admin-token, which other users can read in the process list; without it the
+token endpoints answer 403.
+
+Per-request logs are at debug level (5xx at warn): at production rates the access log is
+the reverse proxy's. Each response carries X-Request-Id: the client's (or nginx's
+$request_id) when it is sane, else a new one.
 
 Example:
   salesrank serve --db sqlite:data/salesrank.db --addr 127.0.0.1:8080
   curl -i 'http://127.0.0.1:8080/api/v1/popular?category_id=1&limit=3'
+  curl -s http://127.0.0.1:9090/metrics | grep ^salesrank_
 `
 
-// Bounds of the HTTP server. Requests are small GETs answered from memory, so anything slow
-// is a broken or hostile client and is cut off rather than allowed to hold a connection.
-const (
-	// readHeaderTimeout stops slowloris clients that trickle headers in.
-	readHeaderTimeout = 5 * time.Second
-	// readTimeout covers the whole request; the API takes no bodies.
-	readTimeout = 10 * time.Second
-	// writeTimeout bounds a response: at most 1000 entries, about 100 KB from memory.
-	writeTimeout = 10 * time.Second
-	// idleTimeout keeps keep-alive connections longer than a proxy's own upstream idle
-	// timeout (nginx: 60s), so the server never closes a connection the proxy is reusing.
-	idleTimeout = 75 * time.Second
-	// maxHeaderBytes is ample for a query string, cookies and a few caching headers, and
-	// much less memory per connection than the 1 MB default.
-	maxHeaderBytes = 16 << 10
-)
+// adminWriteTimeout lets /debug/pprof/profile and /debug/pprof/trace run for up to about
+// 100 seconds (?seconds=N), which the public listener's write timeout would cut off.
+const adminWriteTimeout = 2 * time.Minute
+
+// minAdminToken is the shortest admin token accepted: 16 characters of a random token are
+// beyond guessing at the rate one listener answers.
+const minAdminToken = 16
 
 func runServe(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "serve", serveSynopsis)
@@ -63,6 +74,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	poll := fs.Duration("poll", time.Second, "how often to ask the database whether a new snapshot was published")
 	drain := fs.Duration("drain", 5*time.Second, "on shutdown, how long to report not ready while still serving,\nso a load balancer notices before connections close")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "on shutdown, how long in-flight requests may take to finish")
+	adminAddr := fs.String("admin-addr", "127.0.0.1:9090", "`HOST:PORT` of the admin listener (/metrics, /debug/pprof/, /admin/refresh);\nempty disables it; keep it off the public network")
+	adminToken := fs.String("admin-token", "", "bearer `token` for /debug/pprof/ and /admin/refresh (at least 16 characters);\nunset disables them; prefer the environment variable to the flag")
 	level := slog.LevelInfo
 	fs.TextVar(&level, "log-level", level, "log `level`: debug, info, warn or error")
 	if err := parseFlags(e, fs, args); err != nil {
@@ -83,6 +96,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return usage("--drain must not be negative, got %v", *drain)
 	case *shutdownTimeout <= 0:
 		return usage("--shutdown-timeout must be positive, got %v", *shutdownTimeout)
+	case *adminToken != "" && len(*adminToken) < minAdminToken:
+		// The token itself is never echoed.
+		return usage("--admin-token must be at least %d characters, got %d", minAdminToken, len(*adminToken))
 	}
 	logger := newLogger(e.stderr, level)
 
@@ -101,16 +117,21 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		holder   httpapi.Holder
 		draining atomic.Bool
 	)
+	reg := metrics.NewRegistry()
+	metrics.NewSnapshot(reg, holder.Snapshot, e.now)
 	httpLogger := logger.With("component", "http")
-	srv := &http.Server{
-		Handler:           httpapi.NewServer(httpLogger, &holder, e.now, draining.Load),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(httpLogger.Handler(), slog.LevelWarn),
-	}
+	srv := httpapi.NewHTTPServer(httpapi.NewServer(httpLogger, &holder, metrics.NewHTTP(reg), e.now, draining.Load), httpLogger)
+	// The RPC service shares the listener and the snapshot with the REST API. gRPC needs
+	// HTTP/2, which without TLS is h2c with prior knowledge: net/http serves it beside
+	// HTTP/1.1 once Protocols allows it, with no x/net/http2/h2c wrapper.
+	rpcPath, rpcHandler := rpc.NewHandler(&holder)
+	public := http.NewServeMux()
+	public.Handle(rpcPath, rpcHandler)
+	public.Handle("/", srv.Handler)
+	srv.Handler = public
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 
 	// The watcher runs until the server has shut down, so a snapshot published while
 	// draining is still picked up; it does not stop with ctx.
@@ -122,12 +143,31 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		stopWatching()
 		wg.Wait()
 	}()
-	watcher := httpapi.NewWatcher(logger.With("component", "watcher"), db, &holder, *poll)
+	watcher := httpapi.NewWatcher(logger.With("component", "watcher"), db, &holder, *poll, metrics.NewWatcher(reg))
 	wg.Go(func() { watcher.Run(watchCtx) })
+
+	if *adminAddr != "" {
+		adminLogger := logger.With("component", "admin")
+		if *adminToken == "" {
+			adminLogger.Warn("no admin token: /debug/pprof/ and /admin/refresh are disabled; set SALESRANK_ADMIN_TOKEN to enable them")
+		}
+		admin := httpapi.NewHTTPServer(httpapi.NewAdmin(adminLogger, *adminToken, metrics.Handler(reg, adminLogger), watcher), adminLogger)
+		admin.WriteTimeout = adminWriteTimeout
+		stop, err := startServer(adminLogger, admin, *adminAddr, &wg)
+		if err != nil {
+			// The read API does not depend on the admin listener: a port taken by another
+			// replica on the host costs metrics (Prometheus reports the target down), not
+			// availability.
+			adminLogger.Error("admin listener disabled: cannot listen", "addr", *adminAddr, "err", err)
+		} else {
+			defer stop(context.WithoutCancel(ctx), *shutdownTimeout)
+		}
+	}
 
 	serveErr := make(chan error, 1)
 	wg.Go(func() { serveErr <- srv.Serve(ln) })
-	logger.Info("serving", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/", "poll", poll.String())
+	logger.Info("serving", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/", "poll", poll.String(),
+		"max_header_bytes", httpapi.MaxHeaderBytes, "read_header_timeout", httpapi.ReadHeaderTimeout.String())
 
 	select {
 	case err := <-serveErr:
@@ -159,4 +199,47 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// startServer serves srv on addr in a goroutine counted by wg, and returns the function that
+// shuts it down, closing what is left after timeout. Only listening errors are returned;
+// the server logs its own.
+func startServer(logger *slog.Logger, srv *http.Server, addr string, wg *sync.WaitGroup) (stop func(ctx context.Context, timeout time.Duration), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("listener failed", "addr", ln.Addr().String(), "err", err)
+		}
+	})
+	logger.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/metrics")
+	return func(ctx context.Context, timeout time.Duration) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			srv.Close()
+		}
+	}, nil
+}
+
+// serveRankMetrics serves the ranker daemon's metrics on addr at /metrics, fed by s.OnRun,
+// until stop is called. Unlike serve's admin listener, a failure to listen is an error: the
+// operator asked for this address and the daemon has nothing else to offer on it.
+func serveRankMetrics(logger *slog.Logger, addr string, now func() time.Time, s *ranker.Scheduler) (stop func(), err error) {
+	reg := metrics.NewRegistry()
+	s.OnRun = metrics.NewRanker(reg, now).Observe
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg, logger))
+	srv := httpapi.NewHTTPServer(mux, logger)
+	var wg sync.WaitGroup
+	shutdown, err := startServer(logger.With("component", "metrics"), srv, addr, &wg)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		shutdown(context.Background(), 5*time.Second)
+		wg.Wait()
+	}, nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/metrics"
 )
 
 // Header values shared by every response. Each slice has len == cap (see view).
@@ -26,7 +27,7 @@ var (
 // handlePopular serves GET /api/v1/popular?category_id=N[&limit=L][&offset=O]: a page of the
 // category's ranking as a JSON array whose values are all strings. The snapshot is loaded
 // once per request, so headers and body always come from the same snapshot.
-func handlePopular(logger *slog.Logger, h *Holder, now func() time.Time) http.Handler {
+func handlePopular(logger *slog.Logger, h *Holder, m *metrics.HTTP, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q, err := parsePopular(r.URL.RawQuery)
 		if err != nil {
@@ -62,6 +63,9 @@ func handlePopular(logger *slog.Logger, h *Holder, now func() time.Time) http.Ha
 		// For HEAD, net/http discards the body but still uses its length for
 		// Content-Length when the page is small enough to be buffered whole.
 		c.writePage(w, q.offset, q.limit)
+		if r.Method == http.MethodGet {
+			m.RowsServed(c.count(q.offset, q.limit))
+		}
 	})
 }
 

@@ -141,6 +141,15 @@ func renderCategory(r salesrank.Ranking) *category {
 // len returns the number of entries.
 func (c *category) len() int { return len(c.starts) - 1 }
 
+// count returns how many entries page(offset, limit) holds.
+func (c *category) count(offset, limit int64) int {
+	n := int64(c.len())
+	if offset >= n {
+		return 0
+	}
+	return int(min(limit, n-offset))
+}
+
 // page returns the JSON of entries [offset, offset+limit) without the brackets; it is empty
 // when offset is past the end.
 func (c *category) page(offset, limit int64) []byte {

@@ -9,13 +9,17 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/metrics"
 )
 
-// NewServer returns the HTTP handler of a replica serving the snapshot in h. now is the
-// clock Cache-Control counts down with (time.Now if nil); draining reports that the replica
-// is shutting down, which makes /readyz fail so load balancers stop sending traffic (nil
-// means never).
-func NewServer(logger *slog.Logger, h *Holder, now func() time.Time, draining func() bool) http.Handler {
+// NewServer returns the HTTP handler of a replica's public listener, serving the snapshot in
+// h. m counts its requests (nil counts nothing). now is the clock Cache-Control counts down
+// with (time.Now if nil); draining reports that the replica is shutting down, which makes
+// /readyz fail so load balancers stop sending traffic (nil means never).
+//
+// Metrics, profiles and admin operations are not served here but by NewAdmin, on a listener
+// of their own that the public cannot reach.
+func NewServer(logger *slog.Logger, h *Holder, m *metrics.HTTP, now func() time.Time, draining func() bool) http.Handler {
 	if now == nil {
 		now = time.Now
 	}
@@ -23,7 +27,7 @@ func NewServer(logger *slog.Logger, h *Holder, now func() time.Time, draining fu
 		draining = func() bool { return false }
 	}
 	mux := http.NewServeMux()
-	addRoutes(mux, logger, h, now, draining)
+	addRoutes(mux, logger, h, m, now, draining)
 	return mux
 }
 
@@ -32,6 +36,11 @@ var (
 	errUnknownCategory = errors.New("unknown category")
 	errNotFound        = errors.New("not found")
 	errMethod          = errors.New("method not allowed")
+	errPostOnly        = errors.New("method not allowed: POST only")
+	errURITooLong      = errors.New("URI too long")
+	errUnauthorized    = errors.New("unauthorized")
+	errAdminDisabled   = errors.New("admin operations disabled")
+	errUnavailable     = errors.New("unavailable")
 )
 
 // paramError is a query parameter that is missing, malformed, out of range or repeated.
@@ -83,11 +92,34 @@ func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 		h.Set("Allow", "GET, HEAD")
 		p = problem{Type: "about:blank", Title: http.StatusText(http.StatusMethodNotAllowed),
 			Status: http.StatusMethodNotAllowed, Detail: fmt.Sprintf("%s is not allowed here; use GET or HEAD", r.Method)}
+	case errors.Is(err, errPostOnly):
+		h.Set("Allow", "POST")
+		p = problem{Type: "about:blank", Title: http.StatusText(http.StatusMethodNotAllowed),
+			Status: http.StatusMethodNotAllowed, Detail: fmt.Sprintf("%s is not allowed here; use POST", r.Method)}
 	case errors.Is(err, errNotFound):
 		p = problem{Type: "about:blank", Title: http.StatusText(http.StatusNotFound),
 			Status: http.StatusNotFound, Detail: "no such resource; the API is GET /api/v1/popular?category_id=N"}
+	case errors.Is(err, errURITooLong):
+		p = problem{Type: "about:blank", Title: http.StatusText(http.StatusRequestURITooLong),
+			Status: http.StatusRequestURITooLong,
+			Detail: fmt.Sprintf("the path and the query may each be at most %d bytes", maxQueryBytes)}
+	case errors.Is(err, errUnauthorized):
+		h.Set("WWW-Authenticate", `Bearer realm="salesrank admin"`)
+		p = problem{Type: "about:blank", Title: http.StatusText(http.StatusUnauthorized),
+			Status: http.StatusUnauthorized, Detail: "send the admin token as Authorization: Bearer TOKEN"}
+	case errors.Is(err, errAdminDisabled):
+		p = problem{Type: "about:blank", Title: http.StatusText(http.StatusForbidden),
+			Status: http.StatusForbidden,
+			Detail: "admin operations are disabled: start serve with --admin-token or SALESRANK_ADMIN_TOKEN"}
+	case errors.Is(err, errUnavailable):
+		// The cause (a database error, which may quote SQL) is logged by whoever failed.
+		h.Set("Retry-After", retryAfter)
+		p = problem{Type: "about:blank", Title: http.StatusText(http.StatusServiceUnavailable),
+			Status: http.StatusServiceUnavailable,
+			Detail: "the snapshot store could not be read; the replica keeps serving the snapshot it holds"}
 	default:
-		logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		logger.Error("request failed", "request_id", w.Header().Get(requestIDHeader),
+			"method", r.Method, "path", clip(r.URL.Path), "err", err)
 		p = problem{Type: "about:blank", Title: http.StatusText(http.StatusInternalServerError),
 			Status: http.StatusInternalServerError}
 	}

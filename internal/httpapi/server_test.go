@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/metrics"
 )
 
 var cutoff = time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
@@ -55,6 +58,7 @@ func longSnapshot(id int64, n int) *salesrank.Snapshot {
 }
 
 type testServer struct {
+	reg      *prometheus.Registry
 	holder   *Holder
 	handler  http.Handler
 	now      time.Time
@@ -63,10 +67,10 @@ type testServer struct {
 
 func newTestServer(tb testing.TB, s *salesrank.Snapshot) *testServer {
 	tb.Helper()
-	ts := &testServer{holder: new(Holder), now: cutoff.Add(15 * time.Minute)}
+	ts := &testServer{reg: prometheus.NewRegistry(), holder: new(Holder), now: cutoff.Add(15 * time.Minute)}
 	ts.holder.Store(s)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ts.handler = NewServer(logger, ts.holder, func() time.Time { return ts.now }, ts.draining.Load)
+	ts.handler = NewServer(logger, ts.holder, metrics.NewHTTP(ts.reg), func() time.Time { return ts.now }, ts.draining.Load)
 	return ts
 }
 
@@ -565,6 +569,8 @@ func BenchmarkPopular(b *testing.B) {
 		{"limit=100", "/api/v1/popular?category_id=42&limit=100", nil},
 		{"offset=50&limit=25", "/api/v1/popular?category_id=42&offset=50&limit=25", nil},
 		{"not modified", "/api/v1/popular?category_id=42", []string{"If-None-Match", `"1"`}},
+		// Behind nginx (proxy_set_header X-Request-Id $request_id) the id is reused, not made.
+		{"request id from proxy", "/api/v1/popular?category_id=42", []string{"X-Request-Id", "0f8fad5bd9cb469fa16570867728950e"}},
 	}
 	for _, bm := range benchmarks {
 		b.Run(bm.name, func(b *testing.B) {

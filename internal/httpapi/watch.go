@@ -3,10 +3,12 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/metrics"
 )
 
 // loadTimeout bounds one poll of the source. A hung query must not stall the watcher for
@@ -17,62 +19,103 @@ const loadTimeout = 30 * time.Second
 // loads the whole snapshot only when the id changed. When the source fails it logs and keeps
 // the snapshot it holds, so a database outage degrades freshness, not availability.
 type Watcher struct {
-	logger *slog.Logger
-	src    Source
-	holder *Holder
-	every  time.Duration
+	logger  *slog.Logger
+	src     Source
+	holder  *Holder
+	every   time.Duration
+	metrics *metrics.Watcher
+	refresh chan chan refreshResult // see Refresh
 
 	failures int // consecutive failed polls, to log an outage once rather than every poll
 	waiting  bool
 }
 
-// NewWatcher returns a Watcher that polls src every interval and stores new snapshots in h.
-func NewWatcher(logger *slog.Logger, src Source, h *Holder, every time.Duration) *Watcher {
-	return &Watcher{logger: logger, src: src, holder: h, every: every}
+// NewWatcher returns a Watcher that polls src every interval and stores new snapshots in h;
+// m counts its polls (nil counts nothing).
+func NewWatcher(logger *slog.Logger, src Source, h *Holder, every time.Duration, m *metrics.Watcher) *Watcher {
+	return &Watcher{logger: logger, src: src, holder: h, every: every, metrics: m,
+		refresh: make(chan chan refreshResult)}
+}
+
+type refreshResult struct {
+	id  int64
+	err error
 }
 
 // Run polls at once, then every interval, until ctx is cancelled; then it returns nil.
+// Refresh requests are served between polls, so polls never run concurrently.
 func (w *Watcher) Run(ctx context.Context) error {
 	t := time.NewTicker(w.every)
 	defer t.Stop()
+	w.poll(ctx)
 	for {
-		w.poll(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			w.poll(ctx)
+		case reply := <-w.refresh:
+			_, err := w.load(ctx, true)
+			id, _ := w.holder.ID()
+			reply <- refreshResult{id, err} // buffered: never blocks
 		}
+	}
+}
+
+// Refresh makes Run load the current snapshot now, even if its id is the one held, and
+// returns the id then served. It fails if Run does not get to it before ctx is done.
+func (w *Watcher) Refresh(ctx context.Context) (int64, error) {
+	reply := make(chan refreshResult, 1)
+	select {
+	case w.refresh <- reply:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("refresh snapshot: %w", ctx.Err())
+	}
+	select {
+	case r := <-reply:
+		return r.id, r.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("refresh snapshot: %w", ctx.Err())
 	}
 }
 
 // poll loads the current snapshot if its id differs from the one held, and reports whether
 // it stored a new one.
 func (w *Watcher) poll(ctx context.Context) bool {
+	stored, _ := w.load(ctx, false)
+	return stored
+}
+
+// load loads the current snapshot if force is set or its id differs from the one held, and
+// reports whether it stored one. Failures are logged and counted here.
+func (w *Watcher) load(ctx context.Context, force bool) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, loadTimeout)
 	defer cancel()
 	id, err := w.src.CurrentID(ctx)
 	if err != nil {
 		w.fail(ctx, "poll current snapshot id", err)
-		return false
+		return false, err
 	}
-	if held, ok := w.holder.ID(); ok && held == id {
+	if held, ok := w.holder.ID(); !force && ok && held == id {
 		w.recovered()
-		return false
+		return false, nil
 	}
 	start := time.Now()
 	s, err := w.src.Current(ctx)
 	if err != nil {
 		w.fail(ctx, "load current snapshot", err)
-		return false
+		return false, err
 	}
 	w.recovered()
 	w.holder.Store(s)
+	w.metrics.Loaded()
 	w.logger.Info("serving new snapshot",
 		"snapshot_id", s.ID,
 		"window", s.Window.String(),
 		"categories", len(s.Rankings),
-		"load_time", time.Since(start).Round(time.Microsecond).String())
-	return true
+		"load_time", time.Since(start).Round(time.Microsecond).String(),
+		"forced", force)
+	return true, nil
 }
 
 func (w *Watcher) fail(ctx context.Context, op string, err error) {
@@ -80,6 +123,7 @@ func (w *Watcher) fail(ctx context.Context, op string, err error) {
 		return // shutting down: not an outage
 	}
 	if _, holding := w.holder.ID(); !holding && errors.Is(err, salesrank.ErrNoSnapshot) {
+		// Nothing published yet is the normal state of a new deployment, not an error.
 		if !w.waiting {
 			w.logger.Info("waiting for the first snapshot to be published")
 			w.waiting = true
@@ -87,6 +131,7 @@ func (w *Watcher) fail(ctx context.Context, op string, err error) {
 		return
 	}
 	w.failures++
+	w.metrics.PollFailed()
 	// Log the first failure, then one a minute or so at the default interval, so an outage
 	// is visible without flooding the log.
 	if w.failures == 1 || w.failures%60 == 0 {

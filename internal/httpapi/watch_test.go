@@ -85,7 +85,7 @@ func TestWatcherPoll(t *testing.T) {
 	src := new(fakeSource)
 	var h Holder
 	var log syncBuffer
-	w := NewWatcher(slog.New(slog.NewTextHandler(&log, nil)), src, &h, time.Second)
+	w := NewWatcher(slog.New(slog.NewTextHandler(&log, nil)), src, &h, time.Second, nil)
 
 	steps := []struct {
 		name      string
@@ -132,7 +132,7 @@ func TestWatcherFailingLoad(t *testing.T) {
 	var h Holder
 	h.Store(seedSnapshot(1))
 	src := &failingLoad{fakeSource: fakeSource{snap: seedSnapshot(2)}}
-	w := NewWatcher(slog.New(slog.DiscardHandler), src, &h, time.Second)
+	w := NewWatcher(slog.New(slog.DiscardHandler), src, &h, time.Second, nil)
 	if w.poll(t.Context()) {
 		t.Error("poll stored a snapshot although Current failed")
 	}
@@ -150,7 +150,7 @@ func (f *failingLoad) Current(ctx context.Context) (*salesrank.Snapshot, error) 
 func TestWatcherRun(t *testing.T) {
 	src := new(fakeSource)
 	var h Holder
-	w := NewWatcher(slog.New(slog.DiscardHandler), src, &h, time.Millisecond)
+	w := NewWatcher(slog.New(slog.DiscardHandler), src, &h, time.Millisecond, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()

@@ -1,0 +1,146 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/salesrank/salesrank/internal/metrics"
+)
+
+// maxQueryBytes bounds a request's query string and its path. The API's longest sane query
+// (category_id, limit and offset, each at its maximum) is under 80 bytes; 1 KiB leaves room
+// for cache-busting parameters a client adds, which are then refused by name.
+const maxQueryBytes = 1 << 10
+
+// requestIDHeader carries a request's id in both directions. nginx sets it with
+// proxy_set_header X-Request-Id $request_id, so its access log and ours share the id.
+const requestIDHeader = "X-Request-Id"
+
+// maxRequestID bounds an incoming request id; nginx's $request_id is 32 hex digits and a
+// UUID is 36 characters.
+const maxRequestID = 128
+
+// observe is what every route of the public listener goes through: it gives the request an
+// id, echoes it in the response, refuses overlong URLs, and counts, times and logs the
+// request under its route pattern.
+//
+// A success is logged at debug level only: at tens of thousands of requests a second the
+// access log belongs to the reverse proxy, and production logs keep to what needs a look.
+// A 5xx is logged at warn.
+func observe(logger *slog.Logger, ids *requestIDs, route *metrics.Route, pattern string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := ids.get(r)
+		w.Header()[requestIDHeader] = id
+
+		sw := statusWriters.Get().(*statusWriter)
+		sw.ResponseWriter, sw.code = w, 0
+		if len(r.URL.RawQuery) > maxQueryBytes || len(r.URL.Path) > maxQueryBytes {
+			writeProblem(sw, r, logger, errURITooLong)
+		} else {
+			next.ServeHTTP(sw, r)
+		}
+		code := sw.code
+		if code == 0 {
+			code = http.StatusOK // nothing written: net/http sends 200
+		}
+		sw.ResponseWriter = nil
+		statusWriters.Put(sw)
+
+		elapsed := time.Since(start)
+		route.Observe(code, elapsed)
+		level := slog.LevelDebug
+		if code >= 500 {
+			level = slog.LevelWarn
+		}
+		if !logger.Enabled(r.Context(), level) {
+			return
+		}
+		logger.LogAttrs(r.Context(), level, "request",
+			slog.String("request_id", id[0]),
+			slog.String("method", r.Method),
+			slog.String("route", pattern),
+			slog.String("path", clip(r.URL.Path)),
+			slog.String("query", clip(r.URL.RawQuery)),
+			slog.Int("status", code),
+			slog.Duration("duration", elapsed),
+			slog.String("remote_addr", r.RemoteAddr))
+	})
+}
+
+// statusWriter records the status code a handler sends. They are pooled so the hot path
+// does not allocate one per request.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 && code >= 200 { // 1xx are informational; the final status comes later
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// requestIDs hands out request ids: the client's (or the proxy's) when it is sane, else a
+// new one made of a per-process random prefix and a counter, which is unique across
+// replicas without costing a random read per request.
+type requestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newRequestIDs() *requestIDs {
+	var b [6]byte
+	rand.Read(b[:]) // never fails (crypto/rand panics if the OS cannot supply randomness)
+	return &requestIDs{prefix: hex.EncodeToString(b[:]) + "-"}
+}
+
+// get returns the request's id as a header value (len == cap, see view). A sane incoming id
+// is reused without copying; only a generated one allocates.
+func (g *requestIDs) get(r *http.Request) []string {
+	if v := r.Header[requestIDHeader]; len(v) == 1 && saneRequestID(v[0]) {
+		return v[:1:1]
+	}
+	var buf [32]byte
+	b := append(buf[:0], g.prefix...)
+	b = strconv.AppendUint(b, g.n.Add(1), 36)
+	return []string{string(b)}
+}
+
+// saneRequestID reports whether s can be logged and echoed as is: 1 to 128 characters of
+// letters, digits and -_.:+/=@ (hex, UUIDs, base64 and most tracing ids), nothing that could
+// split a log line or a header.
+func saneRequestID(s string) bool {
+	if s == "" || len(s) > maxRequestID {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '_', c == '.', c == ':', c == '+', c == '/', c == '=', c == '@':
+		default:
+			return false
+		}
+	}
+	return true
+}
