@@ -145,6 +145,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}()
 	watcher := httpapi.NewWatcher(logger.With("component", "watcher"), db, &holder, *poll, metrics.NewWatcher(reg))
 	wg.Go(func() { watcher.Run(watchCtx) })
+	if n, ok := db.(notifier); ok {
+		// PostgreSQL announces each publication; polling stays as the fallback.
+		wg.Go(func() { n.Watch(watchCtx, func(int64) { watcher.Poke() }) })
+	}
 
 	if *adminAddr != "" {
 		adminLogger := logger.With("component", "admin")
@@ -242,4 +246,10 @@ func serveRankMetrics(logger *slog.Logger, addr string, now func() time.Time, s 
 		shutdown(context.Background(), 5*time.Second)
 		wg.Wait()
 	}, nil
+}
+
+// notifier is a store that announces new snapshots (PostgreSQL's LISTEN/NOTIFY). Watch runs
+// until ctx is done, reconnecting as needed, and calls fn for each announcement.
+type notifier interface {
+	Watch(ctx context.Context, fn func(id int64)) error
 }

@@ -27,6 +27,10 @@ var (
 // handlePopular serves GET /api/v1/popular?category_id=N[&limit=L][&offset=O]: a page of the
 // category's ranking as a JSON array whose values are all strings. The snapshot is loaded
 // once per request, so headers and body always come from the same snapshot.
+// staleTrue marks an answer served from memory after its next snapshot was overdue by a
+// whole interval: the database or the ranker is down, and the replica keeps answering.
+var staleTrue = []string{"true"}
+
 func handlePopular(logger *slog.Logger, h *Holder, m *metrics.HTTP, now func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q, err := parsePopular(r.URL.RawQuery)
@@ -47,7 +51,14 @@ func handlePopular(logger *slog.Logger, h *Holder, m *metrics.HTTP, now func() t
 		// Canonical keys assigned directly: Header.Set would canonicalize and allocate.
 		hdr := w.Header()
 		hdr["Etag"] = v.etag
-		hdr["Cache-Control"] = v.cacheControl(now())
+		clk := v.clocked(now())
+		hdr["Cache-Control"] = clk.value
+		if clk.age != nil {
+			hdr["X-Snapshot-Age"] = clk.age
+		}
+		if clk.stale {
+			hdr["X-Snapshot-Stale"] = staleTrue
+		}
 		if v.lastModified != nil {
 			hdr["Last-Modified"] = v.lastModified
 		}

@@ -67,15 +67,20 @@ type view struct {
 	windowEnd    []string
 
 	nextRefresh int64 // unix seconds
+	staleAfter  int64 // unix seconds; see perSecond.stale
 	cc          atomic.Pointer[cacheControl]
 }
 
-// cacheControl is the Cache-Control value for requests within one second. max-age counts
-// down each second; rendering it once a second rather than once a request keeps the hot
-// path free of allocations.
+// cacheControl holds the headers that change with the clock, for requests within one
+// second: Cache-Control's max-age counts down, the snapshot's age counts up. Rendering them
+// once a second rather than once a request keeps the hot path free of allocations.
 type cacheControl struct {
 	unix  int64
-	value []string
+	value []string // Cache-Control
+	age   []string // X-Snapshot-Age: seconds since the snapshot was published
+	// stale is set once a whole refresh interval has passed since the next snapshot was
+	// due: the database or the ranker is down, and the answer comes from memory.
+	stale bool
 }
 
 // category is one category's ranking rendered as JSON. elems holds every entry's object
@@ -97,6 +102,7 @@ func render(s *salesrank.Snapshot) *view {
 		windowStart: []string{s.Window.Start.UTC().Format(time.RFC3339)},
 		windowEnd:   []string{s.Window.End.UTC().Format(time.RFC3339)},
 		nextRefresh: s.NextRefresh().Unix(),
+		staleAfter:  s.NextRefresh().Add(s.Interval).Unix(),
 	}
 	v.etag = []string{v.etagValue}
 	if !s.PublishedAt.IsZero() {
@@ -189,13 +195,19 @@ func (c *category) writePage(w http.ResponseWriter, offset, limit int64) {
 
 // cacheControl returns the Cache-Control value at now: public, until the next snapshot is
 // due (never negative, so a late refresh makes caches revalidate rather than misbehave).
-func (v *view) cacheControl(now time.Time) []string {
+func (v *view) cacheControl(now time.Time) []string { return v.clocked(now).value }
+
+// clocked returns the clock-dependent headers for now, rendered at most once a second.
+func (v *view) clocked(now time.Time) *cacheControl {
 	unix := now.Unix()
 	if c := v.cc.Load(); c != nil && c.unix == unix {
-		return c.value
+		return c
 	}
-	age := max(v.nextRefresh-unix, 0)
-	c := &cacheControl{unix: unix, value: []string{"public, max-age=" + strconv.FormatInt(age, 10)}}
+	maxAge := max(v.nextRefresh-unix, 0)
+	c := &cacheControl{unix: unix, value: []string{"public, max-age=" + strconv.FormatInt(maxAge, 10)}, stale: unix >= v.staleAfter}
+	if !v.published.IsZero() {
+		c.age = []string{strconv.FormatInt(max(unix-v.published.Unix(), 0), 10)}
+	}
 	v.cc.Store(c)
-	return c.value
+	return c
 }

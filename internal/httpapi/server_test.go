@@ -632,3 +632,37 @@ func BenchmarkPopularHTTP(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
+
+// TestSnapshotAgeAndStale: every answer says how old its snapshot is; once a whole interval
+// has passed since the next snapshot was due (the database or the ranker is down), answers
+// from memory are marked stale, and still 200.
+func TestSnapshotAgeAndStale(t *testing.T) {
+	ts := newTestServer(t, seedSnapshot(7)) // published at cutoff+2m0.5s, hourly
+	tests := []struct {
+		now       time.Time
+		age       string
+		stale     string
+		wantCache string
+	}{
+		{cutoff.Add(15 * time.Minute), "780", "", "public, max-age=2700"},
+		{cutoff.Add(2*time.Hour - time.Second), "7079", "", "public, max-age=0"},
+		{cutoff.Add(2 * time.Hour), "7080", "true", "public, max-age=0"},
+		{cutoff.Add(30 * time.Hour), "107880", "true", "public, max-age=0"},
+	}
+	for _, tt := range tests {
+		ts.now = tt.now
+		w := ts.do(t, "GET", "/api/v1/popular?category_id=1")
+		if w.Code != http.StatusOK {
+			t.Fatalf("at %s: status %d, want 200", tt.now, w.Code)
+		}
+		if got := w.Header().Get("X-Snapshot-Age"); got != tt.age {
+			t.Errorf("at %s: X-Snapshot-Age %q, want %q", tt.now, got, tt.age)
+		}
+		if got := w.Header().Get("X-Snapshot-Stale"); got != tt.stale {
+			t.Errorf("at %s: X-Snapshot-Stale %q, want %q", tt.now, got, tt.stale)
+		}
+		if got := w.Header().Get("Cache-Control"); got != tt.wantCache {
+			t.Errorf("at %s: Cache-Control %q, want %q", tt.now, got, tt.wantCache)
+		}
+	}
+}

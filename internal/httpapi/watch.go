@@ -25,6 +25,7 @@ type Watcher struct {
 	every   time.Duration
 	metrics *metrics.Watcher
 	refresh chan chan refreshResult // see Refresh
+	poke    chan struct{}           // see Poke
 
 	failures int // consecutive failed polls, to log an outage once rather than every poll
 	waiting  bool
@@ -34,7 +35,7 @@ type Watcher struct {
 // m counts its polls (nil counts nothing).
 func NewWatcher(logger *slog.Logger, src Source, h *Holder, every time.Duration, m *metrics.Watcher) *Watcher {
 	return &Watcher{logger: logger, src: src, holder: h, every: every, metrics: m,
-		refresh: make(chan chan refreshResult)}
+		refresh: make(chan chan refreshResult), poke: make(chan struct{}, 1)}
 }
 
 type refreshResult struct {
@@ -54,11 +55,23 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			w.poll(ctx)
+		case <-w.poke:
+			w.poll(ctx)
 		case reply := <-w.refresh:
 			_, err := w.load(ctx, true)
 			id, _ := w.holder.ID()
 			reply <- refreshResult{id, err} // buffered: never blocks
 		}
+	}
+}
+
+// Poke asks Run to poll now rather than at the next tick, without waiting: a database that
+// announces new snapshots (PostgreSQL's NOTIFY) calls it, so replicas learn of a snapshot in
+// milliseconds while polling remains the fallback. Pokes while one is pending are merged.
+func (w *Watcher) Poke() {
+	select {
+	case w.poke <- struct{}{}:
+	default:
 	}
 }
 
