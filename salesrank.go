@@ -11,6 +11,7 @@ import (
 	"iter"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -127,22 +128,48 @@ func compareEntries(a, b Entry) int {
 // ranked (an incremental window may leave zeros behind). Every category in known gets a
 // Ranking, empty if it sold nothing in the window; the result is sorted by category id.
 func Rank(totals iter.Seq2[Key, int64], known []int32, top int) []Ranking {
+	return RankParts([]iter.Seq2[Key, int64]{totals}, known, top)
+}
+
+// RankParts is Rank over totals split into parts that share no key (shards of one table),
+// each ranked on its own goroutine: a window of tens of millions of keys ranks on every
+// core. The result does not depend on how the keys were split.
+func RankParts(parts []iter.Seq2[Key, int64], known []int32, top int) []Ranking {
+	tops := make([]map[int32]*topN, len(parts))
+	var wg sync.WaitGroup
+	for i, part := range parts {
+		wg.Go(func() {
+			byCat := make(map[int32]*topN)
+			for k, v := range part {
+				if v <= 0 {
+					continue
+				}
+				t := byCat[k.CategoryID]
+				if t == nil {
+					t = &topN{max: top}
+					byCat[k.CategoryID] = t
+				}
+				t.offer(Entry{ProductID: k.ProductID, TotalSold: v})
+			}
+			tops[i] = byCat
+		})
+	}
+	wg.Wait()
 	byCat := make(map[int32]*topN)
 	for _, c := range known {
-		if byCat[c] == nil {
-			byCat[c] = &topN{max: top}
-		}
+		byCat[c] = &topN{max: top}
 	}
-	for k, v := range totals {
-		if v <= 0 {
-			continue
+	for _, part := range tops {
+		for c, t := range part {
+			into := byCat[c]
+			if into == nil {
+				byCat[c] = t
+				continue
+			}
+			for _, e := range t.heap {
+				into.offer(e)
+			}
 		}
-		t := byCat[k.CategoryID]
-		if t == nil {
-			t = &topN{max: top}
-			byCat[k.CategoryID] = t
-		}
-		t.offer(Entry{ProductID: k.ProductID, TotalSold: v})
 	}
 	out := make([]Ranking, 0, len(byCat))
 	for c, t := range byCat {

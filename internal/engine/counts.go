@@ -149,6 +149,25 @@ func (c *Counts) All() iter.Seq2[salesrank.Key, int64] {
 	}
 }
 
+// Shards splits All into n sequences over disjoint ranges of the table, for ranking on n
+// goroutines. Each key is in exactly one shard.
+func (c *Counts) Shards(n int) []iter.Seq2[salesrank.Key, int64] {
+	n = max(1, min(n, len(c.slots)))
+	out := make([]iter.Seq2[salesrank.Key, int64], n)
+	for i := range n {
+		lo, hi := len(c.slots)*i/n, len(c.slots)*(i+1)/n
+		out[i] = func(yield func(salesrank.Key, int64) bool) {
+			for j := lo; j < hi; j++ {
+				s := &c.slots[j]
+				if s.cat != 0 && !yield(salesrank.Key{CategoryID: int32(s.cat - 1), ProductID: s.product}, s.units) {
+					return
+				}
+			}
+		}
+	}
+	return out
+}
+
 // Merge adds every count of o into c.
 func (c *Counts) Merge(o *Counts) {
 	if c.len+o.len >= c.growAt {
@@ -209,6 +228,18 @@ func (c *Counts) growFor(keys int) {
 // in flight to hide most of a cache miss, few enough to stay in L1.
 const batchSize = 64
 
+// Batch is a run of sales waiting to be added, kept as columns; see AddBatch and Push.
+type Batch = batch
+
+// Push queues units for (hour, category, product) in b, adding the batch to c once full.
+// Call c.AddBatch(b) at the end for what is left. Units must be positive.
+func (c *Counts) Push(b *Batch, hour uint32, category int32, product int64, units int64) {
+	b.cats[b.n], b.hours[b.n], b.products[b.n], b.units[b.n] = category, hour, product, units
+	if b.n++; b.n == batchSize {
+		c.AddBatch(b)
+	}
+}
+
 // batch is a run of sales waiting to be added, kept as columns.
 type batch struct {
 	n        int
@@ -219,8 +250,7 @@ type batch struct {
 	slot     [batchSize]uint64
 }
 
-// AddBatch adds every sale of b and empties it. Its units must be positive (it does not
-// keep count of zeros for Compact). It is AddAt for many keys at once: it first
+// AddBatch adds every sale of b and empties it. Its units must be positive. It is AddAt for many keys at once: it first
 // computes every key's home slot and touches each, so the CPU fetches up to batchSize cache
 // lines in parallel rather than one miss after another, then adds them in order.
 func (c *Counts) AddBatch(b *batch) {
@@ -240,6 +270,9 @@ func (c *Counts) AddBatch(b *batch) {
 		for j := b.slot[i]; ; j = (j + 1) & c.mask {
 			s := &c.slots[j]
 			if s.cat == cat && s.product == product && s.hour == hour {
+				if s.units == 0 {
+					c.zeros--
+				}
 				s.units += b.units[i]
 				break
 			}

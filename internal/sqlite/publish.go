@@ -50,6 +50,9 @@ func (db *DB) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int
 	// Sorted keys insert into the tables' b-trees in order, which is markedly faster.
 	slices.Sort(products)
 	products = slices.Compact(products)
+	db.productsMu.Lock()
+	products = slices.DeleteFunc(products, func(p int64) bool { _, ok := db.products[p]; return ok })
+	db.productsMu.Unlock()
 
 	tx, err := db.write.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see the package comment
 	if err != nil {
@@ -161,6 +164,14 @@ func (db *DB) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("publish: commit: %w", err)
 	}
+	db.productsMu.Lock()
+	if db.products == nil {
+		db.products = make(map[int64]struct{}, len(products))
+	}
+	for _, p := range products {
+		db.products[p] = struct{}{}
+	}
+	db.productsMu.Unlock()
 
 	snap.ID = id
 	snap.PublishedAt = publishedAt

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	sqlite3 "modernc.org/sqlite" // registers the "sqlite" driver
@@ -43,6 +44,12 @@ type DB struct {
 	// failAt, when set by a test, is called at each step of Publish; an error it returns
 	// aborts the publish there, as a crash or a full disk would.
 	failAt func(step string) error
+
+	// products remembers the product ids this handle has committed to the products table,
+	// which is never pruned, so a publish upserts only products new to it: a refresh every
+	// minute re-ranks 100k products of which a handful are new.
+	productsMu sync.Mutex
+	products   map[int64]struct{}
 }
 
 // Open opens the SQLite file at path, creating it if needed (its folder must exist), and
