@@ -181,6 +181,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 
 	draining.Store(true)
+	// Answer on, but close each connection after its response: the proxy opens new ones to
+	// other replicas instead of reusing one that is about to close under it.
+	srv.SetKeepAlivesEnabled(false)
 	logger.Info("shutting down: reporting not ready", "drain", drain.String())
 	t := time.NewTimer(*drain)
 	select {

@@ -1,0 +1,307 @@
+//go:build unix
+
+package ha_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// replicas is how many serve processes each test runs behind nginx. Three, not two: during
+// a rolling restart one replica is stopped while the next may still be out of nginx's
+// rotation for fail_timeout, and a third keeps the pool from emptying whatever the timing.
+const replicas = 3
+
+// TestKillReplica kills one replica with SIGKILL under load: the requests it held and those
+// nginx sends it next fail at the TCP level, and nginx retries each on another replica
+// (proxy_next_upstream error), so clients see no failure.
+func TestKillReplica(t *testing.T) {
+	forEachBackend(t, testKillReplica)
+}
+
+func testKillReplica(t *testing.T, dsn string) {
+	began := time.Now()
+	d, _ := newDataset(t, t.TempDir(), dsn)
+	c := newCluster(t, d.dsn, replicas)
+	_, full := rankings(t, c.replicas[0])
+
+	l := startLoad(t, c.url, slices.Sorted(maps.Keys(full)))
+	time.Sleep(2 * time.Second)
+	victim := c.replicas[1]
+	victim.p.signal(syscall.SIGKILL)
+	if victim.p.wait(5*time.Second) == stillRunning {
+		t.Fatalf("replica %s still running 5s after SIGKILL", victim.addr)
+	}
+	t.Logf("killed replica %s with SIGKILL at %v into the load", victim.addr, time.Since(l.began).Round(time.Millisecond))
+	time.Sleep(3 * time.Second)
+	r := l.stop()
+	r.check(t)
+
+	a := c.stopProxy()
+	t.Log(a)
+	a.check(t, r)
+	if a.retried == 0 {
+		t.Errorf("nginx retried no request on another replica; the kill should have cost at least one attempt")
+	}
+	t.Logf("%s took %v", t.Name(), time.Since(began).Round(time.Millisecond))
+}
+
+// TestRollingRestart restarts every replica in turn under load, as deploy/rolling-restart.sh
+// does: SIGTERM, which must make /readyz fail and the process exit 0 after draining; start
+// it again; wait for /readyz; next. Clients see no failure, and every replica is back in
+// nginx's rotation at the end.
+func TestRollingRestart(t *testing.T) {
+	forEachBackend(t, testRollingRestart)
+}
+
+func testRollingRestart(t *testing.T, dsn string) {
+	began := time.Now()
+	d, _ := newDataset(t, t.TempDir(), dsn)
+	c := newCluster(t, d.dsn, replicas)
+	_, full := rankings(t, c.replicas[0])
+	failTimeout := nginxFailTimeout(t)
+
+	if failTimeout+500*time.Millisecond >= drain {
+		t.Fatalf("deploy/nginx.conf's fail_timeout %v must be shorter than the replicas' --drain %v, with a margin for a restart", failTimeout, drain)
+	}
+
+	l := startLoad(t, c.url, slices.Sorted(maps.Keys(full)))
+	time.Sleep(time.Second)
+	back := map[string]time.Time{} // when each replica was ready again
+	for _, rep := range c.replicas {
+		stop := time.Now()
+		rep.p.signal(syscall.SIGTERM)
+		// Draining: not ready, still alive.
+		sawNotReady := false
+		for !rep.p.exited() && time.Since(stop) < drain {
+			if code, _ := rep.readyz(); code == http.StatusServiceUnavailable {
+				sawNotReady = true
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !sawNotReady {
+			t.Errorf("replica %s: /readyz never answered 503 while draining", rep.addr)
+		}
+		code := rep.p.wait(drain + shutdownTimeout + 5*time.Second)
+		if code != 0 {
+			t.Fatalf("replica %s: got exit code %d after SIGTERM (%d: still running), want 0\n%s", rep.addr, code, stillRunning, rep.p.tail())
+		}
+		exited := time.Now()
+		rep.start()
+		rep.waitReady(15 * time.Second)
+		back[rep.addr] = time.Now()
+		t.Logf("replica %s: SIGTERM → exit 0 in %v (drain %v); restarted and ready in %v",
+			rep.addr, exited.Sub(stop).Round(time.Millisecond), drain, back[rep.addr].Sub(exited).Round(time.Millisecond))
+	}
+	// Long enough for nginx to send the last replica requests again.
+	time.Sleep(failTimeout + time.Second)
+	r := l.stop()
+	r.check(t)
+
+	a := c.stopProxy()
+	t.Log(a)
+	a.check(t, r)
+	for _, rep := range c.replicas {
+		if last := a.lastOK[rep.addr]; !last.After(back[rep.addr]) {
+			t.Errorf("replica %s: nginx sent it no request after its restart (last answered at %v, ready again at %v)",
+				rep.addr, last.Format("15:04:05.000"), back[rep.addr].Format("15:04:05.000"))
+		}
+	}
+	t.Logf("%s took %v", t.Name(), time.Since(began).Round(time.Millisecond))
+}
+
+// TestPublishUnderLoad publishes a new snapshot while the load runs: every replica must
+// move to it within 2 s (serve polls every second), and every response's body must be the
+// page of the snapshot its X-Snapshot-Id names, never a mix and never the wrong one.
+func TestPublishUnderLoad(t *testing.T) {
+	forEachBackend(t, testPublishUnderLoad)
+}
+
+func testPublishUnderLoad(t *testing.T, dsn string) {
+	began := time.Now()
+	d, sumA := newDataset(t, t.TempDir(), dsn)
+	c := newCluster(t, d.dsn, replicas)
+	d.addHours(t) // the new objects are there; the ranker has not taken them yet
+	snapA, fullA := rankings(t, c.replicas[0])
+	if snapA != sumA.SnapshotID {
+		t.Fatalf("replica serves snapshot %d, want %d", snapA, sumA.SnapshotID)
+	}
+
+	l := startLoad(t, c.url, slices.Sorted(maps.Keys(fullA)))
+	time.Sleep(1500 * time.Millisecond)
+	rankStart := time.Now()
+	sumB := d.publish(t)
+	rankEnd := time.Now()
+	// The lag counts from rank --once's exit, which follows its commit by the time it
+	// takes to close the database and print the summary: milliseconds.
+	const maxLag = 2 * time.Second
+	for _, rep := range c.replicas {
+		for rep.snapshotID() != sumB.SnapshotID && time.Since(rankEnd) < maxLag+time.Second {
+			time.Sleep(5 * time.Millisecond)
+		}
+		lag := time.Since(rankEnd)
+		if id := rep.snapshotID(); id != sumB.SnapshotID || lag > maxLag {
+			t.Errorf("replica %s: serving snapshot %d %v after rank --once published (it ran %v), want %d within %v",
+				rep.addr, id, lag.Round(time.Millisecond), rankEnd.Sub(rankStart).Round(time.Millisecond), sumB.SnapshotID, maxLag)
+		} else {
+			t.Logf("replica %s: serving snapshot %d within %v of rank --once publishing it (it ran %v)",
+				rep.addr, sumB.SnapshotID, lag.Round(time.Millisecond), rankEnd.Sub(rankStart).Round(time.Millisecond))
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	r := l.stop()
+	r.check(t)
+
+	snapB, fullB := rankings(t, c.replicas[0])
+	if snapB != sumB.SnapshotID {
+		t.Fatalf("replica serves snapshot %d after the load, want %d", snapB, sumB.SnapshotID)
+	}
+	if !rankingsDiffer(fullA, fullB) {
+		t.Fatalf("snapshots %d and %d rank every category alike; the test needs them to differ", snapA, snapB)
+	}
+	full := map[int64]map[int32][]entry{snapA: fullA, snapB: fullB}
+	checked := 0
+	for k, body := range r.pages {
+		f, ok := full[k.snapshot]
+		if !ok {
+			t.Errorf("a response named snapshot %d, want %d or %d", k.snapshot, snapA, snapB)
+			continue
+		}
+		var got []entry
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Errorf("snapshot %d, %+v: body %.200q: %v", k.snapshot, k, body, err)
+			continue
+		}
+		if want := page(f[k.category], k.offset, k.limit); !slices.Equal(got, want) {
+			t.Errorf("snapshot %d, category %d, offset %d, limit %d: got %v, want the snapshot's %v",
+				k.snapshot, k.category, k.offset, k.limit, got, want)
+		}
+		checked++
+	}
+	if r.snapshots[snapA] == 0 || r.snapshots[snapB] == 0 {
+		t.Errorf("got responses by snapshot %v, want some of both %d and %d", r.snapshots, snapA, snapB)
+	}
+	t.Logf("checked %d distinct pages (%d responses) against the full rankings of snapshots %d and %d",
+		checked, r.sent, snapA, snapB)
+
+	a := c.stopProxy()
+	t.Log(a)
+	a.check(t, r)
+	t.Logf("%s took %v", t.Name(), time.Since(began).Round(time.Millisecond))
+}
+
+// check fails t unless nginx answered every API request of the load with 200, and saw as
+// many as the load sent: a request lost between the client and nginx would show here.
+func (a accessStats) check(t *testing.T, r loadReport) {
+	t.Helper()
+	if a.non200 != 0 {
+		t.Errorf("nginx answered %d API requests with another status than 200; the first:\n%s", a.non200, join(a.examples))
+	}
+	if int64(a.requests) != r.sent {
+		t.Errorf("nginx logged %d API requests, the load sent %d", a.requests, r.sent)
+	}
+}
+
+// entry is one ranked product as the API sends it; every value is a JSON string.
+type entry struct {
+	ID         string `json:"id"`
+	CategoryID string `json:"category_id"`
+	TotalSold  string `json:"total_sold"`
+	ProductID  string `json:"product_id"`
+}
+
+// page is what offset and limit select of a full ranking.
+func page(full []entry, offset, limit int) []entry {
+	if offset >= len(full) {
+		return []entry{}
+	}
+	return full[offset:min(offset+limit, len(full))]
+}
+
+// rankings fetches every known category's whole ranking (limit=1000; the dataset ranks the
+// top 100) from one replica directly, and returns them with their snapshot id. Categories
+// are probed by id: 1 … numCategories, those answering 404 are not known.
+func rankings(t *testing.T, rep *replica) (int64, map[int32][]entry) {
+	t.Helper()
+	for attempt := 0; attempt < 3; attempt++ {
+		var snap int64
+		out := map[int32][]entry{}
+		mixed := false
+		for cat := int32(1); cat <= numCategories; cat++ {
+			u := fmt.Sprintf("http://%s/api/v1/popular?category_id=%d&limit=1000", rep.addr, cat)
+			res, err := probe.Get(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode == http.StatusNotFound {
+				continue
+			}
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s: got %s, want 200 or 404: %s", u, res.Status, body)
+			}
+			id, _ := strconv.ParseInt(res.Header.Get("X-Snapshot-Id"), 10, 64)
+			if snap == 0 {
+				snap = id
+			} else if id != snap {
+				mixed = true // a new snapshot arrived while fetching: start again
+				break
+			}
+			var es []entry
+			if err := json.Unmarshal(body, &es); err != nil {
+				t.Fatalf("GET %s: %v", u, err)
+			}
+			out[cat] = es
+		}
+		if !mixed {
+			if len(out) < numCategories/2 {
+				t.Fatalf("got %d known categories of %d, want most", len(out), numCategories)
+			}
+			return snap, out
+		}
+	}
+	t.Fatalf("the snapshot kept changing while its rankings were fetched")
+	return 0, nil
+}
+
+// rankingsDiffer reports whether some category ranks other products or other totals in b
+// than in a (row ids aside, which differ between any two snapshots).
+func rankingsDiffer(a, b map[int32][]entry) bool {
+	for cat, ea := range a {
+		eb := b[cat]
+		if len(ea) != len(eb) {
+			return true
+		}
+		for i := range ea {
+			if ea[i].ProductID != eb[i].ProductID || ea[i].TotalSold != eb[i].TotalSold {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nginxFailTimeout returns the fail_timeout of deploy/nginx.conf's upstream servers.
+func nginxFailTimeout(t *testing.T) time.Duration {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^\s*server\s+\S+\s.*fail_timeout=(\d+)s`).FindStringSubmatch(readDeploy(t, "nginx.conf"))
+	if m == nil {
+		t.Fatal("deploy/nginx.conf: no server line with fail_timeout=Ns")
+	}
+	n, _ := strconv.Atoi(m[1])
+	return time.Duration(n) * time.Second
+}

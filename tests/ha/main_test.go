@@ -1,0 +1,135 @@
+//go:build unix
+
+// Package ha_test proves the high-availability claims of deploy/: a real nginx, configured
+// from deploy/nginx.conf, in front of several "salesrank serve" processes, under a steady
+// load of API requests, loses no request when a replica is killed, when every replica is
+// restarted in turn, or when a new snapshot is published, and every response's body is the
+// snapshot its X-Snapshot-Id names.
+//
+// The tests build the salesrank binary once and run it as systemd would. They skip under
+// -short, and skip with a message when nginx is not installed (Debian: apt-get install
+// nginx-light). See deploy/README.md.
+package ha_test
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	// binPath is the salesrank binary built by TestMain; empty when it was not built.
+	binPath string
+	// nginxPath is the nginx executable; empty when none is installed.
+	nginxPath string
+	// setupSkip says why the tests that run processes skip, if they do.
+	setupSkip string
+)
+
+// repoRoot is the module's root, relative to this package's folder (go test runs each
+// package in its own folder).
+const repoRoot = "../.."
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	nginxPath = findNginx()
+	switch {
+	case testing.Short():
+		setupSkip = "skipping the high-availability tests (real processes, seconds of load) in -short mode"
+	case nginxPath == "":
+		setupSkip = "nginx is not installed (Debian: apt-get install nginx-light); skipping the high-availability tests"
+	}
+	if setupSkip != "" {
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "salesrank-ha-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "salesrank")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// go test puts its own GOROOT/bin first on PATH, so this is the same toolchain. The
+	// binary is built without -race even under go test -race: the replicas are the system
+	// under load here, and the race detector would slow them tenfold (the e2e tests in
+	// cmd/salesrank cover serve under -race).
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", binPath, "./cmd/salesrank")
+	cmd.Dir = repoRoot
+	out, err := cmd.CombinedOutput()
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tests/ha: go build ./cmd/salesrank: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// findNginx returns the nginx executable on PATH, or in /usr/sbin (not on PATH for
+// non-root users on Debian), or "".
+func findNginx() string {
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return "/usr/sbin/nginx"
+	}
+	return ""
+}
+
+// needProcesses skips t unless the binary was built and nginx is there.
+func needProcesses(t *testing.T) {
+	t.Helper()
+	if setupSkip != "" {
+		t.Skip(setupSkip)
+	}
+}
+
+// cleanEnv returns this process's environment without any SALESRANK_ variable, so that a
+// developer's own settings cannot change what the processes under test do.
+func cleanEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SALESRANK_") })
+}
+
+// salesrank runs the binary with args, waits at most two minutes, fails t unless it exits
+// 0, and returns its stdout.
+func salesrank(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, args...)
+	cmd.Env = cleanEnv()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("salesrank %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
+
+// rankSummary is the part of "rank --once"'s JSON summary the tests read.
+type rankSummary struct {
+	SnapshotID int64 `json:"snapshot_id"`
+	Categories int   `json:"categories"`
+}
+
+func decodeSummary(t *testing.T, out string) rankSummary {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var s rankSummary
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &s); err != nil || s.SnapshotID == 0 {
+		t.Fatalf("rank --once: got %q, want a JSON summary with a snapshot_id (%v)", out, err)
+	}
+	return s
+}
