@@ -27,8 +27,9 @@ var (
 // handlePopular serves GET /api/v1/popular?category_id=N[&limit=L][&offset=O]: a page of the
 // category's ranking as a JSON array whose values are all strings. The snapshot is loaded
 // once per request, so headers and body always come from the same snapshot.
-// staleTrue marks an answer served from memory after its next snapshot was overdue by a
-// whole interval: the database or the ranker is down, and the replica keeps answering.
+// staleTrue marks an answer served from memory while the database is unreachable, or after
+// its next snapshot was overdue by a whole interval (the ranker is down): the replica keeps
+// answering, and says so.
 var staleTrue = []string{"true"}
 
 func handlePopular(logger *slog.Logger, h *Holder, m *metrics.HTTP, now func() time.Time) http.Handler {
@@ -56,7 +57,7 @@ func handlePopular(logger *slog.Logger, h *Holder, m *metrics.HTTP, now func() t
 		if clk.age != nil {
 			hdr["X-Snapshot-Age"] = clk.age
 		}
-		if clk.stale {
+		if clk.stale || h.unreachable.Load() {
 			hdr["X-Snapshot-Stale"] = staleTrue
 		}
 		if v.lastModified != nil {

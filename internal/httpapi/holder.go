@@ -20,7 +20,13 @@ const (
 // snapshot and is ready to use.
 type Holder struct {
 	v atomic.Pointer[view]
+	// unreachable is set while the snapshot source fails: answers keep coming from memory,
+	// marked stale, because a newer snapshot may exist that this replica cannot see.
+	unreachable atomic.Bool
 }
+
+// SetSourceDown records whether the snapshot source (the database) is failing.
+func (h *Holder) SetSourceDown(down bool) { h.unreachable.Store(down) }
 
 // Store renders s and makes it the snapshot served from now on. Rendering happens before the
 // swap, in the caller's goroutine, so requests never wait for it. A nil s is ignored.

@@ -666,3 +666,18 @@ func TestSnapshotAgeAndStale(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleWhileSourceDown: while the database is unreachable, answers still come, 200,
+// from memory, and say they may be stale.
+func TestStaleWhileSourceDown(t *testing.T) {
+	ts := newTestServer(t, seedSnapshot(7))
+	ts.holder.SetSourceDown(true)
+	w := ts.do(t, "GET", "/api/v1/popular?category_id=1")
+	if w.Code != http.StatusOK || w.Header().Get("X-Snapshot-Stale") != "true" {
+		t.Errorf("source down: status %d, X-Snapshot-Stale %q; want 200, true", w.Code, w.Header().Get("X-Snapshot-Stale"))
+	}
+	ts.holder.SetSourceDown(false)
+	if w := ts.do(t, "GET", "/api/v1/popular?category_id=1"); w.Header().Get("X-Snapshot-Stale") != "" {
+		t.Errorf("source back: X-Snapshot-Stale %q, want none", w.Header().Get("X-Snapshot-Stale"))
+	}
+}

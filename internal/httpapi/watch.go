@@ -144,6 +144,7 @@ func (w *Watcher) fail(ctx context.Context, op string, err error) {
 		return
 	}
 	w.failures++
+	w.holder.SetSourceDown(true)
 	w.metrics.PollFailed()
 	// Log the first failure, then one a minute or so at the default interval, so an outage
 	// is visible without flooding the log.
@@ -156,6 +157,7 @@ func (w *Watcher) fail(ctx context.Context, op string, err error) {
 
 func (w *Watcher) recovered() {
 	w.waiting = false
+	w.holder.SetSourceDown(false)
 	if w.failures > 0 {
 		w.logger.Info("snapshot source recovered", "failed_polls", w.failures)
 		w.failures = 0

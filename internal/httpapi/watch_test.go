@@ -95,15 +95,16 @@ func TestWatcherPoll(t *testing.T) {
 		wantID    int64 // 0: none held
 		wantLoads int   // Current calls so far
 		wantLog   string
+		wantDown  bool // answers are marked stale: the source is failing
 	}{
-		{"nothing published", nil, nil, false, 0, 0, "waiting for the first snapshot"},
-		{"db down before any snapshot", nil, dbDown, false, 0, 0, "database is locked"},
-		{"A published", a, nil, true, 1, 1, "serving new snapshot"},
-		{"A unchanged: not reloaded", a, nil, false, 1, 1, ""},
-		{"db down keeps A", a, dbDown, false, 1, 1, "still serving"},
-		{"db back, A unchanged", a, nil, false, 1, 1, "recovered"},
-		{"B published", b, nil, true, 2, 2, "snapshot_id=2"},
-		{"snapshots gone keeps B", nil, nil, false, 2, 2, "no snapshot has been published"},
+		{"nothing published", nil, nil, false, 0, 0, "waiting for the first snapshot", false},
+		{"db down before any snapshot", nil, dbDown, false, 0, 0, "database is locked", true},
+		{"A published", a, nil, true, 1, 1, "serving new snapshot", false},
+		{"A unchanged: not reloaded", a, nil, false, 1, 1, "", false},
+		{"db down keeps A", a, dbDown, false, 1, 1, "still serving", true},
+		{"db back, A unchanged", a, nil, false, 1, 1, "recovered", false},
+		{"B published", b, nil, true, 2, 2, "snapshot_id=2", false},
+		{"snapshots gone keeps B", nil, nil, false, 2, 2, "no snapshot has been published", true},
 	}
 	for _, st := range steps {
 		src.set(st.snap, st.err)
@@ -120,6 +121,9 @@ func TestWatcherPoll(t *testing.T) {
 		}
 		if _, loads := src.counts(); loads != st.wantLoads {
 			t.Errorf("%s: %d loads, want %d", st.name, loads, st.wantLoads)
+		}
+		if got := h.unreachable.Load(); got != st.wantDown {
+			t.Errorf("%s: source down = %v, want %v", st.name, got, st.wantDown)
 		}
 		if logged := log.String()[before:]; !strings.Contains(logged, st.wantLog) {
 			t.Errorf("%s: log %q lacks %q", st.name, logged, st.wantLog)
