@@ -60,7 +60,7 @@ func (db *DB) Manifest(ctx context.Context) ([]salesrank.TakenObject, error) {
 // must start on whole UTC minutes. Only after the commit does it set b.ID and every object's BatchID;
 // on error b is unchanged.
 func (db *DB) CommitBatch(ctx context.Context, b *salesrank.Batch) error {
-	if err := validateBatch(b); err != nil {
+	if err := b.Validate(); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
 	id, err := db.commitBatch(ctx, b)
@@ -229,7 +229,7 @@ func (db *DB) Partials(ctx context.Context, from, to time.Time, fn func(hour tim
 // It replaces the rows the hour holds when it runs, including any committed after the caller
 // read them to merge: only the one active ranker may compact, between its own commits.
 func (db *DB) ReplacePartials(ctx context.Context, hour time.Time, data []byte) error {
-	if err := checkBucket(hour); err != nil {
+	if err := salesrank.CheckBucketStart(hour); err != nil {
 		return fmt.Errorf("replace partials: %w", err)
 	}
 	tx, err := db.beginWrite(ctx)
@@ -305,71 +305,6 @@ func (db *DB) PartialStats(ctx context.Context) (PartialStats, error) {
 		s.MinHour, s.MaxHour = time.Unix(*lo, 0).UTC(), time.Unix(*hi, 0).UTC()
 	}
 	return s, nil
-}
-
-// validateBatch checks what the schema would only report halfway through, in words the
-// ranker's author can act on. It is package sqlite's, word for word; it belongs in the
-// domain package.
-func validateBatch(b *salesrank.Batch) error {
-	if b == nil {
-		return errors.New("nil batch")
-	}
-	if len(b.Objects) == 0 {
-		// A batch without objects would commit partials that no manifest entry accounts for.
-		return errors.New("batch names no objects")
-	}
-	keys := make(map[string]bool, len(b.Objects))
-	for _, o := range b.Objects {
-		switch {
-		case o.Key == "":
-			return errors.New("object with an empty key")
-		case keys[o.Key]:
-			return fmt.Errorf("object %q: named twice in one batch", o.Key)
-		case o.LinesRead < 0 || o.LinesRejected < 0 || o.LinesTooLate < 0:
-			return fmt.Errorf("object %q: negative line counts", o.Key)
-		}
-		keys[o.Key] = true
-		if err := checkNanos("mod time", o.ModTime); err != nil {
-			return fmt.Errorf("object %q: %w", o.Key, err)
-		}
-		if err := checkNanos("taken at", o.TakenAt); err != nil {
-			return fmt.Errorf("object %q: %w", o.Key, err)
-		}
-	}
-	hours := make(map[int64]bool, len(b.Partials))
-	for _, p := range b.Partials {
-		if err := checkBucket(p.Hour); err != nil {
-			return fmt.Errorf("partial: %w", err)
-		}
-		if hours[p.Hour.Unix()] {
-			return fmt.Errorf("partial of %v: hour named twice in one batch", p.Hour.UTC())
-		}
-		hours[p.Hour.Unix()] = true
-	}
-	for _, c := range b.Categories {
-		if c < 0 {
-			return fmt.Errorf("category %d: must not be negative", c)
-		}
-	}
-	return nil
-}
-
-// checkBucket reports whether t can start a bucket of partial sums: the first second of a
-// UTC minute (buckets are an hour, or the refresh interval when that divides an hour).
-func checkBucket(t time.Time) error {
-	if t.Nanosecond() != 0 || t.Unix()%60 != 0 {
-		return fmt.Errorf("bucket %v: must be the first second of a minute", t.UTC())
-	}
-	return nil
-}
-
-// checkNanos reports whether t round-trips through unix nanoseconds (years 1678 to 2262);
-// the zero time is stored as NULL and always does.
-func checkNanos(what string, t time.Time) error {
-	if !t.IsZero() && !time.Unix(0, t.UnixNano()).Equal(t) {
-		return fmt.Errorf("%s %v: outside the years 1678 to 2262", what, t)
-	}
-	return nil
 }
 
 // nanos is t as a column value: unix nanoseconds, or NULL for the zero time.

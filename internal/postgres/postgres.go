@@ -26,16 +26,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/salesrank/salesrank"
 )
 
 // DefaultKeep is how many snapshots a DB keeps, as in package sqlite: the current one and
 // two before it.
 const DefaultKeep = 3
 
-// ErrAlreadyTaken is wrapped by CommitBatch's error when an object of the batch is already in
-// the manifest; nothing of the batch was committed. It means what sqlite.ErrAlreadyTaken
-// means; both belong in the domain package.
-var ErrAlreadyTaken = errors.New("object already taken")
+// ErrAlreadyTaken is salesrank.ErrAlreadyTaken, which CommitBatch wraps when an object of
+// the batch is already in the manifest.
+var ErrAlreadyTaken = salesrank.ErrAlreadyTaken
 
 // The first halves of the advisory lock keys this package takes; the second half is a hash
 // of the current schema. "SR" and a number, so that an operator reading pg_locks (classid,

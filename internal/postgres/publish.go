@@ -30,7 +30,7 @@ const Channel = "salesrank_snapshots"
 // and products, which may exist already, with one INSERT … ON CONFLICT DO NOTHING of an
 // array each (COPY cannot skip existing rows).
 func (db *DB) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int32, rejects []salesrank.Reject) (int64, error) {
-	if err := validate(snap, known); err != nil {
+	if err := snap.Validate(known); err != nil {
 		return 0, fmt.Errorf("publish: %w", err)
 	}
 	publishedAt := snap.PublishedAt
@@ -229,47 +229,3 @@ func (s *rowSource) Values() ([]any, error) {
 }
 
 func (s *rowSource) Err() error { return nil }
-
-// validate checks what the schema cannot express, or would only report after half the
-// work, in words an engine's author can act on. It is package sqlite's, word for word, so
-// that both stores refuse the same snapshots; it belongs in the domain package.
-func validate(snap *salesrank.Snapshot, known []int32) error {
-	switch {
-	case snap == nil:
-		return fmt.Errorf("nil snapshot")
-	case snap.Window.End.Nanosecond() != 0 || snap.Window.Start.Nanosecond() != 0:
-		return fmt.Errorf("window %v: must be whole seconds", snap.Window)
-	case !snap.Window.Start.Before(snap.Window.End):
-		return fmt.Errorf("window %v: start must be before end", snap.Window)
-	case snap.Interval < time.Second || snap.Interval%time.Second != 0:
-		return fmt.Errorf("interval %v: must be a whole number of seconds", snap.Interval)
-	case snap.Top < 0:
-		return fmt.Errorf("top %d: must not be negative", snap.Top)
-	}
-	for _, c := range known {
-		if c < 0 {
-			return fmt.Errorf("known category %d: must not be negative", c)
-		}
-	}
-	for i, r := range snap.Rankings {
-		if r.CategoryID < 0 {
-			return fmt.Errorf("category %d: must not be negative", r.CategoryID)
-		}
-		if i > 0 && r.CategoryID <= snap.Rankings[i-1].CategoryID {
-			return fmt.Errorf("category %d: rankings must be sorted by category id without repeats", r.CategoryID)
-		}
-		if len(r.Entries) > snap.Top {
-			return fmt.Errorf("category %d: %d entries exceed top %d", r.CategoryID, len(r.Entries), snap.Top)
-		}
-		for j, e := range r.Entries {
-			if e.ProductID < 0 || e.TotalSold <= 0 {
-				return fmt.Errorf("category %d rank %d: product %d total %d: want product ≥ 0 and total > 0",
-					r.CategoryID, j+1, e.ProductID, e.TotalSold)
-			}
-			if j > 0 && !salesrank.Less(r.Entries[j-1], e) {
-				return fmt.Errorf("category %d rank %d: product %d is out of ranking order", r.CategoryID, j+1, e.ProductID)
-			}
-		}
-	}
-	return nil
-}
