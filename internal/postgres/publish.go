@@ -137,15 +137,17 @@ func (db *DB) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int
 	}
 
 	// Pruning by cutoff, not by id, keeps the snapshots readers may still want: the current
-	// one and those just before it. The rows are deleted explicitly rather than through ON
-	// DELETE CASCADE (which stays as a safety net), whose triggers delete row by row.
-	const old = `SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC OFFSET $1`
+	// one and those just before it. The snapshot just published is never pruned, so a
+	// backfill of an old cutoff can be read until the next publication. The rows are deleted
+	// explicitly rather than through ON DELETE CASCADE (which stays as a safety net), whose
+	// triggers delete row by row.
+	const old = `SELECT id FROM (SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC OFFSET $1) o WHERE id <> $2`
 	for _, q := range []string{
 		`DELETE FROM sales_rank WHERE snapshot_id IN (` + old + `)`,
 		`DELETE FROM snapshot_categories WHERE snapshot_id IN (` + old + `)`,
 		`DELETE FROM snapshots WHERE id IN (` + old + `)`,
 	} {
-		if _, err := tx.Exec(ctx, q, max(db.Keep, 1)); err != nil {
+		if _, err := tx.Exec(ctx, q, max(db.Keep, 1), id); err != nil {
 			return 0, fmt.Errorf("publish: prune snapshots: %w", err)
 		}
 	}

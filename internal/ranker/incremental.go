@@ -85,15 +85,18 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	if err := r.load(ctx); err != nil {
 		return nil, err
 	}
+	log.Debug("listing logs")
 	listed, err := objstore.ListObjects(ctx, r.Logs)
 	if err != nil {
 		return nil, err
 	}
 	sum.Objects = len(listed)
 	fresh := r.sortOut(listed, sum, log)
+	log.Debug("listed logs", "objects", len(listed), "new", len(fresh))
 
 	// Move the window first, from what is already committed; new batches are then added
 	// to it as they commit, so nothing is added twice.
+	log.Debug("moving window", "cutoff", cutoff)
 	if err := r.moveWindow(ctx, cutoff, bucket, sum); err != nil {
 		return nil, err
 	}
@@ -118,6 +121,7 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	}
 	sum.RankSeconds = time.Since(ranked).Seconds()
 	published := time.Now()
+	log.Debug("publishing snapshot", "cutoff", w.End)
 	id, err := r.Store.Publish(ctx, snap, known, nil)
 	if err != nil {
 		return nil, fmt.Errorf("publish snapshot: %w", err)
@@ -284,6 +288,7 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	// Every sale from the retention on is kept, in the hour it was made: future hours too,
 	// so they count once the window reaches them.
 	spec := engine.Spec{Window: salesrank.Window{Start: retain, End: time.Unix(1<<40, 0)}, Bucket: bucket}
+	log.Debug("counting batch", "objects", len(objects))
 	res, err := r.Engine.Count(ctx, r.Logs, eobjs, spec)
 	if err != nil {
 		return fmt.Errorf("count sales: %w", err)
@@ -310,11 +315,13 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	if b.Partials, err = encodeBuckets(res.Totals, bucket); err != nil {
 		return err
 	}
+	log.Debug("committing batch", "objects", len(b.Objects), "partials", len(b.Partials))
 	if err := r.Store.CommitBatch(ctx, b); err != nil {
 		// Nothing of the batch is in the store; the window is untouched too.
 		r.loaded = false // another ranker may have taken some of these: re-read the manifest
 		return fmt.Errorf("commit batch of %d objects: %w", len(b.Objects), err)
 	}
+	log.Debug("batch committed", "batch_id", b.ID)
 	sum.Batches++
 	sum.ObjectsTaken += len(b.Objects)
 	for _, o := range b.Objects {

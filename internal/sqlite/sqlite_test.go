@@ -192,7 +192,7 @@ func TestIDsNotReused(t *testing.T) {
 	db := openTemp(t)
 	db.Keep = 1
 	var lastSnap, lastEntry int64
-	for i, hour := range []int{10, 11, 3, 12} { // hour 3 is a backfill, pruned at once
+	for i, hour := range []int{10, 11, 3, 12} { // hour 3 is a backfill, pruned by the next publish
 		snap := &salesrank.Snapshot{
 			Window: salesrank.WindowEnding(time.Unix(int64(hour)*3600, 0)), Interval: time.Hour, Top: 2,
 			Rankings: []salesrank.Ranking{{CategoryID: 1, Entries: []salesrank.Entry{{ProductID: 1, TotalSold: 2}, {ProductID: 2, TotalSold: 1}}}},

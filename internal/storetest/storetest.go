@@ -292,13 +292,20 @@ func testPrune(t *testing.T, s Store) {
 	if !slices.Equal(got, want) {
 		t.Errorf("after %d publishes, SnapshotIDs = %v, want %v (the %d latest)", len(ids), got, want, Keep)
 	}
-	// A backfill older than every kept snapshot is pruned at once and changes nothing.
-	publish(t, s, snapshot(-10, 3, 4))
-	if got, _ := s.SnapshotIDs(ctx); !slices.Equal(got, want) {
-		t.Errorf("after an old backfill, SnapshotIDs = %v, want %v", got, want)
+	// A backfill older than every kept snapshot stays readable until the next publication
+	// (an operator asked for it), and does not become current.
+	back := publish(t, s, snapshot(-10, 3, 4))
+	if got, _ := s.SnapshotIDs(ctx); !slices.Equal(got, append(slices.Clone(want), back)) {
+		t.Errorf("after an old backfill, SnapshotIDs = %v, want %v", got, append(slices.Clone(want), back))
 	}
 	if got := currentID(t, s); got != want[0] {
 		t.Errorf("CurrentID = %d, want %d", got, want[0])
+	}
+	// The next publication prunes it.
+	next := publish(t, s, snapshot(Keep+3, 3, 4))
+	want = append([]int64{next}, want[:Keep-1]...)
+	if got, _ := s.SnapshotIDs(ctx); !slices.Equal(got, want) {
+		t.Errorf("after the next publication, SnapshotIDs = %v, want %v", got, want)
 	}
 }
 
