@@ -52,12 +52,13 @@ func handlePopular(logger *slog.Logger, h *Holder, m *metrics.HTTP, now func() t
 		// Canonical keys assigned directly: Header.Set would canonicalize and allocate.
 		hdr := w.Header()
 		hdr["Etag"] = v.etag
-		clk := v.clocked(now())
+		t := now()
+		clk := v.clocked(t)
 		hdr["Cache-Control"] = clk.value
 		if clk.age != nil {
 			hdr["X-Snapshot-Age"] = clk.age
 		}
-		if clk.stale || h.unreachable.Load() {
+		if clk.stale || h.sourceStale(t) {
 			hdr["X-Snapshot-Stale"] = staleTrue
 		}
 		if v.lastModified != nil {

@@ -23,10 +23,31 @@ type Holder struct {
 	// unreachable is set while the snapshot source fails: answers keep coming from memory,
 	// marked stale, because a newer snapshot may exist that this replica cannot see.
 	unreachable atomic.Bool
+	// lastOK is when a poll last succeeded (unix ns; 0 before any) and silentAfter how long
+	// without one makes answers stale: a database that stops answering altogether (a
+	// partition) fails no poll until the poll's own timeout, so silence counts too.
+	lastOK      atomic.Int64
+	silentAfter atomic.Int64
 }
 
 // SetSourceDown records whether the snapshot source (the database) is failing.
 func (h *Holder) SetSourceDown(down bool) { h.unreachable.Store(down) }
+
+// SourceOK records a successful poll at t; answers become stale if none follows within
+// silentAfter (0: never on silence alone).
+func (h *Holder) SourceOK(t time.Time, silentAfter time.Duration) {
+	h.lastOK.Store(t.UnixNano())
+	h.silentAfter.Store(int64(silentAfter))
+}
+
+// sourceStale reports whether answers at now must be marked stale for want of the source.
+func (h *Holder) sourceStale(now time.Time) bool {
+	if h.unreachable.Load() {
+		return true
+	}
+	last, after := h.lastOK.Load(), h.silentAfter.Load()
+	return last != 0 && after > 0 && now.UnixNano()-last > after
+}
 
 // Store renders s and makes it the snapshot served from now on. Rendering happens before the
 // swap, in the caller's goroutine, so requests never wait for it. A nil s is ignored.

@@ -681,3 +681,22 @@ func TestStaleWhileSourceDown(t *testing.T) {
 		t.Errorf("source back: X-Snapshot-Stale %q, want none", w.Header().Get("X-Snapshot-Stale"))
 	}
 }
+
+// TestStaleWhenSourceSilent: a database that stops answering fails no poll until the poll's
+// timeout; answers are marked stale once no poll has succeeded for a while.
+func TestStaleWhenSourceSilent(t *testing.T) {
+	ts := newTestServer(t, seedSnapshot(7))
+	ts.holder.SourceOK(ts.now, 4*time.Second)
+	for _, tt := range []struct {
+		after time.Duration
+		want  string
+	}{{time.Second, ""}, {4 * time.Second, ""}, {4*time.Second + time.Millisecond, "true"}} {
+		saved := ts.now
+		ts.now = saved.Add(tt.after)
+		w := ts.do(t, "GET", "/api/v1/popular?category_id=1")
+		ts.now = saved
+		if got := w.Header().Get("X-Snapshot-Stale"); w.Code != http.StatusOK || got != tt.want {
+			t.Errorf("%v after the last good poll: status %d, X-Snapshot-Stale %q; want 200, %q", tt.after, w.Code, got, tt.want)
+		}
+	}
+}

@@ -15,6 +15,9 @@ import (
 // ever; the replica keeps serving the snapshot it holds meanwhile.
 const loadTimeout = 30 * time.Second
 
+// pollTimeout bounds one CurrentID query: a few polls' worth, at least 2 s.
+func pollTimeout(every time.Duration) time.Duration { return max(2*time.Second, 3*every) }
+
 // Watcher keeps a Holder current: it polls the source's CurrentID, which is cheap, and
 // loads the whole snapshot only when the id changed. When the source fails it logs and keeps
 // the snapshot it holds, so a database outage degrades freshness, not availability.
@@ -104,7 +107,11 @@ func (w *Watcher) poll(ctx context.Context) bool {
 func (w *Watcher) load(ctx context.Context, force bool) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, loadTimeout)
 	defer cancel()
-	id, err := w.src.CurrentID(ctx)
+	// The id is one small query: it gets a short deadline of its own, so a database that
+	// stopped answering is noticed in seconds, not after the load timeout.
+	idCtx, idCancel := context.WithTimeout(ctx, pollTimeout(w.every))
+	id, err := w.src.CurrentID(idCtx)
+	idCancel()
 	if err != nil {
 		w.fail(ctx, "poll current snapshot id", err)
 		return false, err
@@ -158,6 +165,7 @@ func (w *Watcher) fail(ctx context.Context, op string, err error) {
 func (w *Watcher) recovered() {
 	w.waiting = false
 	w.holder.SetSourceDown(false)
+	w.holder.SourceOK(time.Now(), 3*w.every+time.Second)
 	if w.failures > 0 {
 		w.logger.Info("snapshot source recovered", "failed_polls", w.failures)
 		w.failures = 0

@@ -40,6 +40,12 @@ const (
 	// DefaultMaxBatchBytes bounds the objects (as stored) taken in one batch, so catching
 	// up on a backlog commits in steps and holds a bounded amount in memory.
 	DefaultMaxBatchBytes = 256 << 20
+	// DefaultDBTimeout bounds each database step of a run (a commit, a publication, the
+	// read of a window's partial sums). A database that stops answering mid-run (a
+	// partition, a hung server) then fails the run with an error, and a scheduler releases
+	// nothing it should not hold and tries again, instead of hanging with a write
+	// transaction open. At the seed's scale the longest step takes a few seconds.
+	DefaultDBTimeout = 20 * time.Second
 )
 
 // Ranker ranks incrementally: each run takes only the objects it has not taken before,
@@ -58,6 +64,7 @@ type Ranker struct {
 	Interval      time.Duration // cutoffs are aligned to it; 0 means salesrank.DefaultInterval
 	Grace         time.Duration // partial sums kept past the window; 0 means DefaultGrace
 	MaxBatchBytes int64         // 0 means DefaultMaxBatchBytes
+	DBTimeout     time.Duration // bound on each database step; 0 means DefaultDBTimeout
 	Logger        *slog.Logger
 
 	loaded   bool
@@ -122,7 +129,9 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	sum.RankSeconds = time.Since(ranked).Seconds()
 	published := time.Now()
 	log.Debug("publishing snapshot", "cutoff", w.End)
-	id, err := r.Store.Publish(ctx, snap, known, nil)
+	dbctx, cancel := r.dbContext(ctx)
+	id, err := r.Store.Publish(dbctx, snap, known, nil)
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("publish snapshot: %w", err)
 	}
@@ -132,7 +141,9 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	for _, rk := range snap.Rankings {
 		sum.RankedRows += len(rk.Entries)
 	}
-	if n, err := r.Store.DeletePartialsBefore(ctx, retain); err != nil {
+	dbctx, cancel = r.dbContext(ctx)
+	defer cancel()
+	if n, err := r.Store.DeletePartialsBefore(dbctx, retain); err != nil {
 		log.Warn("could not delete expired partial sums; will retry next run", "err", err)
 	} else {
 		sum.PartialsDeleted = n
@@ -150,6 +161,8 @@ func (r *Ranker) load(ctx context.Context) error {
 	if r.loaded {
 		return nil
 	}
+	ctx, cancel := r.dbContext(ctx)
+	defer cancel()
 	taken, err := r.Store.Manifest(ctx)
 	if err != nil {
 		return fmt.Errorf("read manifest: %w", err)
@@ -239,6 +252,8 @@ func (r *Ranker) moveWindow(ctx context.Context, cutoff time.Time, bucket time.D
 // A stored bucket must divide this ranker's bucket: coarser ones would straddle the edges of
 // its windows. Each blob is checked whole before any of it is applied (partial.Decode).
 func (r *Ranker) apply(ctx context.Context, from, to time.Time, sign int64, bucket time.Duration, sum *Summary) error {
+	ctx, cancel := r.dbContext(ctx)
+	defer cancel()
 	return r.Store.Partials(ctx, from, to, func(start time.Time, data []byte) error {
 		sum.PartialsRead++
 		_, stored, err := partial.Len(data)
@@ -263,6 +278,11 @@ func (r *Ranker) apply(ctx context.Context, from, to time.Time, sign int64, buck
 		r.window.AddBatch(&b)
 		return err
 	})
+}
+
+// dbContext returns ctx bounded by the ranker's DBTimeout, for one database step.
+func (r *Ranker) dbContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, cmp.Or(r.DBTimeout, DefaultDBTimeout))
 }
 
 // Bucket returns the length of the partial-sum buckets for a refresh interval: an hour, or
@@ -316,9 +336,14 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 		return err
 	}
 	log.Debug("committing batch", "objects", len(b.Objects), "partials", len(b.Partials))
-	if err := r.Store.CommitBatch(ctx, b); err != nil {
-		// Nothing of the batch is in the store; the window is untouched too.
-		r.loaded = false // another ranker may have taken some of these: re-read the manifest
+	dbctx, cancel := r.dbContext(ctx)
+	err = r.Store.CommitBatch(dbctx, b)
+	cancel()
+	if err != nil {
+		// The commit's outcome is unknown (a timeout may strike after the database
+		// committed, and another ranker may have taken some of these objects): forget the
+		// manifest and the window, so the next run starts again from what the store holds.
+		r.Reset()
 		return fmt.Errorf("commit batch of %d objects: %w", len(b.Objects), err)
 	}
 	log.Debug("batch committed", "batch_id", b.ID)

@@ -1,0 +1,328 @@
+//go:build unix
+
+// Package dbfaults_test puts PostgreSQL behind an in-process toxiproxy and shows what the
+// salesrank binary does when the database goes away, slows down or drops connections:
+// serve replicas keep answering from memory (marked stale) and catch up without a restart
+// once the database is back; rank --once publishes a whole snapshot or fails cleanly, and
+// the next run succeeds without repair; of two rank --every schedulers on one database
+// exactly one publishes, and the other takes over when it is killed.
+//
+// The tests need a PostgreSQL database: set SALESRANK_TEST_POSTGRES to its URL (e.g.
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable). Each test works in a schema of
+// its own, dropped at the end. They build the binary once and skip under -short.
+package dbfaults_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// envPostgres names the PostgreSQL database the tests run against; unset, they skip.
+const envPostgres = "SALESRANK_TEST_POSTGRES"
+
+var (
+	// binPath is the salesrank binary built by TestMain; empty when it was not built.
+	binPath string
+	// setupSkip says why the tests skip, if they do.
+	setupSkip string
+)
+
+// minParallel is how many of the package's tests may run at once unless -parallel says:
+// TestTwoRankers, TestServeThroughToxics, and the two that take turns (runSerially).
+const minParallel = 4
+
+// repoRoot is the module's root, relative to this package's folder.
+const repoRoot = "../.."
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	switch {
+	case testing.Short():
+		setupSkip = "skipping the database fault tests (real processes, a minute or more) in -short mode"
+	case os.Getenv(envPostgres) == "":
+		setupSkip = envPostgres + " is not set: skipping the PostgreSQL fault tests (set it to a database URL, " +
+			"e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)"
+	}
+	if setupSkip != "" {
+		os.Exit(m.Run())
+	}
+	// The tests mostly wait for processes and the clock (TestTwoRankers for minutes), so
+	// they run side by side even on a small machine, where -parallel defaults to the
+	// number of cores: with 2, TestTwoRankers would wait for the others and the package
+	// would take twice as long. An explicit -parallel is left alone.
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if p := flag.Lookup("test.parallel"); p != nil && !explicit {
+		if n, _ := strconv.Atoi(p.Value.String()); n < minParallel {
+			p.Value.Set(strconv.Itoa(minParallel))
+		}
+	}
+	dir, err := os.MkdirTemp("", "salesrank-dbfaults-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "salesrank")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// Built without -race even under go test -race: the processes are the system under
+	// fault here, and cmd/salesrank's own tests cover them under the race detector.
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", binPath, "./cmd/salesrank")
+	cmd.Dir = repoRoot
+	out, err := cmd.CombinedOutput()
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tests/dbfaults: go build ./cmd/salesrank: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// needSetup skips t unless the binary was built and a database is configured.
+func needSetup(t *testing.T) {
+	t.Helper()
+	if setupSkip != "" {
+		t.Skip(setupSkip)
+	}
+}
+
+// cleanEnv returns this process's environment without any SALESRANK_ variable, so that a
+// developer's own settings cannot change what the processes under test do.
+func cleanEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SALESRANK_") })
+}
+
+// schemaDSN creates a fresh schema in the $SALESRANK_TEST_POSTGRES database, dropped when t
+// ends (after the processes using it: their cleanups are registered later, so run first),
+// and returns the DSN that selects it, and its name.
+func schemaDSN(t *testing.T) (dsn, schema string) {
+	t.Helper()
+	base := os.Getenv(envPostgres)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("%s: %v", envPostgres, err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema = "salesrank_dbfaults_" + hex.EncodeToString(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", envPostgres, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	q := u.Query()
+	q.Set("search_path", schema)
+	q.Set("application_name", schema) // lets a test find its own sessions in pg_stat_activity
+	u.RawQuery = q.Encode()
+	return u.String(), schema
+}
+
+// viaAddr returns dsn with its host and port replaced by addr (a toxiproxy listener).
+func viaAddr(t *testing.T, dsn, addr string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = addr
+	return u.String()
+}
+
+// upstreamAddr returns the HOST:PORT of the database dsn names (port 5432 by default).
+func upstreamAddr(t *testing.T, dsn string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		t.Fatalf("%s: the URL names no host; the fault tests need a TCP address to proxy", envPostgres)
+	}
+	if port == "" {
+		port = "5432"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// freePorts returns n distinct free loopback ports.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// process is a child process whose output goes to a file.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{} // closed once the process has exited
+	err  error         // Wait's result; read it after done
+	at   time.Time     // when it exited; read it after done
+}
+
+// startProcess runs the binary with args, its stdout and stderr going to logPath (stdout
+// to stdoutPath instead when it is not ""). The process gets its own process group and
+// SIGKILL if the test binary dies; the test's cleanup kills it.
+func startProcess(t *testing.T, name, logPath, stdoutPath string, args ...string) *process {
+	t.Helper()
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := f
+	if stdoutPath != "" {
+		if out, err = os.Create(stdoutPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &process{name: name, cmd: exec.Command(binPath, args...), log: logPath, done: make(chan struct{})}
+	p.cmd.Env = cleanEnv()
+	p.cmd.Stdout, p.cmd.Stderr = out, f
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		p.at = time.Now()
+		f.Close()
+		if out != f {
+			out.Close()
+		}
+		close(p.done)
+	}()
+	t.Cleanup(p.kill)
+	return p
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stillRunning is what wait returns when the process has not exited in time.
+const stillRunning = -2
+
+// wait waits up to timeout for the process to exit and returns its exit code (-1 if a
+// signal ended it), or stillRunning.
+func (p *process) wait(timeout time.Duration) int {
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		return stillRunning
+	}
+}
+
+// kill ends the process group with SIGKILL and waits for the process.
+func (p *process) kill() {
+	if !p.exited() {
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	<-p.done
+}
+
+// output returns what the process wrote to its log.
+func (p *process) output() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+// tail returns the last lines of the process's log, for failure messages.
+func (p *process) tail() string {
+	lines := strings.Split(strings.TrimRight(p.output(), "\n"), "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// salesrank runs the binary with args, waits at most two minutes, fails t unless it exits
+// 0, and returns its stdout.
+func salesrank(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, args...)
+	cmd.Env = cleanEnv()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("salesrank %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
+
+// rankSummary is the part of "rank --once"'s JSON summary the tests read.
+type rankSummary struct {
+	SnapshotID   int64 `json:"snapshot_id"`
+	Categories   int   `json:"categories"`
+	RankedRows   int64 `json:"ranked_rows"`
+	ObjectsTaken int   `json:"objects_taken"`
+}
+
+// decodeSummary parses the last line of a rank --once stdout.
+func decodeSummary(out string) (rankSummary, error) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var s rankSummary
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &s); err != nil {
+		return s, fmt.Errorf("rank --once: got %q, want a JSON summary: %v", out, err)
+	}
+	if s.SnapshotID == 0 {
+		return s, fmt.Errorf("rank --once: got %q, want a JSON summary with a snapshot_id", out)
+	}
+	return s, nil
+}
