@@ -91,13 +91,19 @@ func (l *AdvisoryLock) stillHeld(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// Unlock releases the lock if held, by ending its session.
+// Unlock releases the lock if held, then ends its session. The explicit unlock matters:
+// the server ends a closed session asynchronously, and until it has, another process would
+// still find the lock taken.
 func (l *AdvisoryLock) Unlock() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conn == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), lockTimeout)
+	defer cancel()
+	// An error here (a dead connection) leaves the release to the session's end.
+	l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, lockRanker, l.key2)
 	return l.drop()
 }
 

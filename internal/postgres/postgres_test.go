@@ -461,7 +461,9 @@ func TestPostgresRankerLock(t *testing.T) {
 
 	// b's connection closes under it, as a network failure would: the server releases the
 	// lock, a takes it, and b notices it lost it.
+	pidB := b.conn.PgConn().PID()
 	b.conn.Close(context.Background())
+	waitGone(t, db1, pidB) // the server ends a closed session asynchronously
 	try("a", a, true)
 	try("b", b, false)
 
