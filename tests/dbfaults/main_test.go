@@ -14,8 +14,6 @@ package dbfaults_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -31,11 +29,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/salesrank/salesrank/internal/pgtest"
 )
 
 // envPostgres names the PostgreSQL database the tests run against; unset, they skip.
-const envPostgres = "SALESRANK_TEST_POSTGRES"
+const envPostgres = pgtest.Env
 
 var (
 	// binPath is the salesrank binary built by TestMain; empty when it was not built.
@@ -111,47 +109,11 @@ func cleanEnv() []string {
 	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SALESRANK_") })
 }
 
-// schemaDSN creates a fresh schema in the $SALESRANK_TEST_POSTGRES database, dropped when t
-// ends (after the processes using it: their cleanups are registered later, so run first),
-// and returns the DSN that selects it, and its name.
+// schemaDSN creates a fresh schema, dropped when t ends after the processes using it, and
+// returns the DSN that selects it, and its name (see pgtest.Schema).
 func schemaDSN(t *testing.T) (dsn, schema string) {
 	t.Helper()
-	base := os.Getenv(envPostgres)
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("%s: %v", envPostgres, err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema = "salesrank_dbfaults_" + hex.EncodeToString(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", envPostgres, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	q := u.Query()
-	q.Set("search_path", schema)
-	q.Set("application_name", schema) // lets a test find its own sessions in pg_stat_activity
-	u.RawQuery = q.Encode()
-	return u.String(), schema
+	return pgtest.Schema(t, "salesrank_dbfaults_")
 }
 
 // viaAddr returns dsn with its host and port replaced by addr (a toxiproxy listener).
