@@ -154,7 +154,9 @@ func sqlitePath(dsn string) (string, error) {
 		}
 		return rest, nil
 	case "postgres", "postgresql":
-		return "", fmt.Errorf("database %q: PostgreSQL support is coming but not here yet; use a SQLite file for now, e.g. --db sqlite:salesrank.db", redact(dsn))
+		// postgres://… URLs never get here (openDB takes them first): this is "postgres:…"
+		// without the slashes.
+		return "", fmt.Errorf("database %q: write a PostgreSQL database as a URL, postgres://USER@HOST:5432/DB", redact(dsn))
 	default:
 		// Guessing that "mysql:…" or "user:pass@host/db" is a file name would quietly
 		// create a stray file; a file whose name holds a colon can be written sqlite:NAME.
