@@ -21,7 +21,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +29,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank/internal/pgtest"
+	"github.com/salesrank/salesrank/internal/testbin"
 )
 
 // envPostgres names the PostgreSQL database the tests run against; unset, they skip.
@@ -45,9 +45,6 @@ var (
 // minParallel is how many of the package's tests may run at once unless -parallel says:
 // TestTwoRankers, TestServeThroughToxics, and the two that take turns (runSerially).
 const minParallel = 4
-
-// repoRoot is the module's root, relative to this package's folder.
-const repoRoot = "../.."
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -72,24 +69,12 @@ func TestMain(m *testing.M) {
 			p.Value.Set(strconv.Itoa(minParallel))
 		}
 	}
-	dir, err := os.MkdirTemp("", "salesrank-dbfaults-bin-")
+	dir, bins, err := testbin.Build("salesrank-dbfaults-bin-", "github.com/salesrank/salesrank/cmd/salesrank")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, "tests/dbfaults:", err)
 		os.Exit(1)
 	}
-	binPath = filepath.Join(dir, "salesrank")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	// Built without -race even under go test -race: the processes are the system under
-	// fault here, and cmd/salesrank's own tests cover them under the race detector.
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", binPath, "./cmd/salesrank")
-	cmd.Dir = repoRoot
-	out, err := cmd.CombinedOutput()
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "tests/dbfaults: go build ./cmd/salesrank: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	binPath = bins[0]
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

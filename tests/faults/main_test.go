@@ -17,12 +17,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/salesrank/salesrank/internal/testbin"
 )
 
 // bin is the salesrank binary built by TestMain; skipReason is set when the tests are not
@@ -41,23 +42,13 @@ func TestMain(m *testing.M) {
 		fmt.Println(skipReason)
 		os.Exit(m.Run())
 	}
-	dir, err := os.MkdirTemp("", "salesrank-faults-")
+	start := time.Now()
+	dir, bins, err := testbin.Build("salesrank-faults-", "github.com/salesrank/salesrank/cmd/salesrank", "./testdata/dbcheck")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, "tests/faults:", err)
 		os.Exit(1)
 	}
-	bin, dbcheck = filepath.Join(dir, "salesrank"), filepath.Join(dir, "dbcheck")
-	start := time.Now()
-	for _, b := range [][2]string{{bin, "github.com/salesrank/salesrank/cmd/salesrank"}, {dbcheck, "./testdata/dbcheck"}} {
-		// Never with -race, whatever the tests are built with: these are the programs under test
-		// and the file checker, not the tests.
-		build := exec.Command("go", "build", "-o", b[0], b[1])
-		if out, err := build.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "tests/faults: go build %s: %v\n%s", b[1], err, out)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
+	bin, dbcheck = bins[0], bins[1]
 	fmt.Printf("tests/faults: built salesrank and dbcheck in %.1fs\n", time.Since(start).Seconds())
 	code := m.Run()
 	os.RemoveAll(dir)

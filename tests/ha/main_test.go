@@ -18,11 +18,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/salesrank/salesrank/internal/testbin"
 )
 
 var (
@@ -50,26 +51,12 @@ func TestMain(m *testing.M) {
 	if setupSkip != "" {
 		os.Exit(m.Run())
 	}
-	dir, err := os.MkdirTemp("", "salesrank-ha-bin-")
+	dir, bins, err := testbin.Build("salesrank-ha-bin-", "github.com/salesrank/salesrank/cmd/salesrank")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, "tests/ha:", err)
 		os.Exit(1)
 	}
-	binPath = filepath.Join(dir, "salesrank")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	// go test puts its own GOROOT/bin first on PATH, so this is the same toolchain. The
-	// binary is built without -race even under go test -race: the replicas are the system
-	// under load here, and the race detector would slow them tenfold (the e2e tests in
-	// cmd/salesrank cover serve under -race).
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", binPath, "./cmd/salesrank")
-	cmd.Dir = repoRoot
-	out, err := cmd.CombinedOutput()
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "tests/ha: go build ./cmd/salesrank: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	binPath = bins[0]
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
