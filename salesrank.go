@@ -135,40 +135,10 @@ func Rank(totals iter.Seq2[Key, int64], known []int32, top int) []Ranking {
 // each ranked on its own goroutine: a window of tens of millions of keys ranks on every
 // core. The result does not depend on how the keys were split.
 func RankParts(parts []iter.Seq2[Key, int64], known []int32, top int) []Ranking {
-	tops := make([]map[int32]*topN, len(parts))
-	var wg sync.WaitGroup
-	for i, part := range parts {
-		wg.Go(func() {
-			byCat := make(map[int32]*topN)
-			for k, v := range part {
-				if v <= 0 {
-					continue
-				}
-				t := byCat[k.CategoryID]
-				if t == nil {
-					t = &topN{max: top}
-					byCat[k.CategoryID] = t
-				}
-				t.offer(Entry{ProductID: k.ProductID, TotalSold: v})
-			}
-			tops[i] = byCat
-		})
-	}
-	wg.Wait()
-	byCat := make(map[int32]*topN)
+	byCat := collect(parts, top, nil)
 	for _, c := range known {
-		byCat[c] = &topN{max: top}
-	}
-	for _, part := range tops {
-		for c, t := range part {
-			into := byCat[c]
-			if into == nil {
-				byCat[c] = t
-				continue
-			}
-			for _, e := range t.heap {
-				into.offer(e)
-			}
+		if byCat[c] == nil {
+			byCat[c] = &topN{max: top}
 		}
 	}
 	out := make([]Ranking, 0, len(byCat))
@@ -179,14 +149,114 @@ func RankParts(parts []iter.Seq2[Key, int64], known []int32, top int) []Ranking 
 	return out
 }
 
+// collect keeps the best keep entries of every category that has a positive total in parts
+// (of only the categories in want, if want is not nil), with how many positive keys each
+// has, ranking each part on its own goroutine.
+func collect(parts []iter.Seq2[Key, int64], keep int, want map[int32]bool) map[int32]*topN {
+	tops := make([]map[int32]*topN, len(parts))
+	var wg sync.WaitGroup
+	for i, part := range parts {
+		wg.Go(func() {
+			var idx catIndex
+			skip := &topN{}
+			for k, v := range part {
+				if v <= 0 {
+					continue
+				}
+				t := idx.get(k.CategoryID)
+				if t == nil {
+					t = skip
+					if want == nil || want[k.CategoryID] {
+						t = &topN{max: keep}
+					}
+					idx.set(k.CategoryID, t)
+				}
+				if t != skip {
+					t.offer(Entry{ProductID: k.ProductID, TotalSold: v})
+				}
+			}
+			tops[i] = idx.all(skip)
+		})
+	}
+	wg.Wait()
+	byCat := make(map[int32]*topN)
+	for _, part := range tops {
+		for c, t := range part {
+			into := byCat[c]
+			if into == nil {
+				byCat[c] = t
+				continue
+			}
+			into.n += t.n - len(t.heap)
+			for _, e := range t.heap {
+				into.offer(e)
+			}
+		}
+	}
+	return byCat
+}
+
+// catIndex finds a category's topN while scanning tens of millions of keys: by a slice for
+// the small ids categories have in practice, by a map beyond. A map lookup per key was a
+// third of a ranking's time.
+type catIndex struct {
+	dense  []*topN
+	sparse map[int32]*topN
+}
+
+// denseCategories bounds the slice part of a catIndex: 64 Ki pointers, 512 KiB.
+const denseCategories = 1 << 16
+
+func (x *catIndex) get(c int32) *topN {
+	if c >= 0 && int(c) < len(x.dense) {
+		return x.dense[c]
+	}
+	if c >= 0 && c < denseCategories {
+		return nil
+	}
+	return x.sparse[c]
+}
+
+func (x *catIndex) set(c int32, t *topN) {
+	if c >= 0 && c < denseCategories {
+		if int(c) >= len(x.dense) {
+			x.dense = append(x.dense, make([]*topN, int(c)+1-len(x.dense))...)
+		}
+		x.dense[c] = t
+		return
+	}
+	if x.sparse == nil {
+		x.sparse = make(map[int32]*topN)
+	}
+	x.sparse[c] = t
+}
+
+// all returns every category's topN but skip.
+func (x *catIndex) all(skip *topN) map[int32]*topN {
+	out := make(map[int32]*topN, len(x.sparse))
+	for c, t := range x.dense {
+		if t != nil && t != skip {
+			out[int32(c)] = t
+		}
+	}
+	for c, t := range x.sparse {
+		if t != skip {
+			out[c] = t
+		}
+	}
+	return out
+}
+
 // topN keeps the best max entries seen so far in a min-heap whose root is the worst kept
 // entry, so each offer costs O(log max) and memory stays O(max) per category.
 type topN struct {
 	max  int
 	heap []Entry
+	n    int // entries offered
 }
 
 func (t *topN) offer(e Entry) {
+	t.n++
 	if t.max <= 0 {
 		return
 	}

@@ -1,0 +1,134 @@
+package salesrank_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/engine"
+)
+
+// benchWindow is a window at the seed's scale: 1,000 categories of 11,300 products each
+// (11.3 M keys) with Zipf totals (a category's best seller sells 23,000 a week, its
+// 100th about 230, most of its tail 1 or 2), and minutes of 23,000 sales each, drawn with
+// the same skew, that enter and leave it.
+type benchWindow struct {
+	counts  engine.Counts
+	known   []int32
+	minutes [][]salesrank.Key // a sale of one unit each
+	in      int               // minutes[in-8 : in] (mod len) are in the window
+}
+
+const (
+	benchCats     = 1000
+	benchProducts = 11300
+	benchMinute   = 23000
+	benchInWindow = 8
+)
+
+var (
+	benchOnce sync.Once
+	bench     *benchWindow
+)
+
+func seedWindow(tb testing.TB) *benchWindow {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("builds a window of 11 M keys")
+	}
+	benchOnce.Do(func() {
+		rng := rand.New(rand.NewPCG(1, 2))
+		w := &benchWindow{}
+		var b engine.Batch
+		for c := range int32(benchCats) {
+			w.known = append(w.known, c)
+			for r := range int64(benchProducts) {
+				total := max(1, int64(23000/float64(r+1)*(0.9+0.2*rng.Float64())))
+				w.counts.Push(&b, 0, c, product(c, r), total)
+			}
+		}
+		w.counts.AddBatch(&b)
+		z := rand.NewZipf(rng, 1.1, 1, benchProducts-1)
+		w.minutes = make([][]salesrank.Key, 64)
+		for i := range w.minutes {
+			for range benchMinute {
+				c := rng.Int32N(benchCats)
+				w.minutes[i] = append(w.minutes[i], salesrank.Key{CategoryID: c, ProductID: product(c, int64(z.Uint64()))})
+			}
+		}
+		for i := range benchInWindow {
+			for _, k := range w.minutes[i] {
+				w.counts.Add(k.CategoryID, k.ProductID, 1)
+			}
+		}
+		w.in = benchInWindow
+		bench = w
+	})
+	return bench
+}
+
+// product spreads a category's products over the id space, as real ids are.
+func product(c int32, rank int64) int64 { return int64(c)*1_000_003 + rank*7919 }
+
+// step moves the window one minute and returns the keys whose totals changed.
+func (w *benchWindow) step(changed []salesrank.Key) []salesrank.Key {
+	for _, k := range w.minutes[w.in%len(w.minutes)] {
+		w.counts.Add(k.CategoryID, k.ProductID, 1)
+		changed = append(changed, k)
+	}
+	for _, k := range w.minutes[(w.in-benchInWindow)%len(w.minutes)] {
+		w.counts.Add(k.CategoryID, k.ProductID, -1)
+		changed = append(changed, k)
+	}
+	w.in++
+	return changed
+}
+
+// BenchmarkRankWindow ranks the seed-scale window from scratch, as every run did before
+// TopLists: the cost an incremental update saves.
+func BenchmarkRankWindow(b *testing.B) {
+	w := seedWindow(b)
+	for b.Loop() {
+		salesrank.RankParts(w.counts.Shards(runtime.GOMAXPROCS(0)), w.known, salesrank.DefaultTop)
+	}
+}
+
+// BenchmarkTopLists measures building the lists from scratch (the first run, the hourly
+// step) and updating them after a 1-minute step (46,000 changed keys) with the rankings
+// taken out for publishing, at the seed's scale.
+func BenchmarkTopLists(b *testing.B) {
+	w := seedWindow(b)
+	b.Run("build", func(b *testing.B) {
+		var l salesrank.TopLists
+		for b.Loop() {
+			l.Build(w.counts.Shards(runtime.GOMAXPROCS(0)), salesrank.DefaultTop)
+			l.Rankings(w.known)
+		}
+	})
+	// A 1-minute refresh; and 16 or 60 minutes at once, as after a pause, which is what
+	// decides when building from scratch is cheaper (see ranker.trackedFraction).
+	for _, minutes := range []int{1, 16, 60} {
+		b.Run(fmt.Sprintf("update/%dmin", minutes), func(b *testing.B) {
+			var l salesrank.TopLists
+			l.Build(w.counts.Shards(runtime.GOMAXPROCS(0)), salesrank.DefaultTop)
+			total := func(k salesrank.Key) int64 { return w.counts.Get(k.CategoryID, k.ProductID) }
+			var changed []salesrank.Key
+			rescanned := 0
+			for b.Loop() {
+				b.StopTimer()
+				changed = changed[:0]
+				for range minutes {
+					changed = w.step(changed)
+				}
+				b.StartTimer()
+				rescanned += l.Update(w.counts.Shards(runtime.GOMAXPROCS(0)), changed, total)
+				l.Rankings(w.known)
+			}
+			b.ReportMetric(float64(len(changed)), "changed/op")
+			b.ReportMetric(float64(rescanned)/float64(b.N), "rescans/op")
+		})
+	}
+}
