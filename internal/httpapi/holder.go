@@ -85,13 +85,12 @@ type view struct {
 
 	// Header values, built once. Each slice has len == cap, so a middleware that appends
 	// to a header copies it rather than writing into the shared array.
-	etag         []string
-	etagValue    string // the quoted entity tag, for If-None-Match
-	lastModified []string
-	published    time.Time // PublishedAt truncated to the second, as Last-Modified says
-	snapshotID   []string
-	windowStart  []string
-	windowEnd    []string
+	etag        []string
+	etagValue   string    // the quoted entity tag, for If-None-Match
+	published   time.Time // PublishedAt truncated to the second, for If-Modified-Since
+	snapshotID  []string
+	windowStart []string
+	windowEnd   []string
 
 	nextRefresh int64 // unix seconds
 	staleAfter  int64 // unix seconds; see perSecond.stale
@@ -134,7 +133,6 @@ func render(s *salesrank.Snapshot) *view {
 	v.etag = []string{v.etagValue}
 	if !s.PublishedAt.IsZero() {
 		v.published = s.PublishedAt.UTC().Truncate(time.Second)
-		v.lastModified = []string{v.published.Format(http.TimeFormat)}
 	}
 	for _, r := range s.Rankings {
 		v.categories[r.CategoryID] = renderCategory(r)

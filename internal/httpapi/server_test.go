@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -306,7 +308,7 @@ func TestPopularHeaders(t *testing.T) {
 			"Content-Type":   "application/json",
 			"ETag":           `"7"`,
 			"Cache-Control":  "public, max-age=2700", // next refresh at 14:00
-			"Last-Modified":  "Fri, 20 Nov 2026 13:02:00 GMT",
+			"X-Snapshot-Age": "780",
 			"X-Snapshot-Id":  "7",
 			"X-Window-Start": "2026-11-13T13:00:00Z",
 			"X-Window-End":   "2026-11-20T13:00:00Z",
@@ -333,6 +335,29 @@ func TestPopularHeaders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPopularHeaderFields checks the exact set of fields a 200 of the popular endpoint
+// sets: at most maxPopularHeaders, stale mark aside, so that net/http's per-response
+// header map and its clone stay small Go maps.
+func TestPopularHeaderFields(t *testing.T) {
+	for _, stale := range []bool{false, true} {
+		ts := newTestServer(t, seedSnapshot(7))
+		ts.holder.SetSourceDown(stale)
+		w := ts.do(t, "GET", "/api/v1/popular?category_id=1")
+		got := slices.Sorted(maps.Keys(w.Result().Header)) // as at WriteHeader
+		want := []string{"Cache-Control", "Content-Type", "Etag", "X-Request-Id", "X-Snapshot-Age", "X-Snapshot-Id", "X-Window-End", "X-Window-Start"}
+		if stale {
+			want = append(want, "X-Snapshot-Stale")
+			slices.Sort(want)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("stale %v: header fields\n got %q\nwant %q", stale, got, want)
+		}
+		if n := len(got); !stale && n > maxPopularHeaders {
+			t.Errorf("%d header fields, want at most %d", n, maxPopularHeaders)
+		}
 	}
 }
 
