@@ -74,7 +74,7 @@ timeout "$TIMEOUT" "$SR" rank --once --full --top "$TOP" --logs "$LOGS" --db "$T
 	>"$TMP/check.json" 2>"$TMP/check.log" || { cat "$TMP/check.log" >&2; die "salesrank rank failed"; }
 timeout "$TIMEOUT" "$DUCK" --file "$DATA" --now "$NOW" --top "$TOP" --print | grep -v '^{' >"$TMP/duck.tsv"
 Q="SELECT r.category_id, r.rank, r.product_id, r.total_sold
-   FROM sales_rank r JOIN snapshots s ON s.id = r.snapshot_id
+   FROM snapshot_sales_rank r JOIN snapshots s ON s.id = r.snapshot_id
    WHERE s.id = (SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC LIMIT 1)
    ORDER BY r.category_id, r.rank"
 if command -v sqlite3 >/dev/null; then

@@ -87,7 +87,7 @@ sql() {
 for r in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]): print(*r, sep="|")' "$TMP/sr.db" "$1"
 	fi
 }
-CAT=${CATEGORY:-$(sql "SELECT category_id FROM sales_rank
+CAT=${CATEGORY:-$(sql "SELECT category_id FROM snapshot_sales_rank
 	WHERE snapshot_id = (SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC LIMIT 1)
 	GROUP BY category_id HAVING count(*) >= 10 ORDER BY category_id LIMIT 1")}
 [[ -n $CAT ]] || die "no category with 10 ranked products"

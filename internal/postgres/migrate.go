@@ -25,8 +25,10 @@ func loadMigrations() ([]migration.Migration, error) {
 // first to commit, then finds nothing left to do. (Without the lock, two concurrent CREATE
 // TABLE IF NOT EXISTS can both pass the check and one fail on a duplicate catalog row.)
 // PostgreSQL's DDL is transactional, so a failed migration leaves nothing behind. A schema
-// migrated by a newer binary is accepted, since migrations only add tables and columns; this
-// lets older serve replicas keep running during a rollout.
+// migrated by a newer binary is accepted. Most
+// migrations only add tables and columns, which older serve replicas can live with during a
+// rollout; 0003 reshapes sales_rank, and an older replica then fails to read new snapshots
+// and keeps serving the one it holds, marked stale, until it is upgraded (see README).
 func (db *DB) migrate(ctx context.Context) error {
 	ms, err := loadMigrations()
 	if err != nil {

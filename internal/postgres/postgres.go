@@ -22,12 +22,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/delta"
 )
 
 // DefaultKeep is how many snapshots a DB keeps, as in package sqlite: the current one and
@@ -70,6 +72,12 @@ type DB struct {
 	// failAt, when set by a test, is called at each step of Publish and CommitBatch; an
 	// error it returns aborts the transaction there, as a crash or a full disk would.
 	failAt func(step string) error
+
+	// open is the rows of this handle's latest publication, which the next one is compared
+	// with (see package delta). Publish trusts it only if that publication is still the
+	// latest in the database, and reads the open rows back otherwise.
+	openMu sync.Mutex
+	open   *delta.Open
 }
 
 // Open connects to the database that dsn names (a postgres:// URL or a key=value string;

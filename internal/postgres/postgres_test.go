@@ -85,7 +85,11 @@ func openDSN(tb testing.TB, dsn string) *DB {
 
 func TestPostgresContract(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) storetest.Store { return openTemp(t) })
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		db := openTemp(t)
+		t.Cleanup(func() { checkSharedRows(t, db) })
+		return db
+	})
 }
 
 func TestPostgresIntakeContract(t *testing.T) {
@@ -228,6 +232,7 @@ func TestPostgresCommitBatchFailsMidway(t *testing.T) {
 }
 
 // TestPostgresIDsNotReused checks that a pruned snapshot's ids are not handed out again.
+// Every publish changes both rows' totals, so each needs new rows.
 func TestPostgresIDsNotReused(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -237,7 +242,7 @@ func TestPostgresIDsNotReused(t *testing.T) {
 	for i, hour := range []int{10, 11, 3, 12} { // hour 3 is a backfill, pruned at once
 		snap := &salesrank.Snapshot{
 			Window: salesrank.WindowEnding(time.Unix(int64(hour)*3600, 0)), Interval: time.Hour, Top: 2,
-			Rankings: []salesrank.Ranking{{CategoryID: 1, Entries: []salesrank.Entry{{ProductID: 1, TotalSold: 2}, {ProductID: 2, TotalSold: 1}}}},
+			Rankings: []salesrank.Ranking{{CategoryID: 1, Entries: []salesrank.Entry{{ProductID: 1, TotalSold: int64(20 + i)}, {ProductID: 2, TotalSold: int64(10 + i)}}}},
 		}
 		id, err := db.Publish(ctx, snap, nil, nil)
 		if err != nil {
@@ -592,5 +597,23 @@ func BenchmarkPostgresCurrentID(b *testing.B) {
 		if _, err := db.CurrentID(ctx); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// checkSharedRows fails t if a sales_rank row outlived every snapshot that uses it, or if the
+// open rows are not the latest publication's.
+func checkSharedRows(t *testing.T, db *DB) {
+	t.Helper()
+	var dead, open, latest int64
+	err := db.pool.QueryRow(context.Background(), `SELECT
+		(SELECT count(*) FROM sales_rank r WHERE NOT EXISTS
+			(SELECT 1 FROM snapshots s WHERE s.id BETWEEN r.first_snapshot_id AND r.last_snapshot_id)),
+		(SELECT count(*) FROM sales_rank WHERE last_snapshot_id = 9223372036854775807),
+		coalesce((SELECT entries FROM snapshots ORDER BY id DESC LIMIT 1), 0)`).Scan(&dead, &open, &latest)
+	if err != nil {
+		t.Fatalf("shared rows: %v", err)
+	}
+	if dead != 0 || open != latest {
+		t.Errorf("sales_rank: %d rows that no stored snapshot uses, %d open rows for a latest publication of %d; want 0 and equal", dead, open, latest)
 	}
 }

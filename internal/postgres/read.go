@@ -9,38 +9,68 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/delta"
 )
 
 // currentSQL picks the current snapshot: the latest cutoff, then the latest publication, so
 // that a backfill of an older cutoff never replaces a newer snapshot.
-const currentSQL = `SELECT id, cutoff, window_start, interval_seconds, top_k, published_at, entries
-	FROM snapshots ORDER BY cutoff DESC, id DESC LIMIT 1`
+const currentSQL = `SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC LIMIT 1`
 
 // Current loads the current snapshot: its metadata and every category it covers, sorted by
 // category id, entries by rank. A covered category with no sales has empty, non-nil Entries.
 // It returns an error wrapping salesrank.ErrNoSnapshot if nothing was published.
 func (db *DB) Current(ctx context.Context) (*salesrank.Snapshot, error) {
+	return db.load(ctx, 0)
+}
+
+// Snapshot loads the stored snapshot with the given id, as Current does. It returns an error
+// wrapping salesrank.ErrNoSnapshot if there is none (never published, or pruned).
+func (db *DB) Snapshot(ctx context.Context, id int64) (*salesrank.Snapshot, error) {
+	if id <= 0 {
+		return nil, fmt.Errorf("snapshot %d: %w", id, salesrank.ErrNoSnapshot)
+	}
+	return db.load(ctx, id)
+}
+
+// load reads snapshot id, or the current one if id is 0.
+func (db *DB) load(ctx context.Context, id int64) (*salesrank.Snapshot, error) {
+	what := "current snapshot"
+	if id != 0 {
+		what = fmt.Sprintf("snapshot %d", id)
+	}
 	// One REPEATABLE READ transaction: under the default READ COMMITTED each statement sees
 	// the latest commit, so the rows could come from a newer snapshot than the metadata, or
 	// from none once a publish pruned it. A read-only REPEATABLE READ transaction never
 	// fails to serialize and sees the database as of its first query.
 	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, fmt.Errorf("current snapshot: begin: %w", err)
+		return nil, fmt.Errorf("%s: begin: %w", what, err)
 	}
 	defer rollback(tx)
 
+	if id == 0 {
+		err = tx.QueryRow(ctx, currentSQL).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("%s: %w", what, salesrank.ErrNoSnapshot)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+	}
 	var (
-		s                                 salesrank.Snapshot
+		s                                 = salesrank.Snapshot{ID: id}
 		cutoff, start, interval, pubNanos int64
 		top, nEntries                     int64
+		latest                            bool
 	)
-	err = tx.QueryRow(ctx, currentSQL).Scan(&s.ID, &cutoff, &start, &interval, &top, &pubNanos, &nEntries)
+	err = tx.QueryRow(ctx, `SELECT cutoff, window_start, interval_seconds, top_k, published_at, entries,
+		id = (SELECT max(id) FROM snapshots) FROM snapshots WHERE id = $1`, id).
+		Scan(&cutoff, &start, &interval, &top, &pubNanos, &nEntries, &latest)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("current snapshot: %w", salesrank.ErrNoSnapshot)
+		return nil, fmt.Errorf("%s: %w", what, salesrank.ErrNoSnapshot)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("current snapshot: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	s.Top = int(top)
 	s.Window = salesrank.Window{Start: time.Unix(start, 0).UTC(), End: time.Unix(cutoff, 0).UTC()}
@@ -50,68 +80,49 @@ func (db *DB) Current(ctx context.Context) (*salesrank.Snapshot, error) {
 	rows, err := tx.Query(ctx, `SELECT category_id FROM snapshot_categories
 		WHERE snapshot_id = $1 ORDER BY category_id`, s.ID)
 	if err != nil {
-		return nil, fmt.Errorf("current snapshot %d: categories: %w", s.ID, err)
+		return nil, fmt.Errorf("snapshot %d: categories: %w", s.ID, err)
 	}
-	index := map[int32]int{}
-	var c int32
-	for rows.Next() {
-		if err := rows.Scan(&c); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("current snapshot %d: categories: %w", s.ID, err)
-		}
-		index[c] = len(s.Rankings)
-		s.Rankings = append(s.Rankings, salesrank.Ranking{CategoryID: c})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("current snapshot %d: categories: %w", s.ID, err)
+	cats, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %d: categories: %w", s.ID, err)
 	}
 
-	// Rows come in (category, rank) order, so each category's entries are a contiguous run
-	// of one array: one allocation for the whole snapshot instead of one per category.
-	all := make([]salesrank.Entry, 0, nEntries)
-	bounds := make([]int, len(s.Rankings)+1) // Rankings[i] is all[bounds[i]:bounds[i+1]]
-	rows, err = tx.Query(ctx, `SELECT id, category_id, rank, product_id, total_sold FROM sales_rank
-		WHERE snapshot_id = $1 ORDER BY category_id, rank`, s.ID)
+	// The latest publication's rows are the open ones, in ranking order in the index; an
+	// older snapshot's are those whose range holds it, sorted.
+	q, arg := `SELECT id, category_id, product_id, total_sold FROM sales_rank
+		WHERE last_snapshot_id = $1 ORDER BY category_id, total_sold DESC, product_id`, int64(openEnd)
+	if !latest {
+		q, arg = `SELECT id, category_id, product_id, total_sold FROM sales_rank
+		WHERE last_snapshot_id >= $1 AND first_snapshot_id <= $1 ORDER BY category_id, total_sold DESC, product_id`, s.ID
+	}
+	if latest {
+		// A plain index scan, never a bitmap scan: every publication closes rows, whose old
+		// versions stay in the index's open range until vacuum, and only an index scan
+		// marks them dead for the next reader to skip (a bitmap scan visits them all, every
+		// time). It also hands the rows out in order, with no sort.
+		if _, err := tx.Exec(ctx, `SET LOCAL enable_bitmapscan = off`); err != nil {
+			return nil, fmt.Errorf("snapshot %d: %w", s.ID, err)
+		}
+	}
+	rows, err = tx.Query(ctx, q, arg)
 	if err != nil {
-		return nil, fmt.Errorf("current snapshot %d: sales_rank: %w", s.ID, err)
+		return nil, fmt.Errorf("snapshot %d: sales_rank: %w", s.ID, err)
 	}
-	defer rows.Close()
-	prev, prevRank := -1, int32(0)
+	asm := delta.NewAssembler(&s, cats, int(nEntries))
 	var (
-		e    salesrank.Entry
-		rank int32
+		e salesrank.Entry
+		c int32
 	)
-	for rows.Next() {
-		if err := rows.Scan(&e.ID, &c, &rank, &e.ProductID, &e.TotalSold); err != nil {
-			return nil, fmt.Errorf("current snapshot %d: sales_rank: %w", s.ID, err)
-		}
-		i, ok := index[c]
-		if !ok || i < prev {
-			return nil, fmt.Errorf("current snapshot %d: sales_rank row %d: category %d is not in the snapshot", s.ID, e.ID, c)
-		}
-		if i != prev {
-			prev, prevRank = i, 0
-		}
-		if rank != prevRank+1 {
-			return nil, fmt.Errorf("current snapshot %d: category %d: rank %d follows rank %d", s.ID, c, rank, prevRank)
-		}
-		prevRank = rank
-		all = append(all, e)
-		bounds[i+1] = len(all)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("current snapshot %d: sales_rank: %w", s.ID, err)
-	}
-	for i := range s.Rankings {
-		bounds[i+1] = max(bounds[i+1], bounds[i]) // categories without rows end where they start
-		// The full slice expression caps each ranking so that appending to one cannot
-		// overwrite the next.
-		s.Rankings[i].Entries = all[bounds[i]:bounds[i+1]:bounds[i+1]]
+	_, err = pgx.ForEachRow(rows, []any{&e.ID, &c, &e.ProductID, &e.TotalSold}, func() error {
+		return asm.Add(c, e)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %d: sales_rank: %w", s.ID, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("current snapshot %d: commit: %w", s.ID, err)
+		return nil, fmt.Errorf("snapshot %d: commit: %w", s.ID, err)
 	}
-	return &s, nil
+	return asm.Done()
 }
 
 // CurrentID returns the current snapshot's id with one indexed lookup, for pollers that

@@ -22,8 +22,10 @@ func loadMigrations() ([]migration.Migration, error) {
 
 // migrate applies the migrations the file lacks, all in one IMMEDIATE transaction: a second
 // process opening the same file at the same moment waits for the first to commit, then finds
-// nothing left to do. A file migrated by a newer binary is accepted, since migrations only
-// add tables and columns; this lets older serve replicas keep running during a rollout.
+// nothing left to do. A file migrated by a newer binary is accepted. Most
+// migrations only add tables and columns, which older serve replicas can live with during a
+// rollout; 0003 reshapes sales_rank, and an older replica then fails to read new snapshots
+// and keeps serving the one it holds, marked stale, until it is upgraded (see README).
 func (db *DB) migrate(ctx context.Context) error {
 	ms, err := loadMigrations()
 	if err != nil {

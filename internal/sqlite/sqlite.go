@@ -20,6 +20,8 @@ import (
 	"time"
 
 	sqlite3 "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/salesrank/salesrank/internal/delta"
 	sqlite3lib "modernc.org/sqlite/lib"
 )
 
@@ -50,6 +52,12 @@ type DB struct {
 	// minute re-ranks 100k products of which a handful are new.
 	productsMu sync.Mutex
 	products   map[int64]struct{}
+
+	// open is the rows of this handle's latest publication, which the next one is compared
+	// with (see package delta). Publish trusts it only if that publication is still the
+	// latest in the file, and reads the open rows back otherwise.
+	openMu sync.Mutex
+	open   *delta.Open
 }
 
 // Open opens the SQLite file at path, creating it if needed (its folder must exist), and

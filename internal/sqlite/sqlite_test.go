@@ -60,6 +60,20 @@ func checkIntegrity(t *testing.T, db *DB) {
 	if fk != 0 {
 		t.Errorf("foreign_key_check found %d violations", fk)
 	}
+	// Shared rows: none outlives every snapshot that uses it, and the open ones are the
+	// latest publication's.
+	var dead, open, latest int
+	err = db.write.QueryRow(`SELECT
+		(SELECT count(*) FROM sales_rank r WHERE NOT EXISTS
+			(SELECT 1 FROM snapshots s WHERE s.id BETWEEN r.first_snapshot_id AND r.last_snapshot_id)),
+		(SELECT count(*) FROM sales_rank WHERE last_snapshot_id = 9223372036854775807),
+		coalesce((SELECT entries FROM snapshots ORDER BY id DESC LIMIT 1), 0)`).Scan(&dead, &open, &latest)
+	if err != nil {
+		t.Fatalf("shared rows: %v", err)
+	}
+	if dead != 0 || open != latest {
+		t.Errorf("sales_rank: %d rows that no stored snapshot uses, %d open rows for a latest publication of %d; want 0 and equal", dead, open, latest)
+	}
 }
 
 func TestSettings(t *testing.T) {
@@ -186,7 +200,8 @@ func TestPublishFailsMidway(t *testing.T) {
 }
 
 // TestIDsNotReused checks that a pruned snapshot's ids are not handed out again, so that an
-// ETag or a sales_rank id a client holds never comes to mean something else.
+// ETag or a sales_rank id a client holds never comes to mean something else. Every publish
+// changes both rows' totals, so each needs new rows.
 func TestIDsNotReused(t *testing.T) {
 	ctx := context.Background()
 	db := openTemp(t)
@@ -195,7 +210,7 @@ func TestIDsNotReused(t *testing.T) {
 	for i, hour := range []int{10, 11, 3, 12} { // hour 3 is a backfill, pruned by the next publish
 		snap := &salesrank.Snapshot{
 			Window: salesrank.WindowEnding(time.Unix(int64(hour)*3600, 0)), Interval: time.Hour, Top: 2,
-			Rankings: []salesrank.Ranking{{CategoryID: 1, Entries: []salesrank.Entry{{ProductID: 1, TotalSold: 2}, {ProductID: 2, TotalSold: 1}}}},
+			Rankings: []salesrank.Ranking{{CategoryID: 1, Entries: []salesrank.Entry{{ProductID: 1, TotalSold: int64(20 + i)}, {ProductID: 2, TotalSold: int64(10 + i)}}}},
 		}
 		id, err := db.Publish(ctx, snap, nil, nil)
 		if err != nil {

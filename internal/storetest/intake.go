@@ -541,9 +541,12 @@ func testCancelledCommit(t *testing.T, s Intake, _ error) {
 				t.Errorf("commit with %v to spare succeeded with %s and id %d, want %s", after, got, b.ID, want)
 			}
 		} else {
+			// A deadline that strikes while the database is committing leaves the outcome
+			// unknown to the caller (the ranker then forgets what it knew and re-reads the
+			// manifest): the batch may be in, but only whole.
 			outcomes = append(outcomes, "failed")
-			if want := "0 objects, 0 partials, 0 rejects"; got != want || b.ID != 0 {
-				t.Errorf("commit cancelled after %v (%v) left %s and id %d, want %s", after, err, got, b.ID, want)
+			if none, whole := "0 objects, 0 partials, 0 rejects", "2000 objects, 24 partials, 2000 rejects"; (got != none && got != whole) || b.ID != 0 {
+				t.Errorf("commit cancelled after %v (%v) left %s and id %d, want %s (or, if the deadline struck as it committed, %s) and id 0", after, err, got, b.ID, none, whole)
 			}
 		}
 	}

@@ -27,6 +27,8 @@ type Store interface {
 	Rejects(ctx context.Context, limit int) ([]salesrank.Reject, error)
 	// SnapshotIDs lists the stored snapshots, the current one first.
 	SnapshotIDs(ctx context.Context) ([]int64, error)
+	// Snapshot loads a stored snapshot by id.
+	Snapshot(ctx context.Context, id int64) (*salesrank.Snapshot, error)
 }
 
 // Keep is the number of snapshots the suite expects a store to keep: open must return stores
@@ -46,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"NewerReplaces", testNewerReplaces},
 		{"OlderCutoffIsNotCurrent", testOlderCutoffIsNotCurrent},
 		{"Prune", testPrune},
+		{"SharedRows", testSharedRows},
 		{"Rejects", testRejects},
 		{"InvalidSnapshot", testInvalidSnapshot},
 		{"CancelledPublish", testCancelledPublish},
@@ -506,4 +509,93 @@ func testConcurrentReaders(t *testing.T, s Store) {
 		}
 	}
 	t.Logf("%d reads across %d publishes", len(seen), publishes)
+}
+
+// testSharedRows publishes a chain of slowly changing rankings, as a one-minute ranker does,
+// with backfills and repeated cutoffs among them, and checks after every publication that
+// every stored snapshot reads back exactly as it was published, that a pruned one is gone,
+// and that a row whose product and total did not change kept its id (the store shares it
+// rather than writing it again).
+func testSharedRows(t *testing.T, s Store) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(7, 8))
+	totals := salesrank.Totals{}
+	known := []int32{1, 2, 3, 4}
+	published := map[int64]*salesrank.Snapshot{}
+	hour, kept, changed := 0, 0, 0
+	var prev map[salesrank.Key]salesrank.Entry // the previous publication's rows
+	for step := range 40 {
+		for range 1 + rng.IntN(6) {
+			k := salesrank.Key{CategoryID: known[rng.IntN(len(known))], ProductID: rng.Int64N(30)}
+			switch rng.IntN(4) {
+			case 0:
+				delete(totals, k)
+			default:
+				totals[k] = 1 + rng.Int64N(20) // ties are likely
+			}
+		}
+		cutoff := hour
+		switch rng.IntN(8) {
+		case 0:
+			cutoff = hour - 1 - rng.IntN(6) // a backfill, maybe older than every kept one
+		case 1: // the same cutoff again
+		default:
+			hour++
+			cutoff = hour
+		}
+		snap := &salesrank.Snapshot{
+			Window: salesrank.WindowEnding(base.Add(time.Duration(cutoff) * time.Hour)), Interval: time.Hour, Top: 5,
+			Rankings: salesrank.Rank(totals.All(), known, 5),
+		}
+		id, err := s.Publish(ctx, snap, known, nil)
+		if err != nil {
+			t.Fatalf("step %d: Publish: %v", step, err)
+		}
+		published[id] = snap
+		rows := map[salesrank.Key]salesrank.Entry{}
+		for _, rk := range snap.Rankings {
+			for _, e := range rk.Entries {
+				k := salesrank.Key{CategoryID: rk.CategoryID, ProductID: e.ProductID}
+				rows[k] = e
+				if p, ok := prev[k]; ok && p.TotalSold == e.TotalSold {
+					kept++
+					if p.ID != e.ID {
+						t.Errorf("step %d: category %d product %d sold %d as before, but its row id changed from %d to %d",
+							step, k.CategoryID, k.ProductID, e.TotalSold, p.ID, e.ID)
+					}
+				} else if ok {
+					changed++
+				}
+			}
+		}
+		prev = rows
+
+		ids, err := s.SnapshotIDs(ctx)
+		if err != nil {
+			t.Fatalf("step %d: SnapshotIDs: %v", step, err)
+		}
+		for _, sid := range ids {
+			got, err := s.Snapshot(ctx, sid)
+			if err != nil {
+				t.Fatalf("step %d: Snapshot(%d): %v", step, sid, err)
+			}
+			if d := diff(got, published[sid]); d != "" {
+				t.Fatalf("step %d: snapshot %d: %s", step, sid, d)
+			}
+		}
+		for pid := range published {
+			if !slices.Contains(ids, pid) {
+				if _, err := s.Snapshot(ctx, pid); !errors.Is(err, salesrank.ErrNoSnapshot) {
+					t.Fatalf("step %d: pruned snapshot %d: err = %v, want ErrNoSnapshot", step, pid, err)
+				}
+				delete(published, pid)
+			}
+		}
+		if d := diff(current(t, s), published[ids[0]]); d != "" {
+			t.Fatalf("step %d: Current: %s", step, d)
+		}
+	}
+	if kept == 0 || changed == 0 {
+		t.Fatalf("the chain kept %d rows and changed %d: it does not test sharing", kept, changed)
+	}
 }

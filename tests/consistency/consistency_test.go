@@ -53,7 +53,7 @@ const (
 	idWait = 10 * time.Second
 	// runTimeout bounds one backend's run, so that a hang fails the test instead of
 	// stalling it until go test's own timeout.
-	runTimeout = 75 * time.Second
+	runTimeout = 150 * time.Second
 )
 
 // base is the cutoff of snapshot number 0; snapshot n's cutoff is n hours later.

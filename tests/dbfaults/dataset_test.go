@@ -147,20 +147,23 @@ func checkConsistent(t *testing.T, dsn string) int {
 		}
 		for _, c := range []struct{ what, sql string }{
 			{"snapshots whose sales_rank rows differ from entries", `SELECT format('snapshot %s: %s rows, entries says %s', s.id, count(r.id), s.entries)
-				FROM snapshots s LEFT JOIN sales_rank r ON r.snapshot_id = s.id GROUP BY s.id, s.entries HAVING count(r.id) <> s.entries`},
+				FROM snapshots s LEFT JOIN snapshot_sales_rank r ON r.snapshot_id = s.id GROUP BY s.id, s.entries HAVING count(r.id) <> s.entries`},
 			{"snapshots whose categories differ from categories", `SELECT format('snapshot %s: %s categories, snapshots says %s', s.id, count(c.category_id), s.categories)
 				FROM snapshots s LEFT JOIN snapshot_categories c ON c.snapshot_id = s.id GROUP BY s.id, s.categories HAVING count(c.category_id) <> s.categories`},
-			{"sales_rank rows of no stored snapshot", `SELECT format('row %s: snapshot %s', r.id, r.snapshot_id) FROM sales_rank r
-				WHERE NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.id = r.snapshot_id) LIMIT 5`},
+			{"sales_rank rows that no stored snapshot uses", `SELECT format('row %s: snapshots %s..%s', r.id, r.first_snapshot_id, r.last_snapshot_id) FROM sales_rank r
+				WHERE NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.id BETWEEN r.first_snapshot_id AND r.last_snapshot_id) LIMIT 5`},
+			{"open sales_rank rows that are not the latest publication's", `SELECT format('%s open rows, the latest publication has %s', o.n, s.entries)
+				FROM (SELECT count(*) AS n FROM sales_rank WHERE last_snapshot_id = 9223372036854775807) o
+				JOIN (SELECT coalesce(max(entries), 0) AS entries FROM snapshots WHERE id = (SELECT max(id) FROM snapshots)) s ON o.n <> s.entries`},
 			{"snapshot_categories of no stored snapshot", `SELECT format('snapshot %s category %s', c.snapshot_id, c.category_id) FROM snapshot_categories c
 				WHERE NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.id = c.snapshot_id) LIMIT 5`},
-			{"sales_rank rows of a category the snapshot does not cover", `SELECT format('row %s: snapshot %s category %s', r.id, r.snapshot_id, r.category_id) FROM sales_rank r
+			{"sales_rank rows of a category the snapshot does not cover", `SELECT format('row %s: snapshot %s category %s', r.id, r.snapshot_id, r.category_id) FROM snapshot_sales_rank r
 				WHERE NOT EXISTS (SELECT 1 FROM snapshot_categories c WHERE c.snapshot_id = r.snapshot_id AND c.category_id = r.category_id) LIMIT 5`},
 			{"categories whose ranks are not 1..n within top_k", `SELECT format('snapshot %s category %s: %s rows, ranks %s..%s, top %s', r.snapshot_id, r.category_id, count(*), min(r.rank), max(r.rank), s.top_k)
-				FROM sales_rank r JOIN snapshots s ON s.id = r.snapshot_id GROUP BY r.snapshot_id, r.category_id, s.top_k
+				FROM snapshot_sales_rank r JOIN snapshots s ON s.id = r.snapshot_id GROUP BY r.snapshot_id, r.category_id, s.top_k
 				HAVING min(r.rank) <> 1 OR max(r.rank) <> count(*) OR count(*) > s.top_k LIMIT 5`},
 			{"rows out of ranking order", `SELECT format('snapshot %s category %s rank %s: product %s (%s) after product %s (%s)', r.snapshot_id, r.category_id, r.rank, r.product_id, r.total_sold, p.product_id, p.total_sold)
-				FROM sales_rank r JOIN sales_rank p ON p.snapshot_id = r.snapshot_id AND p.category_id = r.category_id AND p.rank = r.rank - 1
+				FROM snapshot_sales_rank r JOIN snapshot_sales_rank p ON p.snapshot_id = r.snapshot_id AND p.category_id = r.category_id AND p.rank = r.rank - 1
 				WHERE p.total_sold < r.total_sold OR (p.total_sold = r.total_sold AND p.product_id >= r.product_id) LIMIT 5`},
 		} {
 			for _, p := range query(c.sql) {
@@ -196,7 +199,7 @@ func currentRows(t *testing.T, dsn string) (int64, []rankRow, []int64) {
 		if err := conn.QueryRow(ctx, `SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC LIMIT 1`).Scan(&id); err != nil {
 			return err
 		}
-		r, err := conn.Query(ctx, `SELECT category_id, rank, product_id, total_sold FROM sales_rank
+		r, err := conn.Query(ctx, `SELECT category_id, rank, product_id, total_sold FROM snapshot_sales_rank
 			WHERE snapshot_id = $1 ORDER BY category_id, rank`, id)
 		if err != nil {
 			return err
@@ -237,7 +240,7 @@ func (d *dataset) referenceRows(now string) ([]rankRow, []int64) {
 	if err := db.QueryRow(`SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC LIMIT 1`).Scan(&id); err != nil {
 		t.Fatalf("reference: %v", err)
 	}
-	r, err := db.Query(`SELECT category_id, rank, product_id, total_sold FROM sales_rank WHERE snapshot_id = ? ORDER BY category_id, rank`, id)
+	r, err := db.Query(`SELECT category_id, rank, product_id, total_sold FROM snapshot_sales_rank WHERE snapshot_id = ? ORDER BY category_id, rank`, id)
 	if err != nil {
 		t.Fatalf("reference: %v", err)
 	}

@@ -112,8 +112,8 @@ func readState(db *sql.DB) (State, error) {
 	return s, err
 }
 
-// checkSound: integrity_check says ok, no foreign key is broken, no sales_rank row belongs
-// to a snapshot that does not exist, and the current snapshot is whole: exactly the rows and
+// checkSound: integrity_check says ok, no foreign key is broken, no sales_rank row outlives
+// every snapshot that uses it, the open rows are the latest publication's, and the current snapshot is whole: exactly the rows and
 // categories its snapshots row says, at most top × categories rows, none of a category it
 // does not cover, and every category's ranks run 1..n in order of units (then product id).
 func checkSound(db *sql.DB) []string {
@@ -143,7 +143,11 @@ func checkSound(db *sql.DB) []string {
 		}
 	}
 	count("foreign_key_check rows", 0, `SELECT count(*) FROM pragma_foreign_key_check`)
-	count("sales_rank rows of no snapshot", 0, `SELECT count(*) FROM sales_rank WHERE snapshot_id NOT IN (SELECT id FROM snapshots)`)
+	count("sales_rank rows that no stored snapshot uses", 0, `SELECT count(*) FROM sales_rank r WHERE NOT EXISTS
+		(SELECT 1 FROM snapshots s WHERE s.id BETWEEN r.first_snapshot_id AND r.last_snapshot_id)`)
+	count("open sales_rank rows that are not the latest publication's", 0, `SELECT abs(
+		(SELECT count(*) FROM sales_rank WHERE last_snapshot_id = 9223372036854775807) -
+		coalesce((SELECT entries FROM snapshots ORDER BY id DESC LIMIT 1), 0))`)
 
 	var id, topK, nCats, nEntries int64
 	err = db.QueryRow(`SELECT id, top_k, categories, entries FROM snapshots ORDER BY cutoff DESC, id DESC LIMIT 1`).Scan(&id, &topK, &nCats, &nEntries)
@@ -156,17 +160,17 @@ func checkSound(db *sql.DB) []string {
 	count(fmt.Sprintf("snapshot %d: categories (its row says %d)", id, nCats), nCats,
 		`SELECT count(*) FROM snapshot_categories WHERE snapshot_id = ?`, id)
 	count(fmt.Sprintf("snapshot %d: sales_rank rows (its row says %d)", id, nEntries), nEntries,
-		`SELECT count(*) FROM sales_rank WHERE snapshot_id = ?`, id)
+		`SELECT count(*) FROM snapshot_sales_rank WHERE snapshot_id = ?`, id)
 	count(fmt.Sprintf("snapshot %d: rows beyond top %d × categories", id, topK), 0,
-		`SELECT max(0, (SELECT count(*) FROM sales_rank WHERE snapshot_id = ?1) - ?2 * (SELECT count(*) FROM snapshot_categories WHERE snapshot_id = ?1))`, id, topK)
+		`SELECT max(0, (SELECT count(*) FROM snapshot_sales_rank WHERE snapshot_id = ?1) - ?2 * (SELECT count(*) FROM snapshot_categories WHERE snapshot_id = ?1))`, id, topK)
 	count(fmt.Sprintf("snapshot %d: rows of categories it does not cover", id), 0,
-		`SELECT count(*) FROM sales_rank WHERE snapshot_id = ?1 AND category_id NOT IN
+		`SELECT count(*) FROM snapshot_sales_rank WHERE snapshot_id = ?1 AND category_id NOT IN
 			(SELECT category_id FROM snapshot_categories WHERE snapshot_id = ?1)`, id)
 	count(fmt.Sprintf("snapshot %d: rows out of rank order, after a gap, or beyond top %d", id, topK), 0,
 		`SELECT count(*) FROM (
 			SELECT rank, total_sold, product_id,
 				lag(rank) OVER w AS prev_rank, lag(total_sold) OVER w AS prev_total, lag(product_id) OVER w AS prev_product
-			FROM sales_rank WHERE snapshot_id = ?1
+			FROM snapshot_sales_rank WHERE snapshot_id = ?1
 			WINDOW w AS (PARTITION BY category_id ORDER BY rank))
 		WHERE rank > ?2 OR (prev_rank IS NULL AND rank != 1) OR (prev_rank IS NOT NULL AND (rank != prev_rank + 1
 			OR total_sold > prev_total OR (total_sold = prev_total AND product_id <= prev_product)))`, id, topK)
@@ -246,7 +250,7 @@ func ranking(db *sql.DB, id int64) (Ranking, error) {
 		r.Cats = append(r.Cats, c)
 	}
 	rows.Close()
-	rows, err = db.Query(`SELECT category_id, rank, product_id, total_sold FROM sales_rank WHERE snapshot_id = ? ORDER BY category_id, rank`, id)
+	rows, err = db.Query(`SELECT category_id, rank, product_id, total_sold FROM snapshot_sales_rank WHERE snapshot_id = ? ORDER BY category_id, rank`, id)
 	if err != nil {
 		return r, err
 	}
