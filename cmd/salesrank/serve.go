@@ -125,10 +125,19 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	// HTTP/2, which without TLS is h2c with prior knowledge: net/http serves it beside
 	// HTTP/1.1 once Protocols allows it, with no x/net/http2/h2c wrapper.
 	rpcPath, rpcHandler := rpc.NewHandler(&holder)
+	api := srv.Handler
 	public := http.NewServeMux()
 	public.Handle(rpcPath, rpcHandler)
-	public.Handle("/", srv.Handler)
-	srv.Handler = public
+	public.Handle("/", api)
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The read API's requests, nearly all of them, skip this mux's pattern match: it
+		// would hand them to api anyway.
+		if r.URL.Path == httpapi.PopularPath {
+			api.ServeHTTP(w, r)
+			return
+		}
+		public.ServeHTTP(w, r)
+	})
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)

@@ -27,8 +27,8 @@ func NewServer(logger *slog.Logger, h *Holder, m *metrics.HTTP, now func() time.
 		draining = func() bool { return false }
 	}
 	mux := http.NewServeMux()
-	addRoutes(mux, logger, h, m, now, draining)
-	return mux
+	popular := addRoutes(mux, logger, h, m, now, draining)
+	return &router{mux: mux, popular: popular}
 }
 
 // Errors that handlers report; writeProblem maps them to responses.
