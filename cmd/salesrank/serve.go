@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,11 @@ The token is sent as "Authorization: Bearer TOKEN". Set it with SALESRANK_ADMIN_
 rather than --admin-token, which other users can read in the process list; without it the
 token endpoints answer 403.
 
+Memory: unless GOGC or GOMEMLIMIT is set, serve runs with GOGC=400 rather than Go's 100:
+its live heap is mostly the snapshot, and collecting less often saves CPU on every request.
+The heap then peaks at about 5 times the snapshot's size (10 times while a new snapshot is
+loaded); set GOMEMLIMIT (e.g. GOMEMLIMIT=256MiB) to cap it, or GOGC to choose.
+
 Per-request logs are at debug level (5xx at warn): at production rates the access log is
 the reverse proxy's. Each response carries X-Request-Id: the client's (or nginx's
 $request_id) when it is sane, else a new one.
@@ -62,6 +68,20 @@ Example:
 // adminWriteTimeout lets /debug/pprof/profile and /debug/pprof/trace run for up to about
 // 100 seconds (?seconds=N), which the public listener's write timeout would cut off.
 const adminWriteTimeout = 2 * time.Minute
+
+// serveGCPercent is serve's GC target when the operator sets neither GOGC nor GOMEMLIMIT.
+// The live heap is small and nearly all snapshot (about 16 MB for 1,000 categories of 100)
+// while net/http allocates a few KB per request, so at Go's default (100) a replica
+// answering 60,000 requests a second collects about ten times a second, a few per cent of
+// its CPU. At 400 it collects a quarter as often, and its heap peaks at about five times
+// the live snapshot (twice that while a new snapshot replaces the old).
+const serveGCPercent = 400
+
+// raiseGCTarget reports whether serve sets serveGCPercent: only when the operator left both
+// of the runtime's memory settings alone.
+func raiseGCTarget(getenv func(string) string) bool {
+	return getenv("GOGC") == "" && getenv("GOMEMLIMIT") == ""
+}
 
 // minAdminToken is the shortest admin token accepted: 16 characters of a random token are
 // beyond guessing at the rate one listener answers.
@@ -101,6 +121,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return usage("--admin-token must be at least %d characters, got %d", minAdminToken, len(*adminToken))
 	}
 	logger := newLogger(e.stderr, level)
+	if raiseGCTarget(e.getenv) {
+		defer debug.SetGCPercent(debug.SetGCPercent(serveGCPercent))
+	}
 
 	db, err := openDB(ctx, *dsn)
 	if err != nil {

@@ -217,3 +217,20 @@ func TestRankMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestServeRaisesGCTargetOnlyByDefault(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want bool
+	}{
+		{nil, true},
+		{map[string]string{"GOGC": "100"}, false},
+		{map[string]string{"GOGC": "off", "GOMEMLIMIT": "1GiB"}, false},
+		{map[string]string{"GOMEMLIMIT": "512MiB"}, false},
+	}
+	for _, tt := range tests {
+		if got := raiseGCTarget(func(k string) string { return tt.env[k] }); got != tt.want {
+			t.Errorf("environment %v: raiseGCTarget = %v, want %v", tt.env, got, tt.want)
+		}
+	}
+}
