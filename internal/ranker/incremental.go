@@ -72,6 +72,60 @@ type Ranker struct {
 	known    map[int32]struct{}
 	window   *engine.Counts // units per key over [at − 7 days, at)
 	at       time.Time      // the cutoff window stands for; zero until built
+
+	// lists rank window between runs; nil until built, and whenever the window is
+	// rebuilt. changed holds the keys whose totals moved since the lists were last brought
+	// up to date, unless there are too many to be worth it (changedAll): see track.
+	lists      *salesrank.TopLists
+	changed    []salesrank.Key
+	changedAll bool
+}
+
+// minTracked is how many changed keys are always worth updating the lists from, however
+// small the window: tiny windows (tests, a new system) still take the incremental path.
+const minTracked = 4096
+
+// trackedFraction bounds the changed keys tracked to a fraction of the window's keys;
+// beyond it the lists are built from scratch. At the seed's scale (11.3 M keys) a
+// 1-minute step changes 46 k keys and updates in 15 ms, against 0.3 s for a build; an
+// hourly step changes some 2 M keys and is rebuilt.
+const trackedFraction = 16
+
+// track records that the total of a key changed, for the next update of the lists.
+func (r *Ranker) track(cat int32, product int64) {
+	if r.lists == nil || r.changedAll {
+		return
+	}
+	if len(r.changed) >= max(minTracked, r.window.Len()/trackedFraction) {
+		r.changed, r.changedAll = nil, true // cheaper to build the lists again
+		return
+	}
+	r.changed = append(r.changed, salesrank.Key{CategoryID: cat, ProductID: product})
+}
+
+// forgetLists drops the ranking kept between runs, so that the next is built from scratch:
+// when the window is rebuilt, or was left half moved.
+func (r *Ranker) forgetLists() {
+	r.lists, r.changed, r.changedAll = nil, nil, false
+}
+
+// rank brings the lists up to date with the window and returns the rankings of every
+// known category: from the keys that changed since the last run when the lists are kept,
+// from scratch otherwise.
+func (r *Ranker) rank(top int, known []int32, sum *Summary) []salesrank.Ranking {
+	parts := r.window.Shards(runtime.GOMAXPROCS(0))
+	if r.lists == nil || r.lists.Top() != top || r.changedAll {
+		r.lists = &salesrank.TopLists{}
+		r.lists.Build(parts, top)
+		sum.RankedFromScratch = true
+	} else {
+		sum.ChangedKeys = len(r.changed)
+		sum.RescannedCategories = r.lists.Update(parts, r.changed, func(k salesrank.Key) int64 {
+			return r.window.Get(k.CategoryID, k.ProductID)
+		})
+	}
+	r.changed, r.changedAll = r.changed[:0], false
+	return r.lists.Rankings(known)
 }
 
 // Run takes new objects and publishes the snapshot for the cutoff of now.
@@ -120,11 +174,12 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 
 	ranked := time.Now()
 	known := r.knownList()
+	top := cmp.Or(r.Top, salesrank.DefaultTop)
 	snap := &salesrank.Snapshot{
 		Window:   w,
 		Interval: interval,
-		Top:      cmp.Or(r.Top, salesrank.DefaultTop),
-		Rankings: salesrank.RankParts(r.window.Shards(runtime.GOMAXPROCS(0)), known, cmp.Or(r.Top, salesrank.DefaultTop)),
+		Top:      top,
+		Rankings: r.rank(top, known, sum),
 	}
 	sum.RankSeconds = time.Since(ranked).Seconds()
 	published := time.Now()
@@ -228,6 +283,7 @@ func (r *Ranker) moveWindow(ctx context.Context, cutoff time.Time, bucket time.D
 	}
 	if r.window == nil || cutoff.Before(r.at) || !cutoff.Before(r.at.Add(salesrank.WindowLength)) {
 		r.window, r.at = &engine.Counts{}, time.Time{}
+		r.forgetLists()
 		sum.WindowRebuilt = true
 		if err := r.apply(ctx, cutoff.Add(-salesrank.WindowLength), cutoff, +1, bucket, sum); err != nil {
 			return err
@@ -238,10 +294,12 @@ func (r *Ranker) moveWindow(ctx context.Context, cutoff time.Time, bucket time.D
 	// Forward by less than a week: [at−7d, cutoff−7d) left, [at, cutoff) entered.
 	if err := r.apply(ctx, r.at.Add(-salesrank.WindowLength), cutoff.Add(-salesrank.WindowLength), -1, bucket, sum); err != nil {
 		r.window, r.at = nil, time.Time{} // half moved: rebuild next time
+		r.forgetLists()
 		return err
 	}
 	if err := r.apply(ctx, r.at, cutoff, +1, bucket, sum); err != nil {
 		r.window, r.at = nil, time.Time{}
+		r.forgetLists()
 		return err
 	}
 	r.at = cutoff
@@ -266,6 +324,7 @@ func (r *Ranker) apply(ctx context.Context, from, to time.Time, sign int64, buck
 		if sign < 0 {
 			_, err = partial.Decode(data, func(e partial.Entry) {
 				r.window.Add(e.CategoryID, e.ProductID, -e.Units)
+				r.track(e.CategoryID, e.ProductID)
 			})
 			return err
 		}
@@ -274,6 +333,7 @@ func (r *Ranker) apply(ctx context.Context, from, to time.Time, sign int64, buck
 		var b engine.Batch
 		_, err = partial.Decode(data, func(e partial.Entry) {
 			r.window.Push(&b, 0, e.CategoryID, e.ProductID, e.Units)
+			r.track(e.CategoryID, e.ProductID)
 		})
 		r.window.AddBatch(&b)
 		return err
@@ -371,6 +431,7 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	res.Totals.Each(func(hour uint32, cat int32, product int64, units int64) {
 		if hour >= lo && hour < hi {
 			r.window.Push(&wb, 0, cat, product, units)
+			r.track(cat, product)
 		}
 	})
 	r.window.AddBatch(&wb)

@@ -41,8 +41,12 @@ type step struct {
 // published, far too late, in the future — and checks after every run that the snapshot
 // equals the oracle over every object landed so far and that each run read only the new
 // objects' lines.
+//
+// Runs on the same Ranker must rank incrementally, from the keys that changed, and some
+// must rescan categories; every such ranking is checked against the oracle too.
 func TestIncrementalMatchesOracle(t *testing.T) {
 	ctx := context.Background()
+	var incremental, rescans int
 	c0 := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
 	for seed := range uint64(12) {
 		// Hourly cutoffs (hourly buckets), a 1-minute refresh (minute buckets) and 90
@@ -91,6 +95,13 @@ func TestIncrementalMatchesOracle(t *testing.T) {
 			if err != nil {
 				t.Fatalf("seed %d step %d: %v", seed, i, err)
 			}
+			if wantScratch := i == 0 || s.fresh || sum.WindowRebuilt; sum.RankedFromScratch != wantScratch {
+				t.Errorf("seed %d step %d: ranked_from_scratch %v, want %v", seed, i, sum.RankedFromScratch, wantScratch)
+			}
+			if !sum.RankedFromScratch {
+				incremental++
+				rescans += sum.RescannedCategories
+			}
 			if sum.LinesRead != newLines {
 				t.Errorf("seed %d step %d: lines_read %d, want %d (the new objects' only)", seed, i, sum.LinesRead, newLines)
 			}
@@ -106,6 +117,10 @@ func TestIncrementalMatchesOracle(t *testing.T) {
 		}
 		db.Close()
 		bucket.Close()
+	}
+	t.Logf("%d runs ranked incrementally, %d categories rescanned", incremental, rescans)
+	if incremental == 0 || rescans == 0 {
+		t.Errorf("%d runs ranked incrementally, %d categories rescanned; want both exercised", incremental, rescans)
 	}
 }
 
@@ -171,5 +186,51 @@ func TestCoarseBucketsRefused(t *testing.T) {
 	_, err = (&Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db, Interval: time.Minute}).Run(ctx, c0.Add(7*time.Minute))
 	if err == nil || !strings.Contains(err.Error(), "too coarse") {
 		t.Fatalf("1-minute run over hourly sums: err = %v, want one saying the buckets are too coarse", err)
+	}
+}
+
+// TestIncrementalRescan makes a run's lists fall short: the top product's sales leave the
+// window and the product that takes its place ties, at the lists' floor, with a candidate
+// while never having been one. Only a rescan of the window finds it.
+func TestIncrementalRescan(t *testing.T) {
+	ctx := context.Background()
+	c0 := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
+	bucket := memblob.OpenBucket(nil)
+	defer bucket.Close()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sale := func(at time.Time, product, units int) string {
+		return fmt.Sprintf("%d\t%d\t1\t%d\t1.00\t1\t1\n", at.Unix(), product, units)
+	}
+	start := c0.Add(-7 * 24 * time.Hour)
+	// Top 1 keeps 2 candidates: products 1 (10) and 5 (5), with a floor of 5.
+	week := sale(start, 1, 10) + sale(start.Add(time.Hour), 5, 5) + sale(start.Add(time.Hour), 3, 4) + sale(start.Add(time.Hour), 6, 1)
+	if err := bucket.WriteAll(ctx, "week.tsv", []byte(week), nil); err != nil {
+		t.Fatal(err)
+	}
+	r := &Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db, Top: 1, Interval: time.Minute}
+	if _, err := r.Run(ctx, c0); err != nil {
+		t.Fatal(err)
+	}
+	// A minute later product 1's sale has left, and product 3 has climbed to 5.
+	if err := bucket.WriteAll(ctx, "minute.tsv", []byte(sale(c0, 3, 1)), nil); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := r.Run(ctx, c0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.RankedFromScratch || sum.RescannedCategories != 1 {
+		t.Errorf("ranked_from_scratch %v, rescanned_categories %d; want false, 1", sum.RankedFromScratch, sum.RescannedCategories)
+	}
+	snap, err := db.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := format(snap.Rankings), "category 1 rank 1 product 3 total_sold 5\n"; got != want {
+		t.Errorf("ranking = %q, want %q", got, want)
 	}
 }

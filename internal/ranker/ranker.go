@@ -69,6 +69,13 @@ type Summary struct {
 	PublishSeconds   float64          `json:"publish_seconds"` // the database transaction
 	Seconds          float64          `json:"seconds"`         // the whole run
 	LinesPerSecond   float64          `json:"lines_per_second"`
+
+	// How the incremental ranker ranked: from scratch (first run, a rebuilt window, too
+	// many changes), or by updating the previous run's lists from the keys that changed,
+	// rescanning the window for the categories whose lists fell short.
+	RankedFromScratch   bool `json:"ranked_from_scratch"`
+	ChangedKeys         int  `json:"changed_keys"`
+	RescannedCategories int  `json:"rescanned_categories"`
 }
 
 // Run counts every log object over the week before the cutoff of now and publishes the
@@ -111,22 +118,23 @@ func (j *Job) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		return nil, fmt.Errorf("publish snapshot: %w", err)
 	}
 	s := &Summary{
-		SnapshotID:       id,
-		Cutoff:           w.End,
-		WindowStart:      w.Start,
-		Objects:          len(objects),
-		ObjectsFailed:    len(res.Failed),
-		Bytes:            res.Stats.Bytes,
-		LinesRead:        res.Stats.LinesRead,
-		LinesRejected:    res.Stats.LinesRejected,
-		RejectedByReason: res.Stats.RejectedByReason(),
-		LinesBefore:      res.Stats.LinesBefore,
-		LinesAfter:       res.Stats.LinesAfter,
-		Categories:       len(snap.Rankings),
-		CountSeconds:     counted.Sub(began).Seconds(),
-		RankSeconds:      ranked.Sub(counted).Seconds(),
-		PublishSeconds:   time.Since(ranked).Seconds(),
-		Seconds:          time.Since(began).Seconds(),
+		SnapshotID:        id,
+		Cutoff:            w.End,
+		WindowStart:       w.Start,
+		Objects:           len(objects),
+		ObjectsFailed:     len(res.Failed),
+		Bytes:             res.Stats.Bytes,
+		LinesRead:         res.Stats.LinesRead,
+		LinesRejected:     res.Stats.LinesRejected,
+		RejectedByReason:  res.Stats.RejectedByReason(),
+		LinesBefore:       res.Stats.LinesBefore,
+		LinesAfter:        res.Stats.LinesAfter,
+		Categories:        len(snap.Rankings),
+		RankedFromScratch: true,
+		CountSeconds:      counted.Sub(began).Seconds(),
+		RankSeconds:       ranked.Sub(counted).Seconds(),
+		PublishSeconds:    time.Since(ranked).Seconds(),
+		Seconds:           time.Since(began).Seconds(),
 	}
 	for _, f := range res.Failed {
 		s.FailedObjects = append(s.FailedObjects, f.Key)

@@ -89,7 +89,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 					log.Info("run", "snapshot_id", sum.SnapshotID, "cutoff", sum.Cutoff, "objects_taken", sum.ObjectsTaken,
 						"objects_skipped", sum.ObjectsSkipped, "objects_refused", sum.ObjectsRefused, "objects_failed", sum.ObjectsFailed,
 						"lines_read", sum.LinesRead, "lines_rejected", sum.LinesRejected, "lines_too_late", sum.LinesTooLate,
-						"window_rebuilt", sum.WindowRebuilt, "seconds", sum.Seconds)
+						"window_rebuilt", sum.WindowRebuilt, "ranked_from_scratch", sum.RankedFromScratch,
+						"rescanned_categories", sum.RescannedCategories, "seconds", sum.Seconds)
 				}
 			}
 			if cutoff.Equal(last) {
@@ -108,4 +109,5 @@ func (s *Scheduler) Run(ctx context.Context) error {
 // Reset forgets what the ranker holds in memory, so its next run starts from the store.
 func (r *Ranker) Reset() {
 	r.loaded, r.window, r.at = false, nil, time.Time{}
+	r.forgetLists()
 }
