@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/salesrank/salesrank/internal/metrics"
@@ -105,8 +105,15 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // replicas without costing a random read per request.
 type requestIDs struct {
 	prefix string
-	n      atomic.Uint64
+
+	mu   sync.Mutex
+	n    uint64   // ids made so far
+	made []string // made and not handed out yet; see get
 }
+
+// idBatch is how many ids are made at once: one string holding them all and one slice of
+// header values, rather than two allocations on every request that comes without an id.
+const idBatch = 64
 
 func newRequestIDs() *requestIDs {
 	var b [6]byte
@@ -115,15 +122,42 @@ func newRequestIDs() *requestIDs {
 }
 
 // get returns the request's id as a header value (len == cap, see view). A sane incoming id
-// is reused without copying; only a generated one allocates.
+// is reused without copying; a new one is the next of a batch made ahead.
 func (g *requestIDs) get(r *http.Request) []string {
 	if v := r.Header[requestIDHeader]; len(v) == 1 && saneRequestID(v[0]) {
 		return v[:1:1]
 	}
-	var buf [32]byte
-	b := append(buf[:0], g.prefix...)
-	b = strconv.AppendUint(b, g.n.Add(1), 36)
-	return []string{string(b)}
+	g.mu.Lock()
+	if len(g.made) == 0 {
+		g.made = g.batch()
+	}
+	v := g.made[:1:1]
+	g.made = g.made[1:]
+	g.mu.Unlock()
+	return v
+}
+
+// batch makes the next idBatch ids, as substrings of one string.
+func (g *requestIDs) batch() []string {
+	var (
+		ends [idBatch]int
+		sb   strings.Builder // its String does not copy
+		n    [13]byte        // a uint64 in base 36
+	)
+	sb.Grow(idBatch * (len(g.prefix) + 8))
+	for i := range ends {
+		g.n++
+		sb.WriteString(g.prefix)
+		sb.Write(strconv.AppendUint(n[:0], g.n, 36))
+		ends[i] = sb.Len()
+	}
+	s := sb.String()
+	ids := make([]string, idBatch)
+	start := 0
+	for i, end := range ends {
+		ids[i], start = s[start:end], end
+	}
+	return ids
 }
 
 // saneRequestID reports whether s can be logged and echoed as is: 1 to 128 characters of

@@ -223,6 +223,41 @@ func TestServeRequestID(t *testing.T) {
 	}
 }
 
+// TestRequestIDsBatches: ids made ahead in batches are unique across batches and
+// goroutines, and each is handed out as its own one-element slice, so a middleware that
+// appends to the header cannot overwrite another request's id.
+func TestRequestIDsBatches(t *testing.T) {
+	g := newRequestIDs()
+	r := httptest.NewRequest("GET", "/", nil)
+	const workers, each = 4, 2*idBatch + 3
+	got := make([][]string, workers*each)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				got[w*each+i] = g.get(r)
+			}
+		})
+	}
+	wg.Wait()
+	seen := make(map[string]bool, len(got))
+	for _, v := range got {
+		if len(v) != 1 || cap(v) != 1 || !saneRequestID(v[0]) || !strings.HasPrefix(v[0], g.prefix) {
+			t.Fatalf("id %q (len %d, cap %d), want one sane value with prefix %q and cap 1", v, len(v), cap(v), g.prefix)
+		}
+		if seen[v[0]] {
+			t.Fatalf("id %q handed out twice", v[0])
+		}
+		seen[v[0]] = true
+	}
+	a, b := g.get(r), g.get(r)
+	want := b[0]
+	_ = append(a, "appended")
+	if b[0] != want {
+		t.Errorf("appending to one id's slice changed the next id to %q, want %q", b[0], want)
+	}
+}
+
 // TestServeRequestLogs checks the levels: successes and client errors at debug, so that
 // production logs at info stay quiet, and 5xx at warn.
 func TestServeRequestLogs(t *testing.T) {
