@@ -66,8 +66,8 @@ func byProduct(a, b Row) int { return cmp.Compare(a.ProductID, b.ProductID) }
 // insert. Make one with Diff, number its new rows with Number, write it, and after the
 // commit call Done.
 type Plan struct {
-	// Close lists the ids of the open rows that the snapshot does not have, ascending.
-	Close []int64
+	// Close lists the open rows that the snapshot does not have, by ascending id.
+	Close []Row
 	// Insert lists the snapshot's new rows in ranking order (category, then rank). Their
 	// ids are zero until Number.
 	Insert []Row
@@ -107,7 +107,7 @@ func Diff(o *Open, snap *salesrank.Snapshot) *Plan {
 		for _, i := range byProd {
 			e := rk.Entries[i]
 			for j < len(prev) && prev[j].ProductID < e.ProductID {
-				p.Close = append(p.Close, prev[j].ID) // left the top list
+				p.Close = append(p.Close, prev[j]) // left the top list
 				j++
 			}
 			if j < len(prev) && prev[j].ProductID == e.ProductID {
@@ -117,14 +117,12 @@ func Diff(o *Open, snap *salesrank.Snapshot) *Plan {
 					j++
 					continue
 				}
-				p.Close = append(p.Close, prev[j].ID) // its total changed
+				p.Close = append(p.Close, prev[j]) // its total changed
 				j++
 			}
 			ids[i] = 0 // new; numbered below, in ranking order
 		}
-		for ; j < len(prev); j++ {
-			p.Close = append(p.Close, prev[j].ID)
-		}
+		p.Close = append(p.Close, prev[j:]...)
 		for i, e := range rk.Entries {
 			if ids[i] == 0 {
 				p.Insert = append(p.Insert, Row{Category: rk.CategoryID, ProductID: e.ProductID, TotalSold: e.TotalSold})
@@ -134,13 +132,31 @@ func Diff(o *Open, snap *salesrank.Snapshot) *Plan {
 	}
 	for c, rs := range old {
 		if !covered[c] {
-			for _, r := range rs {
-				p.Close = append(p.Close, r.ID)
-			}
+			p.Close = append(p.Close, rs...)
 		}
 	}
-	slices.Sort(p.Close)
+	slices.SortFunc(p.Close, func(a, b Row) int { return cmp.Compare(a.ID, b.ID) })
 	return p
+}
+
+// CloseIDs returns the ids of the rows to close, ascending.
+func (p *Plan) CloseIDs() []int64 {
+	ids := make([]int64, len(p.Close))
+	for i, r := range p.Close {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+// NewProducts returns the products of the new rows, sorted and without repeats: the only
+// ones a store's products table may lack, since every kept row names a product already.
+func (p *Plan) NewProducts() []int64 {
+	products := make([]int64, len(p.Insert))
+	for i, r := range p.Insert {
+		products[i] = r.ProductID
+	}
+	slices.Sort(products)
+	return slices.Compact(products)
 }
 
 // Number gives the new rows the ids base+1, base+2, … in ranking order.

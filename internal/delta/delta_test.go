@@ -84,10 +84,13 @@ func TestDiffChain(t *testing.T) {
 			t.Fatalf("step %d: %d open rows, want %d", step, after.Len(), len(want))
 		}
 		closed := map[int64]bool{}
-		for _, id := range p.Close {
-			closed[id] = true
+		for _, r := range p.Close {
+			closed[r.ID] = true
+			if before[Row{Category: r.Category, ProductID: r.ProductID, TotalSold: r.TotalSold}] != r.ID {
+				t.Fatalf("step %d: closed row %+v is not an open row", step, r)
+			}
 		}
-		if !slices.IsSorted(p.Close) || len(closed) != len(p.Close) {
+		if !slices.IsSorted(p.CloseIDs()) || len(closed) != len(p.Close) {
 			t.Fatalf("step %d: Close %v is not sorted and unique", step, p.Close)
 		}
 		nKept := 0

@@ -46,21 +46,15 @@ func (db *DB) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int
 	for _, c := range known {
 		cats = append(cats, int64(c))
 	}
-	var products []int64
 	nEntries := 0
 	for _, r := range snap.Rankings {
 		cats = append(cats, int64(r.CategoryID))
-		for _, e := range r.Entries {
-			products = append(products, e.ProductID)
-		}
 		nEntries += len(r.Entries)
 	}
 	// Sorted keys insert into the indexes in order, and two writers that ever took the
 	// same keys would take their row locks in the same order.
 	slices.Sort(cats)
 	cats = slices.Compact(cats)
-	slices.Sort(products)
-	products = slices.Compact(products)
 
 	tx, err := db.beginWrite(ctx)
 	if err != nil {
@@ -79,6 +73,9 @@ func (db *DB) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int
 		return 0, fmt.Errorf("publish: %w", err)
 	}
 	plan := delta.Diff(open, snap)
+	// Only new rows can name a product the table lacks. Sorted, so that two writers that
+	// ever took the same keys would take their row locks in the same order.
+	products := plan.NewProducts()
 
 	var id int64
 	err = tx.QueryRow(ctx, `INSERT INTO snapshots
@@ -110,7 +107,7 @@ func (db *DB) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int
 
 	// Rows that changed or left were last valid in the previous publication.
 	if len(plan.Close) > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE sales_rank SET last_snapshot_id = $1 WHERE id = ANY($2)`, prev, plan.Close); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE sales_rank SET last_snapshot_id = $1 WHERE id = ANY($2)`, prev, plan.CloseIDs()); err != nil {
 			return 0, fmt.Errorf("publish: close sales_rank rows: %w", err)
 		}
 	}

@@ -93,7 +93,7 @@ func (db *DB) CommitBatch(ctx context.Context, b *salesrank.Batch) error {
 		return fmt.Errorf("commit batch: %w", err)
 	}
 
-	err = insertRows(ctx, tx, `INSERT INTO objects (key, etag, size, mod_time, batch_id,
+	err = execRows(ctx, tx, `INSERT INTO objects (key, etag, size, mod_time, batch_id,
 		lines_read, lines_rejected, lines_too_late, taken_at) VALUES`, "",
 		9, len(objs), func(args []any, i int) []any {
 			o := objs[i]
@@ -126,7 +126,7 @@ func (db *DB) CommitBatch(ctx context.Context, b *salesrank.Batch) error {
 		return fmt.Errorf("commit batch: %w", err)
 	}
 
-	err = insertRows(ctx, tx,
+	err = execRows(ctx, tx,
 		"INSERT INTO rejected_lines (batch_id, object, line, reason, text, recorded_at) VALUES", "",
 		6, len(b.Rejects), func(args []any, i int) []any {
 			r := b.Rejects[i]
@@ -139,7 +139,7 @@ func (db *DB) CommitBatch(ctx context.Context, b *salesrank.Batch) error {
 		return fmt.Errorf("commit batch: %w", err)
 	}
 
-	err = insertRows(ctx, tx, "INSERT INTO categories (id, first_seen_at) VALUES", " ON CONFLICT (id) DO NOTHING",
+	err = execRows(ctx, tx, "INSERT INTO categories (id, first_seen_at) VALUES", " ON CONFLICT (id) DO NOTHING",
 		2, len(cats), func(args []any, i int) []any { return append(args, cats[i], committedAt) })
 	if err != nil {
 		return fmt.Errorf("commit batch: upsert categories: %w", err)

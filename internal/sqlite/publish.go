@@ -39,23 +39,13 @@ func (db *DB) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int
 	at := publishedAt.UnixNano()
 
 	cats := slices.Clone(known)
-	var products []int64
 	nEntries := 0
 	for _, r := range snap.Rankings {
 		cats = append(cats, r.CategoryID)
-		for _, e := range r.Entries {
-			products = append(products, e.ProductID)
-		}
 		nEntries += len(r.Entries)
 	}
 	slices.Sort(cats)
 	cats = slices.Compact(cats)
-	// Sorted keys insert into the tables' b-trees in order, which is markedly faster.
-	slices.Sort(products)
-	products = slices.Compact(products)
-	db.productsMu.Lock()
-	products = slices.DeleteFunc(products, func(p int64) bool { _, ok := db.products[p]; return ok })
-	db.productsMu.Unlock()
 
 	tx, err := db.write.BeginTx(ctx, nil) // BEGIN IMMEDIATE: see the package comment
 	if err != nil {
@@ -74,6 +64,12 @@ func (db *DB) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int
 		return 0, fmt.Errorf("publish: %w", err)
 	}
 	plan := delta.Diff(open, snap)
+	// Only new rows can name a product the table lacks; sorted keys insert into its b-tree
+	// in order, which is markedly faster.
+	products := plan.NewProducts()
+	db.productsMu.Lock()
+	products = slices.DeleteFunc(products, func(p int64) bool { _, ok := db.products[p]; return ok })
+	db.productsMu.Unlock()
 
 	res, err := tx.ExecContext(ctx, `INSERT INTO snapshots
 		(cutoff, window_start, interval_seconds, top_k, published_at, categories, entries)
@@ -91,17 +87,17 @@ func (db *DB) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int
 		return 0, fmt.Errorf("publish: %w", err)
 	}
 
-	err = insertRows(ctx, tx, "INSERT INTO categories (id, first_seen_at) VALUES", " ON CONFLICT (id) DO NOTHING",
+	err = execRows(ctx, tx, "INSERT INTO categories (id, first_seen_at) VALUES", " ON CONFLICT (id) DO NOTHING",
 		2, len(cats), func(args []any, i int) []any { return append(args, cats[i], at) })
 	if err != nil {
 		return 0, fmt.Errorf("publish: upsert categories: %w", err)
 	}
-	err = insertRows(ctx, tx, "INSERT INTO snapshot_categories (snapshot_id, category_id) VALUES", "",
+	err = execRows(ctx, tx, "INSERT INTO snapshot_categories (snapshot_id, category_id) VALUES", "",
 		2, len(cats), func(args []any, i int) []any { return append(args, id, cats[i]) })
 	if err != nil {
 		return 0, fmt.Errorf("publish: insert snapshot categories: %w", err)
 	}
-	err = insertRows(ctx, tx, "INSERT INTO products (id, first_seen_at) VALUES", " ON CONFLICT (id) DO NOTHING",
+	err = execRows(ctx, tx, "INSERT INTO products (id, first_seen_at) VALUES", " ON CONFLICT (id) DO NOTHING",
 		2, len(products), func(args []any, i int) []any { return append(args, products[i], at) })
 	if err != nil {
 		return 0, fmt.Errorf("publish: upsert products: %w", err)
@@ -110,24 +106,30 @@ func (db *DB) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int
 		return 0, fmt.Errorf("publish: %w", err)
 	}
 
-	// Rows that changed or left were last valid in the previous publication.
-	if err := inIDs(ctx, tx, "UPDATE sales_rank SET last_snapshot_id = ? WHERE id IN", plan.Close, prev); err != nil {
+	// Rows that changed or left were last valid in the previous publication. They are
+	// found by their key, the table being clustered on it (see migration 0003).
+	err = execRows(ctx, tx, "UPDATE sales_rank SET last_snapshot_id = ?1 WHERE last_snapshot_id = ?2 AND (category_id, total_sold, product_id) IN (VALUES",
+		")", 3, len(plan.Close), func(args []any, i int) []any {
+			r := &plan.Close[i]
+			return append(args, r.Category, r.TotalSold, r.ProductID)
+		}, prev, openEnd)
+	if err != nil {
 		return 0, fmt.Errorf("publish: close sales_rank rows: %w", err)
 	}
 	// The writer holds the database lock, so it can number the rows itself and hand the ids
-	// back without a RETURNING round trip per row. AUTOINCREMENT's high-water mark in
-	// sqlite_sequence follows explicit ids, so pruned ids are never handed out again.
+	// back without a RETURNING round trip per row; sales_rank_seq keeps the high-water
+	// mark, so pruned ids are never handed out again.
 	var base int64
-	err = tx.QueryRowContext(ctx, `SELECT max(
-		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'sales_rank'), 0),
-		coalesce((SELECT max(id) FROM sales_rank), 0))`).Scan(&base)
-	if err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT last_id FROM sales_rank_seq`).Scan(&base); err != nil {
+		return 0, fmt.Errorf("publish: next sales_rank id: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE sales_rank_seq SET last_id = ?`, base+int64(len(plan.Insert))); err != nil {
 		return 0, fmt.Errorf("publish: next sales_rank id: %w", err)
 	}
 	plan.Number(base)
 	// Rankings are validated to be sorted by category, so new rows go in (category, rank)
 	// order: ids ascend with the rank, and the index is appended to in runs.
-	err = insertRows(ctx, tx,
+	err = execRows(ctx, tx,
 		"INSERT INTO sales_rank (id, category_id, product_id, total_sold, first_snapshot_id, last_snapshot_id) VALUES", "",
 		6, len(plan.Insert), func(args []any, i int) []any {
 			r := &plan.Insert[i]
@@ -140,7 +142,7 @@ func (db *DB) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int
 		return 0, fmt.Errorf("publish: %w", err)
 	}
 
-	err = insertRows(ctx, tx,
+	err = execRows(ctx, tx,
 		"INSERT INTO rejected_lines (snapshot_id, object, line, reason, text, recorded_at) VALUES", "",
 		6, len(rejects), func(args []any, i int) []any {
 			r := rejects[i]
@@ -226,7 +228,9 @@ func (db *DB) prune(ctx context.Context, tx *sql.Tx, id int64) error {
 	if err != nil || len(pruned) == 0 {
 		return err
 	}
-	if err := inIDs(ctx, tx, "DELETE FROM snapshots WHERE id IN", pruned); err != nil {
+	err = execRows(ctx, tx, "DELETE FROM snapshots WHERE id IN (VALUES", ")", 1, len(pruned),
+		func(args []any, i int) []any { return append(args, pruned[i]) })
+	if err != nil {
 		return err
 	}
 	var oldest int64
@@ -258,17 +262,19 @@ func (db *DB) step(name string) error {
 	return db.failAt(name)
 }
 
-// insertRows inserts n rows of width columns with multi-row INSERT statements of head,
-// "(?, …), (?, …)…" and tail. fill appends row i's values to args. One statement with many
-// rows costs SQLite one parse and the driver one call, which is what makes 100k rows cheap.
-func insertRows(ctx context.Context, tx *sql.Tx, head, tail string, width, n int, fill func(args []any, i int) []any) error {
+// execRows runs head, "(?, …), (?, …)…" and tail over n rows of width parameters each, in
+// as few statements as the parameter limit allows: a multi-row INSERT, or an UPDATE or
+// DELETE of rows IN (VALUES …). fill appends row i's values to args; lead, if any, come first
+// in every statement (as ?1, ?2, … when head numbers them). One statement with many rows
+// costs SQLite one parse and the driver one call, which is what makes 100k rows cheap.
+func execRows(ctx context.Context, tx *sql.Tx, head, tail string, width, n int, fill func(args []any, i int) []any, lead ...any) error {
 	if n == 0 {
 		return nil
 	}
-	per := max(1, maxParams/width)
+	per := max(1, (maxParams-len(lead))/width)
 	var stmt *sql.Stmt
 	stmtRows := 0
-	args := make([]any, 0, min(n, per)*width)
+	args := make([]any, 0, min(n, per)*width+len(lead))
 	for start := 0; start < n; start += per {
 		k := min(per, n-start)
 		if k != stmtRows { // the full-size statement is prepared once, the remainder once
@@ -276,13 +282,13 @@ func insertRows(ctx context.Context, tx *sql.Tx, head, tail string, width, n int
 				stmt.Close()
 			}
 			var err error
-			stmt, err = tx.PrepareContext(ctx, insertSQL(head, tail, width, k))
+			stmt, err = tx.PrepareContext(ctx, rowsSQL(head, tail, width, k))
 			if err != nil {
 				return err
 			}
 			stmtRows = k
 		}
-		args = args[:0]
+		args = append(args[:0], lead...)
 		for i := start; i < start+k; i++ {
 			args = fill(args, i)
 		}
@@ -294,7 +300,7 @@ func insertRows(ctx context.Context, tx *sql.Tx, head, tail string, width, n int
 	return stmt.Close()
 }
 
-func insertSQL(head, tail string, width, rows int) string {
+func rowsSQL(head, tail string, width, rows int) string {
 	var b strings.Builder
 	tuple := "(" + strings.Repeat("?, ", width-1) + "?)"
 	b.Grow(len(head) + len(tail) + rows*(len(tuple)+2))
@@ -308,25 +314,6 @@ func insertSQL(head, tail string, width, rows int) string {
 	}
 	b.WriteString(tail)
 	return b.String()
-}
-
-// inIDs runs head followed by "(?, …)" over ids in chunks, each with lead as its first
-// parameters: UPDATE … WHERE id IN (…) or DELETE … WHERE id IN (…) for any number of ids.
-func inIDs(ctx context.Context, tx *sql.Tx, head string, ids []int64, lead ...any) error {
-	per := maxParams - len(lead)
-	args := make([]any, 0, min(len(ids), per)+len(lead))
-	for start := 0; start < len(ids); start += per {
-		chunk := ids[start:min(start+per, len(ids))]
-		args = append(args[:0], lead...)
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		q := head + " (?" + strings.Repeat(", ?", len(chunk)-1) + ")"
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // queryIDs returns the single integer column of query's rows.

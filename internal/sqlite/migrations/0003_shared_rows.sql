@@ -6,7 +6,7 @@
 -- writes what changed instead of every category's whole list.
 --
 -- The rank is not stored: it is the row's position in its category ordered by
--- total_sold DESC, product_id ASC, which the index below keeps. The view
+-- total_sold DESC, product_id ASC, which the table's key keeps. The view
 -- snapshot_sales_rank shows every stored snapshot's rows with their rank, in
 -- the shape sales_rank had before this migration.
 --
@@ -18,36 +18,41 @@
 -- a migrated file; they keep serving the snapshot they hold, marked stale,
 -- until they are upgraded.
 
+-- WITHOUT ROWID, clustered on (last_snapshot_id, category_id, total_sold
+-- DESC, product_id): the open rows of a category sit together in ranking
+-- order, closing a row moves it within one b-tree (a rowid table would also
+-- move its entry in a second one), and pruning deletes one range. The key is
+-- unique: a product appears once in a category's list, so once among the open
+-- rows and once among the rows closed by one publication.
+--
+-- id has no index: nothing looks a row up by it. Publish hands ids out in
+-- ascending order from sales_rank_seq, which keeps the high-water mark, so an
+-- id is never reused after its row is pruned.
 CREATE TABLE sales_rank_shared (
-    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                INTEGER NOT NULL CHECK (id > 0),
     category_id       INTEGER NOT NULL REFERENCES categories (id),
     product_id        INTEGER NOT NULL REFERENCES products (id),
     total_sold        INTEGER NOT NULL CHECK (total_sold > 0),
     first_snapshot_id INTEGER NOT NULL,
     last_snapshot_id  INTEGER NOT NULL,
-    CHECK (first_snapshot_id <= last_snapshot_id)
-);
+    CHECK (first_snapshot_id <= last_snapshot_id),
+    PRIMARY KEY (last_snapshot_id, category_id, total_sold DESC, product_id)
+) WITHOUT ROWID;
 
 INSERT INTO sales_rank_shared (id, category_id, product_id, total_sold, first_snapshot_id, last_snapshot_id)
 SELECT id, category_id, product_id, total_sold, snapshot_id,
        CASE WHEN snapshot_id = (SELECT max(id) FROM snapshots) THEN 9223372036854775807 ELSE snapshot_id END
 FROM sales_rank;
 
--- Keep AUTOINCREMENT's high-water mark: ids of pruned rows are never handed out again.
-UPDATE sqlite_sequence
-SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'sales_rank'), 0))
-WHERE name = 'sales_rank_shared';
-INSERT INTO sqlite_sequence (name, seq)
-SELECT 'sales_rank_shared', seq FROM sqlite_sequence
-WHERE name = 'sales_rank' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'sales_rank_shared');
+CREATE TABLE sales_rank_seq (
+    last_id INTEGER NOT NULL -- the highest sales_rank id ever handed out
+);
+INSERT INTO sales_rank_seq (last_id)
+SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'sales_rank'), 0),
+           coalesce((SELECT max(id) FROM sales_rank), 0));
 
 DROP TABLE sales_rank;
 ALTER TABLE sales_rank_shared RENAME TO sales_rank;
-
--- The open rows of a category in ranking order (the current snapshot's page,
--- and the whole of it in (category, rank) order); closed rows by when they
--- were closed, for pruning.
-CREATE INDEX sales_rank_by_last ON sales_rank (last_snapshot_id, category_id, total_sold DESC, product_id);
 
 -- Every stored snapshot's rows with their rank.
 CREATE VIEW snapshot_sales_rank AS
