@@ -5,6 +5,7 @@ import (
 	"iter"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -198,4 +199,33 @@ func ExampleTopLists() {
 		fmt.Println(r.CategoryID, r.Entries)
 	}
 	// Output: 1 [{0 12 11} {0 11 7}]
+}
+
+// TestSelectBest checks the selection topN cuts its buffer with, on inputs in random,
+// sorted and reversed order with many ties in totals.
+func TestSelectBest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 2000 {
+		n := 1 + rng.IntN(300)
+		es := make([]Entry, n)
+		for i, p := range rng.Perm(n) {
+			es[i] = Entry{ProductID: int64(p), TotalSold: rng.Int64N(1 + int64(rng.IntN(10)))}
+		}
+		switch rng.IntN(3) {
+		case 1:
+			slices.SortFunc(es, compareEntries)
+		case 2:
+			slices.SortFunc(es, func(a, b Entry) int { return compareEntries(b, a) })
+		}
+		want := slices.SortedFunc(slices.Values(es), compareEntries)
+		k := 1 + rng.IntN(n)
+		selectBest(es, k)
+		if es[k-1] != want[k-1] {
+			t.Fatalf("n %d k %d: es[k-1] = %v, want %v", n, k, es[k-1], want[k-1])
+		}
+		got := slices.SortedFunc(slices.Values(es[:k]), compareEntries)
+		if !slices.Equal(got, want[:k]) {
+			t.Fatalf("n %d k %d: best k = %v, want %v", n, k, got, want[:k])
+		}
+	}
 }
