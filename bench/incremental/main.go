@@ -15,6 +15,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -295,6 +296,9 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if err := countRows(ctx, dbPath, s); err != nil {
+			return err
+		}
 		hourly = append(hourly, s)
 	}
 	hourParts, err := db.PartialStats(ctx)
@@ -372,6 +376,9 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if err := countRows(ctx, db2Path, s); err != nil {
+			return err
+		}
 		minutely = append(minutely, s)
 	}
 	end := C.Add(time.Duration(c.minutes) * time.Minute)
@@ -397,6 +404,27 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		dbBytes: dbBytes, minuteDB: dbSize(db2Path),
 		load0: load0, load1: load1, checked: check, warnings: warnings,
 	})
+	return nil
+}
+
+// countRows records in s.Extra how many sales_rank rows its publication inserted and how
+// many it closed (sales_rank rows are shared between snapshots: see internal/delta). It reads
+// the file through a connection of its own, after the step.
+func countRows(ctx context.Context, path string, s *step) error {
+	conn, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	id := s.Sum.SnapshotID
+	var inserted, closed int64
+	err = conn.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM sales_rank WHERE first_snapshot_id = ?1),
+		(SELECT count(*) FROM sales_rank WHERE last_snapshot_id = (SELECT max(id) FROM snapshots WHERE id < ?1))`, id).Scan(&inserted, &closed)
+	if err != nil {
+		return fmt.Errorf("count rows of snapshot %d: %w", id, err)
+	}
+	s.Extra = map[string]int64{"rows_inserted": inserted, "rows_closed": closed}
 	return nil
 }
 
@@ -765,6 +793,28 @@ func report(w io.Writer, c config, d reportData) {
 	row("3a. the 1m ranker's first run: week + hours, minute buckets, own db", []*step{d.mrFirst}, 0)
 	fmt.Fprintln(w)
 
+	extra := func(key string) func(s *step) float64 { return func(s *step) float64 { return float64(s.Extra[key]) } }
+	scratch := func(ss []*step) (n int) {
+		for _, s := range ss {
+			if s.Sum.RankedFromScratch {
+				n++
+			}
+		}
+		return n
+	}
+	rescans := func(ss []*step) (n int) {
+		for _, s := range ss {
+			n += s.Sum.RescannedCategories
+		}
+		return n
+	}
+	fmt.Fprintf(w, "Publications (sales_rank rows are shared between snapshots; a publication inserts the rows that changed and closes the ones they replace), medians: "+
+		"hourly steps %.0f rows inserted and %.0f closed of %d ranked; minute steps %.0f inserted and %.0f closed. "+
+		"Ranking: from scratch in %d of %d hourly and %d of %d minute steps (the others update the kept top lists from the changed keys, %.0f a minute step), %d categories rescanned in all.\n\n",
+		med(d.hourly, extra("rows_inserted")), med(d.hourly, extra("rows_closed")), d.hourly[len(d.hourly)-1].Sum.RankedRows,
+		med(d.minutely, extra("rows_inserted")), med(d.minutely, extra("rows_closed")),
+		scratch(d.hourly), len(d.hourly), scratch(d.minutely), len(d.minutely),
+		med(d.minutely, func(s *step) float64 { return float64(s.Sum.ChangedKeys) }), rescans(append(append([]*step{}, d.hourly...), d.minutely...)))
 	fmt.Fprintf(w, "Window: %d keys after the hourly steps, %d after the rebuild, %d for the 1m ranker.\n\n",
 		d.hourly[len(d.hourly)-1].Sum.WindowKeys, d.rebuild.Sum.WindowKeys, d.minutely[len(d.minutely)-1].Sum.WindowKeys)
 	fmt.Fprintln(w, "| stored partial sums | rows | MB | database file + WAL, MB |")
