@@ -182,8 +182,8 @@ func (l *load) one(rng *rand.Rand, requestID string) {
 	case snap <= 0:
 		l.fail(fmt.Sprintf("GET %s: got X-Snapshot-Id %q, want a snapshot id", u, res.Header.Get("X-Snapshot-Id")))
 		return
-	case res.Header.Get("X-Request-Id") != requestID:
-		l.fail(fmt.Sprintf("GET %s: got X-Request-Id %q, want ours, %q", u, res.Header.Get("X-Request-Id"), requestID))
+	case len(res.Header.Values("X-Request-Id")) != 1 || res.Header.Get("X-Request-Id") != requestID:
+		l.fail(fmt.Sprintf("GET %s: got X-Request-Id %q, want ours, %q, once", u, res.Header.Values("X-Request-Id"), requestID))
 		return
 	}
 	// nginx's gzip weakens the replica's strong ETag; either way it names the snapshot.
