@@ -3,11 +3,10 @@ package postgres
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/storetest"
 )
 
 // TestPostgresMigrateSharedRows opens a schema written before migration 0003, when every
@@ -34,7 +33,7 @@ func TestPostgresMigrateSharedRows(t *testing.T) {
 		INSERT INTO schema_migrations VALUES (1, '0001_init', 0), (2, '0002_intake', 0);
 		INSERT INTO categories VALUES (7, 0), (8, 0);
 		INSERT INTO products VALUES (1, 0), (2, 0), (3, 0);
-		INSERT INTO snapshots OVERRIDING SYSTEM VALUE VALUES (2, 7200, 0, 3600, 10, 5, 2, 2), (3, 10800, 0, 3600, 10, 6, 2, 3);
+		INSERT INTO snapshots OVERRIDING SYSTEM VALUE VALUES (2, 7200, -597600, 3600, 10, 5, 2, 2), (3, 10800, -594000, 3600, 10, 6, 2, 3);
 		INSERT INTO snapshot_categories VALUES (2, 7), (2, 8), (3, 7), (3, 8);
 		INSERT INTO sales_rank VALUES (3, 2, 7, 1, 1, 50), (4, 2, 7, 2, 2, 40),
 			(5, 3, 7, 1, 2, 60), (6, 3, 7, 2, 1, 50), (7, 3, 8, 1, 3, 5);
@@ -45,42 +44,6 @@ func TestPostgresMigrateSharedRows(t *testing.T) {
 	conn.Close(ctx)
 
 	db := openDSN(t, dsn)
-	want := map[int64][]salesrank.Ranking{
-		2: {{CategoryID: 7, Entries: []salesrank.Entry{{ID: 3, ProductID: 1, TotalSold: 50}, {ID: 4, ProductID: 2, TotalSold: 40}}}, {CategoryID: 8, Entries: []salesrank.Entry{}}},
-		3: {{CategoryID: 7, Entries: []salesrank.Entry{{ID: 5, ProductID: 2, TotalSold: 60}, {ID: 6, ProductID: 1, TotalSold: 50}}}, {CategoryID: 8, Entries: []salesrank.Entry{{ID: 7, ProductID: 3, TotalSold: 5}}}},
-	}
-	for id, rks := range want {
-		got, err := db.Snapshot(ctx, id)
-		if err != nil {
-			t.Fatalf("Snapshot(%d): %v", id, err)
-		}
-		if len(got.Rankings) != len(rks) {
-			t.Fatalf("snapshot %d: %d rankings, want %d", id, len(got.Rankings), len(rks))
-		}
-		for i, rk := range rks {
-			g := got.Rankings[i]
-			if g.CategoryID != rk.CategoryID || len(g.Entries) != len(rk.Entries) {
-				t.Fatalf("snapshot %d: ranking %d = %+v, want %+v", id, i, g, rk)
-			}
-			for j := range rk.Entries {
-				if g.Entries[j] != rk.Entries[j] {
-					t.Errorf("snapshot %d category %d rank %d = %+v, want %+v", id, rk.CategoryID, j+1, g.Entries[j], rk.Entries[j])
-				}
-			}
-		}
-	}
-	next := &salesrank.Snapshot{
-		Window: salesrank.WindowEnding(time.Unix(14400, 0)), Interval: time.Hour, Top: 10,
-		Rankings: []salesrank.Ranking{
-			{CategoryID: 7, Entries: []salesrank.Entry{{ProductID: 2, TotalSold: 60}, {ProductID: 1, TotalSold: 51}}},
-			{CategoryID: 8, Entries: []salesrank.Entry{{ProductID: 3, TotalSold: 5}}},
-		},
-	}
-	if _, err := db.Publish(ctx, next, []int32{7, 8}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if got := []int64{next.Rankings[0].Entries[0].ID, next.Rankings[0].Entries[1].ID, next.Rankings[1].Entries[0].ID}; got[0] != 5 || got[1] != 10 || got[2] != 7 {
-		t.Errorf("row ids after the migration = %v, want [5 10 7]: kept, new above the old high-water mark 9, kept", got)
-	}
+	storetest.CheckMigratedSharedRows(t, db)
 	checkSharedRows(t, db)
 }

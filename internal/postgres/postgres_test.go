@@ -530,60 +530,9 @@ func TestPostgresDescribeHidesPassword(t *testing.T) {
 	}
 }
 
-// bigSnapshot is the scale of the source design: 1,000 categories of 100 products each.
-func bigSnapshot(hour int) (*salesrank.Snapshot, []int32) {
-	s := &salesrank.Snapshot{
-		Window:   salesrank.WindowEnding(time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC).Add(time.Duration(hour) * time.Hour)),
-		Interval: time.Hour,
-		Top:      salesrank.DefaultTop,
-	}
-	known := make([]int32, 1000)
-	for c := range known {
-		known[c] = int32(c)
-		entries := make([]salesrank.Entry, salesrank.DefaultTop)
-		for r := range entries {
-			entries[r] = salesrank.Entry{ProductID: int64(c*7919+r*104729) % 10_000_000, TotalSold: int64(1_000_000 - r)}
-		}
-		s.Rankings = append(s.Rankings, salesrank.Ranking{CategoryID: int32(c), Entries: entries})
-	}
-	return s, known
-}
-
-// BenchmarkPostgresPublish publishes 1,000 categories × 100 entries (100k sales_rank rows)
-// into a store that already holds Keep snapshots, so each publish also prunes one. In "all"
-// every row's total changes, as in an hourly step where most best sellers sold something; in
-// "tenth" one row in ten does, as in a one-minute refresh (the same cases as the SQLite
-// store's BenchmarkPublish).
+// BenchmarkPostgresPublish publishes 100k sales_rank rows a time (storetest.BenchmarkPublish).
 func BenchmarkPostgresPublish(b *testing.B) {
-	for _, bm := range []struct {
-		name  string
-		every int // one entry in every changes its total
-	}{{"all", 1}, {"tenth", 10}} {
-		b.Run(bm.name, func(b *testing.B) {
-			ctx := context.Background()
-			db := openTemp(b)
-			for i := 0; b.Loop(); i++ {
-				b.StopTimer()
-				snap, known := bigSnapshot(i)
-				// Totals 10 apart, so a changed one (+1 … +9, differing from the previous
-				// publication's) keeps the order.
-				n := 0
-				for _, r := range snap.Rankings {
-					for j := range r.Entries {
-						r.Entries[j].TotalSold = int64(10 * (1_000_000 - j))
-						if n++; n%bm.every == 0 {
-							r.Entries[j].TotalSold += int64(i%9 + 1)
-						}
-					}
-				}
-				b.StartTimer()
-				if _, err := db.Publish(ctx, snap, known, nil); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(100_000, "rows/op")
-		})
-	}
+	storetest.BenchmarkPublish(b, func(b *testing.B) storetest.Store { return openTemp(b) })
 }
 
 // BenchmarkPostgresCurrent loads a 100k-row snapshot, as a serve replica does on each new
@@ -591,7 +540,7 @@ func BenchmarkPostgresPublish(b *testing.B) {
 func BenchmarkPostgresCurrent(b *testing.B) {
 	ctx := context.Background()
 	db := openTemp(b)
-	snap, known := bigSnapshot(0)
+	snap, known := storetest.BigSnapshot(0)
 	if _, err := db.Publish(ctx, snap, known, nil); err != nil {
 		b.Fatal(err)
 	}
@@ -610,7 +559,7 @@ func BenchmarkPostgresCurrent(b *testing.B) {
 func BenchmarkPostgresCurrentID(b *testing.B) {
 	ctx := context.Background()
 	db := openTemp(b)
-	snap, known := bigSnapshot(0)
+	snap, known := storetest.BigSnapshot(0)
 	if _, err := db.Publish(ctx, snap, known, nil); err != nil {
 		b.Fatal(err)
 	}

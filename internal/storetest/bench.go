@@ -1,0 +1,107 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/salesrank/salesrank"
+)
+
+// BigSnapshot is the scale of the source design: 1,000 categories of 100 products each, for
+// the cutoff base+hour.
+func BigSnapshot(hour int) (*salesrank.Snapshot, []int32) {
+	s := &salesrank.Snapshot{
+		Window:   salesrank.WindowEnding(base.Add(time.Duration(hour) * time.Hour)),
+		Interval: time.Hour,
+		Top:      salesrank.DefaultTop,
+	}
+	known := make([]int32, 1000)
+	for c := range known {
+		known[c] = int32(c)
+		entries := make([]salesrank.Entry, salesrank.DefaultTop)
+		for r := range entries {
+			entries[r] = salesrank.Entry{ProductID: int64(c*7919+r*104729) % 10_000_000, TotalSold: int64(1_000_000 - r)}
+		}
+		s.Rankings = append(s.Rankings, salesrank.Ranking{CategoryID: int32(c), Entries: entries})
+	}
+	return s, known
+}
+
+// BenchmarkPublish publishes BigSnapshot (100k sales_rank rows) over and over into the store
+// open returns, which soon holds Keep snapshots, so each publish also prunes one. In "all"
+// every row's total changes, as in an hourly step where most best sellers sold something; in
+// "tenth" one row in ten does, as in a one-minute refresh.
+func BenchmarkPublish(b *testing.B, open func(b *testing.B) Store) {
+	for _, bm := range []struct {
+		name  string
+		every int // one entry in every changes its total
+	}{{"all", 1}, {"tenth", 10}} {
+		b.Run(bm.name, func(b *testing.B) {
+			ctx := context.Background()
+			s := open(b)
+			for i := 0; b.Loop(); i++ {
+				b.StopTimer()
+				snap, known := BigSnapshot(i)
+				// Totals 10 apart, so a changed one (+1 … +9, differing from the previous
+				// publication's) keeps the order.
+				n := 0
+				for _, r := range snap.Rankings {
+					for j := range r.Entries {
+						r.Entries[j].TotalSold = int64(10 * (1_000_000 - j))
+						if n++; n%bm.every == 0 {
+							r.Entries[j].TotalSold += int64(i%9 + 1)
+						}
+					}
+				}
+				b.StartTimer()
+				if _, err := s.Publish(ctx, snap, known, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(100_000, "rows/op")
+		})
+	}
+}
+
+// CheckMigratedSharedRows checks a store opened on a database written before shared rows
+// (migration 0003) with this content: categories 7 and 8; snapshot 2 (cutoff 2 h after the
+// epoch) ranking products 1 (50 sold, row 3) and 2 (40, row 4) in category 7; snapshot 3
+// (3 h) ranking products 2 (60, row 5) and 1 (50, row 6) in category 7 and 3 (5, row 7) in
+// category 8; the sales_rank id sequence at 9, top 10. Both snapshots must read back as they
+// were, and the next publication must keep the unchanged rows and number new ones above 9.
+func CheckMigratedSharedRows(t *testing.T, s Store) {
+	t.Helper()
+	ctx := context.Background()
+	want := map[int64][]salesrank.Ranking{
+		2: {{CategoryID: 7, Entries: []salesrank.Entry{{ID: 3, ProductID: 1, TotalSold: 50}, {ID: 4, ProductID: 2, TotalSold: 40}}}, {CategoryID: 8}},
+		3: {{CategoryID: 7, Entries: []salesrank.Entry{{ID: 5, ProductID: 2, TotalSold: 60}, {ID: 6, ProductID: 1, TotalSold: 50}}}, {CategoryID: 8, Entries: []salesrank.Entry{{ID: 7, ProductID: 3, TotalSold: 5}}}},
+	}
+	for id, rks := range want {
+		got, err := s.Snapshot(ctx, id)
+		if err != nil {
+			t.Fatalf("Snapshot(%d): %v", id, err)
+		}
+		w := &salesrank.Snapshot{ID: id, Window: salesrank.WindowEnding(time.Unix(id*3600, 0).UTC()), Interval: time.Hour, Top: 10,
+			PublishedAt: time.Unix(0, id+3).UTC(), Rankings: rks}
+		if d := diff(got, w); d != "" {
+			t.Errorf("snapshot %d after the migration: %s", id, d)
+		}
+	}
+	if id := currentID(t, s); id != 3 {
+		t.Fatalf("CurrentID = %d, want 3", id)
+	}
+	next := &salesrank.Snapshot{
+		Window: salesrank.WindowEnding(time.Unix(4*3600, 0)), Interval: time.Hour, Top: 10,
+		Rankings: []salesrank.Ranking{
+			{CategoryID: 7, Entries: []salesrank.Entry{{ProductID: 2, TotalSold: 60}, {ProductID: 1, TotalSold: 51}}},
+			{CategoryID: 8, Entries: []salesrank.Entry{{ProductID: 3, TotalSold: 5}}},
+		},
+	}
+	if _, err := s.Publish(ctx, next, []int32{7, 8}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := []int64{next.Rankings[0].Entries[0].ID, next.Rankings[0].Entries[1].ID, next.Rankings[1].Entries[0].ID}; got[0] != 5 || got[1] != 10 || got[2] != 7 {
+		t.Errorf("row ids after the migration = %v, want [5 10 7]: kept, new above the old high-water mark 9, kept", got)
+	}
+}
