@@ -12,10 +12,6 @@ import (
 	"github.com/salesrank/salesrank/internal/delta"
 )
 
-// currentSQL picks the current snapshot: the latest cutoff, then the latest publication, so
-// that a backfill of an older cutoff never replaces a newer snapshot.
-const currentSQL = `SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC LIMIT 1`
-
 // Current loads the current snapshot: its metadata and every category it covers, sorted by
 // category id, entries by rank. A covered category with no sales has empty, non-nil Entries.
 // It returns an error wrapping salesrank.ErrNoSnapshot if nothing was published.
@@ -48,24 +44,23 @@ func (db *DB) load(ctx context.Context, id int64) (*salesrank.Snapshot, error) {
 	}
 	defer rollback(tx)
 
-	if id == 0 {
-		err = tx.QueryRow(ctx, currentSQL).Scan(&id)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, fmt.Errorf("%s: %w", what, salesrank.ErrNoSnapshot)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-	}
+	// The snapshot's row, then, in one round trip (a replica may sit far from its
+	// database: every round trip is paid on each new snapshot), its categories and rows.
 	var (
-		s                                 = salesrank.Snapshot{ID: id}
+		s                                 salesrank.Snapshot
 		cutoff, start, interval, pubNanos int64
 		top, nEntries                     int64
 		latest                            bool
+		meta                              pgx.Row
 	)
-	err = tx.QueryRow(ctx, `SELECT cutoff, window_start, interval_seconds, top_k, published_at, entries,
-		id = (SELECT max(id) FROM snapshots) FROM snapshots WHERE id = $1`, id).
-		Scan(&cutoff, &start, &interval, &top, &pubNanos, &nEntries, &latest)
+	const metaSQL = `SELECT id, cutoff, window_start, interval_seconds, top_k, published_at, entries,
+		id = (SELECT max(id) FROM snapshots) FROM snapshots`
+	if id == 0 {
+		meta = tx.QueryRow(ctx, metaSQL+` ORDER BY cutoff DESC, id DESC LIMIT 1`)
+	} else {
+		meta = tx.QueryRow(ctx, metaSQL+` WHERE id = $1`, id)
+	}
+	err = meta.Scan(&s.ID, &cutoff, &start, &interval, &top, &pubNanos, &nEntries, &latest)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", what, salesrank.ErrNoSnapshot)
 	}
@@ -77,8 +72,25 @@ func (db *DB) load(ctx context.Context, id int64) (*salesrank.Snapshot, error) {
 	s.Interval = time.Duration(interval) * time.Second
 	s.PublishedAt = time.Unix(0, pubNanos).UTC()
 
-	rows, err := tx.Query(ctx, `SELECT category_id FROM snapshot_categories
-		WHERE snapshot_id = $1 ORDER BY category_id`, s.ID)
+	batch := &pgx.Batch{}
+	batch.Queue(`SELECT category_id FROM snapshot_categories WHERE snapshot_id = $1 ORDER BY category_id`, s.ID)
+	// The latest publication's rows are the open ones, in ranking order in the index; an
+	// older snapshot's are those whose range holds it, sorted.
+	if latest {
+		// A plain index scan, never a bitmap scan: every publication closes rows, whose old
+		// versions stay in the index's open range until vacuum, and only an index scan
+		// marks them dead for the next reader to skip (a bitmap scan visits them all, every
+		// time). It also hands the rows out in order, with no sort.
+		batch.Queue(`SET LOCAL enable_bitmapscan = off`)
+		batch.Queue(`SELECT id, category_id, product_id, total_sold FROM sales_rank
+			WHERE last_snapshot_id = $1 ORDER BY category_id, total_sold DESC, product_id`, int64(openEnd))
+	} else {
+		batch.Queue(`SELECT id, category_id, product_id, total_sold FROM sales_rank
+			WHERE last_snapshot_id >= $1 AND first_snapshot_id <= $1 ORDER BY category_id, total_sold DESC, product_id`, s.ID)
+	}
+	results := tx.SendBatch(ctx, batch)
+	defer results.Close()
+	rows, err := results.Query()
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %d: categories: %w", s.ID, err)
 	}
@@ -86,25 +98,12 @@ func (db *DB) load(ctx context.Context, id int64) (*salesrank.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %d: categories: %w", s.ID, err)
 	}
-
-	// The latest publication's rows are the open ones, in ranking order in the index; an
-	// older snapshot's are those whose range holds it, sorted.
-	q, arg := `SELECT id, category_id, product_id, total_sold FROM sales_rank
-		WHERE last_snapshot_id = $1 ORDER BY category_id, total_sold DESC, product_id`, int64(openEnd)
-	if !latest {
-		q, arg = `SELECT id, category_id, product_id, total_sold FROM sales_rank
-		WHERE last_snapshot_id >= $1 AND first_snapshot_id <= $1 ORDER BY category_id, total_sold DESC, product_id`, s.ID
-	}
 	if latest {
-		// A plain index scan, never a bitmap scan: every publication closes rows, whose old
-		// versions stay in the index's open range until vacuum, and only an index scan
-		// marks them dead for the next reader to skip (a bitmap scan visits them all, every
-		// time). It also hands the rows out in order, with no sort.
-		if _, err := tx.Exec(ctx, `SET LOCAL enable_bitmapscan = off`); err != nil {
+		if _, err := results.Exec(); err != nil {
 			return nil, fmt.Errorf("snapshot %d: %w", s.ID, err)
 		}
 	}
-	rows, err = tx.Query(ctx, q, arg)
+	rows, err = results.Query()
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %d: sales_rank: %w", s.ID, err)
 	}
@@ -118,6 +117,9 @@ func (db *DB) load(ctx context.Context, id int64) (*salesrank.Snapshot, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %d: sales_rank: %w", s.ID, err)
+	}
+	if err := results.Close(); err != nil {
+		return nil, fmt.Errorf("snapshot %d: %w", s.ID, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("snapshot %d: commit: %w", s.ID, err)
