@@ -1,7 +1,6 @@
 package salesrank
 
 import (
-	"iter"
 	"maps"
 	"math/rand/v2"
 	"reflect"
@@ -36,19 +35,8 @@ func TestRankPartsMatchesRank(t *testing.T) {
 		totals[Key{rng.Int32N(30), rng.Int64N(2000)}] += rng.Int64N(20) - 2
 	}
 	want := Rank(totals.All(), []int32{99}, 10)
-	keys := slicesOf(totals)
 	for _, n := range []int{1, 2, 3, 7} {
-		parts := make([]iter.Seq2[Key, int64], n)
-		for i := range n {
-			parts[i] = func(yield func(Key, int64) bool) {
-				for j := i; j < len(keys); j += n {
-					if !yield(keys[j], totals[keys[j]]) {
-						return
-					}
-				}
-			}
-		}
-		if got := RankParts(parts, []int32{99}, 10); !reflect.DeepEqual(got, want) {
+		if got := RankParts(shards(totals, n), []int32{99}, 10); !reflect.DeepEqual(got, want) {
 			t.Errorf("RankParts over %d parts differs from Rank", n)
 		}
 	}

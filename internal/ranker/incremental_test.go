@@ -129,13 +129,7 @@ func TestIncrementalMatchesOracle(t *testing.T) {
 func TestChangedObjectRefused(t *testing.T) {
 	ctx := context.Background()
 	cutoff := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
-	bucket := memblob.OpenBucket(nil)
-	defer bucket.Close()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	bucket, db := openLogsAndDB(t)
 	put := func(b *blob.Bucket, key, s string) {
 		if err := b.WriteAll(ctx, key, []byte(s), nil); err != nil {
 			t.Fatal(err)
@@ -170,20 +164,14 @@ func TestChangedObjectRefused(t *testing.T) {
 func TestCoarseBucketsRefused(t *testing.T) {
 	ctx := context.Background()
 	c0 := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
-	bucket := memblob.OpenBucket(nil)
-	defer bucket.Close()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	bucket, db := openLogsAndDB(t)
 	if err := bucket.WriteAll(ctx, "a.tsv", lines(rand.New(rand.NewPCG(1, 1)), c0.Add(-7*24*time.Hour), 7*24*time.Hour, 100), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := (&Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db}).Run(ctx, c0); err != nil {
 		t.Fatal(err)
 	}
-	_, err = (&Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db, Interval: time.Minute}).Run(ctx, c0.Add(7*time.Minute))
+	_, err := (&Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db, Interval: time.Minute}).Run(ctx, c0.Add(7*time.Minute))
 	if err == nil || !strings.Contains(err.Error(), "too coarse") {
 		t.Fatalf("1-minute run over hourly sums: err = %v, want one saying the buckets are too coarse", err)
 	}
@@ -195,13 +183,7 @@ func TestCoarseBucketsRefused(t *testing.T) {
 func TestIncrementalRescan(t *testing.T) {
 	ctx := context.Background()
 	c0 := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
-	bucket := memblob.OpenBucket(nil)
-	defer bucket.Close()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	bucket, db := openLogsAndDB(t)
 	sale := func(at time.Time, product, units int) string {
 		return fmt.Sprintf("%d\t%d\t1\t%d\t1.00\t1\t1\n", at.Unix(), product, units)
 	}
@@ -233,4 +215,18 @@ func TestIncrementalRescan(t *testing.T) {
 	if got, want := format(snap.Rankings), "category 1 rank 1 product 3 total_sold 5\n"; got != want {
 		t.Errorf("ranking = %q, want %q", got, want)
 	}
+}
+
+// openLogsAndDB returns an empty memblob bucket for logs and a SQLite store in a temporary
+// folder, both closed when t ends.
+func openLogsAndDB(t *testing.T) (*blob.Bucket, *sqlite.DB) {
+	t.Helper()
+	bucket := memblob.OpenBucket(nil)
+	t.Cleanup(func() { bucket.Close() })
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return bucket, db
 }
