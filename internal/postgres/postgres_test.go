@@ -231,35 +231,13 @@ func TestPostgresCommitBatchFailsMidway(t *testing.T) {
 	}
 }
 
-// TestPostgresIDsNotReused checks that a pruned snapshot's ids are not handed out again.
-// Every publish changes both rows' totals, so each needs new rows.
+// TestPostgresIDsNotReused checks that a pruned snapshot's ids are not handed out again
+// (storetest.CheckIDsNotReused).
 func TestPostgresIDsNotReused(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	db := openTemp(t)
 	db.Keep = 1
-	var lastSnap, lastEntry int64
-	for i, hour := range []int{10, 11, 3, 12} { // hour 3 is a backfill, pruned at once
-		snap := &salesrank.Snapshot{
-			Window: salesrank.WindowEnding(time.Unix(int64(hour)*3600, 0)), Interval: time.Hour, Top: 2,
-			Rankings: []salesrank.Ranking{{CategoryID: 1, Entries: []salesrank.Entry{{ProductID: 1, TotalSold: int64(20 + i)}, {ProductID: 2, TotalSold: int64(10 + i)}}}},
-		}
-		id, err := db.Publish(ctx, snap, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if id <= lastSnap || snap.Rankings[0].Entries[0].ID <= lastEntry {
-			t.Errorf("publish %d: snapshot id %d, entry id %d; want above %d and %d", i, id, snap.Rankings[0].Entries[0].ID, lastSnap, lastEntry)
-		}
-		if e := snap.Rankings[0].Entries; e[1].ID != e[0].ID+1 {
-			t.Errorf("publish %d: entry ids %d, %d; want consecutive", i, e[0].ID, e[1].ID)
-		}
-		lastSnap, lastEntry = id, snap.Rankings[0].Entries[1].ID
-	}
-	ids, _ := db.SnapshotIDs(ctx)
-	if len(ids) != 1 || ids[0] != lastSnap {
-		t.Errorf("with Keep 1, SnapshotIDs = %v, want [%d]", ids, lastSnap)
-	}
+	storetest.CheckIDsNotReused(t, db)
 }
 
 // mixSnapshot is snapshot number i: every value in it is derived from i, so that a reader
@@ -535,39 +513,14 @@ func BenchmarkPostgresPublish(b *testing.B) {
 	storetest.BenchmarkPublish(b, func(b *testing.B) storetest.Store { return openTemp(b) })
 }
 
-// BenchmarkPostgresCurrent loads a 100k-row snapshot, as a serve replica does on each new
-// snapshot.
+// BenchmarkPostgresCurrent loads a 100k-row snapshot (storetest.BenchmarkCurrent).
 func BenchmarkPostgresCurrent(b *testing.B) {
-	ctx := context.Background()
-	db := openTemp(b)
-	snap, known := storetest.BigSnapshot(0)
-	if _, err := db.Publish(ctx, snap, known, nil); err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		got, err := db.Current(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(got.Rankings) != 1000 {
-			b.Fatalf("%d rankings", len(got.Rankings))
-		}
-	}
+	storetest.BenchmarkCurrent(b, func(b *testing.B) storetest.Store { return openTemp(b) })
 }
 
-// BenchmarkPostgresCurrentID is what a poller pays per check.
+// BenchmarkPostgresCurrentID is what a poller pays per check (storetest.BenchmarkCurrentID).
 func BenchmarkPostgresCurrentID(b *testing.B) {
-	ctx := context.Background()
-	db := openTemp(b)
-	snap, known := storetest.BigSnapshot(0)
-	if _, err := db.Publish(ctx, snap, known, nil); err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		if _, err := db.CurrentID(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
+	storetest.BenchmarkCurrentID(b, func(b *testing.B) storetest.Store { return openTemp(b) })
 }
 
 // checkSharedRows fails t if a sales_rank row outlived every snapshot that uses it, or if the

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -199,32 +198,12 @@ func TestPublishFailsMidway(t *testing.T) {
 	checkIntegrity(t, db)
 }
 
-// TestIDsNotReused checks that a pruned snapshot's ids are not handed out again, so that an
-// ETag or a sales_rank id a client holds never comes to mean something else. Every publish
-// changes both rows' totals, so each needs new rows.
+// TestIDsNotReused checks that a pruned snapshot's ids are not handed out again
+// (storetest.CheckIDsNotReused).
 func TestIDsNotReused(t *testing.T) {
-	ctx := context.Background()
 	db := openTemp(t)
 	db.Keep = 1
-	var lastSnap, lastEntry int64
-	for i, hour := range []int{10, 11, 3, 12} { // hour 3 is a backfill, pruned by the next publish
-		snap := &salesrank.Snapshot{
-			Window: salesrank.WindowEnding(time.Unix(int64(hour)*3600, 0)), Interval: time.Hour, Top: 2,
-			Rankings: []salesrank.Ranking{{CategoryID: 1, Entries: []salesrank.Entry{{ProductID: 1, TotalSold: int64(20 + i)}, {ProductID: 2, TotalSold: int64(10 + i)}}}},
-		}
-		id, err := db.Publish(ctx, snap, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if id <= lastSnap || snap.Rankings[0].Entries[0].ID <= lastEntry {
-			t.Errorf("publish %d: snapshot id %d, entry id %d; want above %d and %d", i, id, snap.Rankings[0].Entries[0].ID, lastSnap, lastEntry)
-		}
-		lastSnap, lastEntry = id, snap.Rankings[0].Entries[1].ID
-	}
-	ids, _ := db.SnapshotIDs(ctx)
-	if len(ids) != 1 || ids[0] != lastSnap {
-		t.Errorf("with Keep 1, SnapshotIDs = %v, want [%d]", ids, lastSnap)
-	}
+	storetest.CheckIDsNotReused(t, db)
 }
 
 // BenchmarkPublish publishes 100k sales_rank rows a time (storetest.BenchmarkPublish).
@@ -232,36 +211,12 @@ func BenchmarkPublish(b *testing.B) {
 	storetest.BenchmarkPublish(b, func(b *testing.B) storetest.Store { return openTemp(b) })
 }
 
-// BenchmarkCurrent loads a 100k-row snapshot, as a serve replica does on each new snapshot.
+// BenchmarkCurrent loads a 100k-row snapshot (storetest.BenchmarkCurrent).
 func BenchmarkCurrent(b *testing.B) {
-	ctx := context.Background()
-	db := openTemp(b)
-	snap, known := storetest.BigSnapshot(0)
-	if _, err := db.Publish(ctx, snap, known, nil); err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		got, err := db.Current(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(got.Rankings) != 1000 {
-			b.Fatal(fmt.Sprintf("%d rankings", len(got.Rankings)))
-		}
-	}
+	storetest.BenchmarkCurrent(b, func(b *testing.B) storetest.Store { return openTemp(b) })
 }
 
-// BenchmarkCurrentID is what a poller pays per check.
+// BenchmarkCurrentID is what a poller pays per check (storetest.BenchmarkCurrentID).
 func BenchmarkCurrentID(b *testing.B) {
-	ctx := context.Background()
-	db := openTemp(b)
-	snap, known := storetest.BigSnapshot(0)
-	if _, err := db.Publish(ctx, snap, known, nil); err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		if _, err := db.CurrentID(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
+	storetest.BenchmarkCurrentID(b, func(b *testing.B) storetest.Store { return openTemp(b) })
 }

@@ -105,3 +105,69 @@ func CheckMigratedSharedRows(t *testing.T, s Store) {
 		t.Errorf("row ids after the migration = %v, want [5 10 7]: kept, new above the old high-water mark 9, kept", got)
 	}
 }
+
+// BenchmarkCurrent loads a 100k-row snapshot from the store open returns, as a serve replica
+// does on each new snapshot.
+func BenchmarkCurrent(b *testing.B, open func(b *testing.B) Store) {
+	ctx := context.Background()
+	s := open(b)
+	snap, known := BigSnapshot(0)
+	if _, err := s.Publish(ctx, snap, known, nil); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		got, err := s.Current(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(got.Rankings) != 1000 {
+			b.Fatalf("%d rankings", len(got.Rankings))
+		}
+	}
+}
+
+// BenchmarkCurrentID is what a poller pays per check.
+func BenchmarkCurrentID(b *testing.B, open func(b *testing.B) Store) {
+	ctx := context.Background()
+	s := open(b)
+	snap, known := BigSnapshot(0)
+	if _, err := s.Publish(ctx, snap, known, nil); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := s.CurrentID(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// CheckIDsNotReused checks, on a store that keeps a single snapshot, that a pruned
+// snapshot's ids are not handed out again, so that an ETag or a sales_rank id a client
+// holds never comes to mean something else. Every publish changes both rows' totals, so
+// each needs new rows, numbered consecutively in rank order.
+func CheckIDsNotReused(t *testing.T, s Store) {
+	t.Helper()
+	ctx := context.Background()
+	var lastSnap, lastEntry int64
+	for i, hour := range []int{10, 11, 3, 12} { // hour 3 is a backfill, pruned by the next publish
+		snap := &salesrank.Snapshot{
+			Window: salesrank.WindowEnding(time.Unix(int64(hour)*3600, 0)), Interval: time.Hour, Top: 2,
+			Rankings: []salesrank.Ranking{{CategoryID: 1, Entries: []salesrank.Entry{{ProductID: 1, TotalSold: int64(20 + i)}, {ProductID: 2, TotalSold: int64(10 + i)}}}},
+		}
+		id, err := s.Publish(ctx, snap, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id <= lastSnap || snap.Rankings[0].Entries[0].ID <= lastEntry {
+			t.Errorf("publish %d: snapshot id %d, entry id %d; want above %d and %d", i, id, snap.Rankings[0].Entries[0].ID, lastSnap, lastEntry)
+		}
+		if e := snap.Rankings[0].Entries; e[1].ID != e[0].ID+1 {
+			t.Errorf("publish %d: entry ids %d, %d; want consecutive", i, e[0].ID, e[1].ID)
+		}
+		lastSnap, lastEntry = id, snap.Rankings[0].Entries[1].ID
+	}
+	ids, _ := s.SnapshotIDs(ctx)
+	if len(ids) != 1 || ids[0] != lastSnap {
+		t.Errorf("with Keep 1, SnapshotIDs = %v, want [%d]", ids, lastSnap)
+	}
+}
