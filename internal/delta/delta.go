@@ -120,7 +120,7 @@ func Diff(o *Open, snap *salesrank.Snapshot) *Plan {
 				p.Close = append(p.Close, prev[j]) // its total changed
 				j++
 			}
-			ids[i] = 0 // new; numbered below, in ranking order
+			// A new row: ids[i] stays 0 and is numbered below, in ranking order.
 		}
 		p.Close = append(p.Close, prev[j:]...)
 		for i, e := range rk.Entries {

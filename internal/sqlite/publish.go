@@ -183,7 +183,8 @@ func (db *DB) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int
 	return id, nil
 }
 
-// closeRows sets last_snapshot_id to prev on the open rows rows.
+// closeRows sets last_snapshot_id to prev on the given open rows, each of which must be
+// open: a row that is not means the rows in memory disagree with the file.
 func closeRows(ctx context.Context, tx *sql.Tx, rows []delta.Row, prev int64) error {
 	if len(rows) == 0 {
 		return nil
