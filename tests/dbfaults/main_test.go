@@ -13,7 +13,6 @@
 package dbfaults_test
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -86,12 +84,6 @@ func needSetup(t *testing.T) {
 	if setupSkip != "" {
 		t.Skip(setupSkip)
 	}
-}
-
-// cleanEnv returns this process's environment without any SALESRANK_ variable, so that a
-// developer's own settings cannot change what the processes under test do.
-func cleanEnv() []string {
-	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SALESRANK_") })
 }
 
 // schemaDSN creates a fresh schema, dropped when t ends after the processes using it, and
@@ -170,7 +162,7 @@ func startProcess(t *testing.T, name, logPath, stdoutPath string, args ...string
 		}
 	}
 	p := &process{name: name, cmd: exec.Command(binPath, args...), log: logPath, done: make(chan struct{})}
-	p.cmd.Env = cleanEnv()
+	p.cmd.Env = testbin.CleanEnv()
 	p.cmd.Stdout, p.cmd.Stderr = out, f
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
@@ -236,21 +228,11 @@ func (p *process) tail() string {
 	return strings.Join(lines, "\n")
 }
 
-// salesrank runs the binary with args, waits at most two minutes, fails t unless it exits
-// 0, and returns its stdout.
+// salesrank runs the binary with args and returns its stdout; it fails t unless the
+// binary exits 0 within two minutes (testbin.Run).
 func salesrank(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, args...)
-	cmd.Env = cleanEnv()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("salesrank %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return string(out)
+	return testbin.Run(t, binPath, args...)
 }
 
 // rankSummary is the part of "rank --once"'s JSON summary the tests read.

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -102,7 +101,7 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 	p := &proc{name: name, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	p.cmd.Env = cleanEnv()
+	p.cmd.Env = testbin.CleanEnv()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -120,18 +119,6 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 		}
 	})
 	return p
-}
-
-// cleanEnv is the test's environment without SALESRANK_* variables, which would otherwise
-// fill in flags the tests leave out on purpose.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SALESRANK_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
@@ -183,7 +170,7 @@ func tryOnce(t *testing.T, logs, db string, now time.Time, extra ...string) (sum
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = testbin.CleanEnv()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -221,7 +208,7 @@ type summary struct {
 func gen(t *testing.T, out string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"gen", "--out", out}, args...)...)
-	cmd.Env = cleanEnv()
+	cmd.Env = testbin.CleanEnv()
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("gen %v: %v\n%s", args, err, b)
 	}

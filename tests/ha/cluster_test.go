@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/salesrank/salesrank/internal/testbin"
 )
 
 // Replica settings in the tests. Production keeps serve's defaults (--drain 5s,
@@ -68,7 +70,7 @@ func startProcess(t *testing.T, deathSig syscall.Signal, logPath, name string, a
 		t.Fatal(err)
 	}
 	p := &process{cmd: exec.Command(name, args...), log: logPath, done: make(chan struct{})}
-	p.cmd.Env = cleanEnv()
+	p.cmd.Env = testbin.CleanEnv()
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	p.cmd.SysProcAttr = procAttr(deathSig)
 	if err := p.cmd.Start(); err != nil {

@@ -12,16 +12,13 @@
 package ha_test
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/salesrank/salesrank/internal/testbin"
 )
@@ -82,27 +79,11 @@ func needProcesses(t *testing.T) {
 	}
 }
 
-// cleanEnv returns this process's environment without any SALESRANK_ variable, so that a
-// developer's own settings cannot change what the processes under test do.
-func cleanEnv() []string {
-	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SALESRANK_") })
-}
-
-// salesrank runs the binary with args, waits at most two minutes, fails t unless it exits
-// 0, and returns its stdout.
+// salesrank runs the binary with args and returns its stdout; it fails t unless the
+// binary exits 0 within two minutes (testbin.Run).
 func salesrank(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, args...)
-	cmd.Env = cleanEnv()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("salesrank %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return string(out)
+	return testbin.Run(t, binPath, args...)
 }
 
 // rankSummary is the part of "rank --once"'s JSON summary the tests read.
