@@ -43,6 +43,11 @@ type Spec struct {
 	// Bucket, when not zero, keeps the bucket of sale (unix seconds / Bucket) in every
 	// key, for hourly (or finer) partial sums. It needs a Window that starts after 1970.
 	Bucket time.Duration
+	// Top, when above 0 and Bucket is 0, lets an engine return in Totals only each
+	// category's Top best sellers (most units, then the smaller product id) rather than
+	// every product: all that ranking them needs, and far less to bring back from a
+	// cluster. Local returns every product.
+	Top int
 }
 
 // Result is what counting a set of objects gives.
@@ -91,7 +96,8 @@ func (s *Stats) RejectedByReason() map[string]int64 {
 	return m
 }
 
-func (s *Stats) add(o *Stats) {
+// Add adds o's counts to s.
+func (s *Stats) Add(o *Stats) {
 	s.Objects += o.Objects
 	s.Bytes += o.Bytes
 	s.LinesRead += o.LinesRead
@@ -445,7 +451,7 @@ func (r *run) collect(res *Result, cats map[int32]struct{}, obj *object) {
 		for c := range p.cats {
 			cats[c] = struct{}{}
 		}
-		st.add(&p.stats)
+		st.Add(&p.stats)
 		for _, pr := range p.rejects {
 			res.Rejects = append(res.Rejects, salesrank.Reject{
 				Object: obj.key,
@@ -455,7 +461,7 @@ func (r *run) collect(res *Result, cats map[int32]struct{}, obj *object) {
 			})
 		}
 	}
-	res.Stats.add(&st)
+	res.Stats.Add(&st)
 	res.Objects = append(res.Objects, ObjectStats{Key: obj.key, Stats: st})
 }
 

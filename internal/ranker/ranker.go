@@ -98,7 +98,7 @@ func (j *Job) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		return nil, err
 	}
 	log.Debug("listed logs", "objects", len(objects))
-	res, err := j.Engine.Count(ctx, j.Logs, objects, engine.Spec{Window: w})
+	res, err := j.Engine.Count(ctx, j.Logs, objects, engine.Spec{Window: w, Top: top})
 	if err != nil {
 		return nil, fmt.Errorf("count sales: %w", err)
 	}

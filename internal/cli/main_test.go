@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -29,7 +29,7 @@ func runCLI(t testing.TB, vars map[string]string, args ...string) (stdout, stder
 	defer cancel()
 	var out, errOut bytes.Buffer
 	getenv := func(k string) string { return vars[k] }
-	err = run(ctx, append([]string{"salesrank"}, args...), getenv, strings.NewReader(""), &out, &errOut)
+	err = Run(ctx, Program{}, append([]string{"salesrank"}, args...), getenv, strings.NewReader(""), &out, &errOut)
 	return out.String(), errOut.String(), err
 }
 
@@ -43,7 +43,7 @@ func TestHelpListsCommands(t *testing.T) {
 			if stderr != "" {
 				t.Errorf("got stderr %q, want nothing", stderr)
 			}
-			for _, c := range commands() {
+			for _, c := range (Program{}).commands() {
 				if !strings.Contains(stdout, "  "+c.name+" ") {
 					t.Errorf("help does not list %q; got:\n%s", c.name, stdout)
 				}
@@ -91,7 +91,7 @@ func TestSubcommandHelp(t *testing.T) {
 		"rank":  {"logs", "db", "once", "every", "full", "now", "top", "interval", "grace", "workers", "log-level"},
 		"serve": {"db", "addr", "poll", "drain", "shutdown-timeout", "log-level"},
 	}
-	for _, c := range commands() {
+	for _, c := range (Program{}).commands() {
 		for _, arg := range []string{"--help", "-h", "-help"} {
 			t.Run(c.name+" "+arg, func(t *testing.T) {
 				// A help flag wins even after other flags, and even when an environment
@@ -566,7 +566,7 @@ func TestInProcess(t *testing.T) {
 	var log lockedBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"salesrank", "serve", "--db", dsn, "--addr", "127.0.0.1:0", "--poll", "50ms", "--drain", "0s"},
+		done <- Run(ctx, Program{}, []string{"salesrank", "serve", "--db", dsn, "--addr", "127.0.0.1:0", "--poll", "50ms", "--drain", "0s"},
 			func(string) string { return "" }, strings.NewReader(""), io.Discard, &log)
 	}()
 	var addr string

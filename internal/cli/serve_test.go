@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -35,7 +35,7 @@ func startCommand(t *testing.T, vars map[string]string, args ...string) (*locked
 	var log lockedBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"salesrank"}, args...), func(k string) string { return vars[k] },
+		done <- Run(ctx, Program{}, append([]string{"salesrank"}, args...), func(k string) string { return vars[k] },
 			strings.NewReader(""), io.Discard, &log)
 	}()
 	t.Cleanup(func() {

@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package cli
 
 import (
 	"bufio"
@@ -59,7 +59,7 @@ func salesrankBinary(t *testing.T) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		// go test puts its own GOROOT/bin first on PATH, so this is the same toolchain.
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", binPath, ".").CombinedOutput()
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", binPath, "github.com/salesrank/salesrank/cmd/salesrank").CombinedOutput()
 		if err != nil {
 			binBuild = fmt.Errorf("go build: %v\n%s", err, out)
 		}

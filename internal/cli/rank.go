@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -54,7 +54,11 @@ Examples:
 `
 
 func runRank(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "rank", rankSynopsis)
+	synopsis := rankSynopsis
+	if c := e.prog.Counter; c != nil {
+		synopsis += "\n" + c.Help()
+	}
+	fs := newFlagSet(e, "rank", synopsis)
 	logs := fs.String("logs", "", "where the sales logs are: a folder, or a URL (file://, s3://, gs://, mem://)")
 	dsn := fs.String("db", "", "the database: sqlite:PATH or a bare path")
 	once := fs.Bool("once", false, "run once, print a JSON summary and exit")
@@ -68,6 +72,9 @@ func runRank(ctx context.Context, e *env, args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this `file` (for go tool pprof)")
 	metricsAddr := fs.String("metrics-addr", "", "with --every: serve Prometheus metrics of the runs on `HOST:PORT` at /metrics\n(default none; keep it off the public network)")
+	if e.prog.Counter != nil {
+		e.prog.Counter.Flags(fs)
+	}
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
@@ -124,10 +131,23 @@ func runRank(ctx context.Context, e *env, args []string) error {
 		}
 		defer stop()
 	}
-	eng := &engine.Local{Workers: *workers}
+	var eng ranker.Engine
+	progress := func() (stop func()) { return func() {} }
+	if c := e.prog.Counter; c != nil {
+		ce, closeEngine, err := c.Engine(ctx, *logs, log)
+		if err != nil {
+			return fmt.Errorf("rank: %w", err)
+		}
+		defer closeEngine()
+		eng = ce
+	} else {
+		local := &engine.Local{Workers: *workers}
+		eng = local
+		progress = func() func() { return startProgress(e, local) }
+	}
 
 	if *full {
-		stopProgress := startProgress(e, eng)
+		stopProgress := progress()
 		job := &ranker.Job{Logs: bucket, Engine: eng, Store: db, Top: *top, Interval: *interval, Logger: log}
 		sum, err := job.Run(ctx, now)
 		stopProgress()
@@ -159,7 +179,7 @@ func runRank(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("rank: another ranker is active on %s; stop it, or run this one with --every to wait as a standby", db.Describe())
 	}
 	defer lk.Unlock()
-	stopProgress := startProgress(e, eng)
+	stopProgress := progress()
 	sum, err := rk.Run(ctx, now)
 	stopProgress()
 	if err != nil {
