@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/dataflow"
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/flink"
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/spark"
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/universal"
+
+	"github.com/salesrank/salesrank/beam/pipeline"
+	"github.com/salesrank/salesrank/internal/ranker"
+)
+
+// runners are the --runner values, each a Beam runner this binary links.
+var runners = []string{"prism", "universal", "flink", "spark", "dataflow"}
+
+// beamFlags are Beam's own pipeline options that rank lists in its help; they are the
+// flags Beam's documentation names, set on Beam's flag set. --beam-opt sets any other.
+var beamFlags = []string{
+	"endpoint", "environment_type", "environment_config", "job_name", "worker_binary", "parallelism",
+	"project", "region", "staging_location", "temp_location", "num_workers", "max_num_workers", "worker_machine_type",
+}
+
+// counter makes rank's engine a Beam pipeline.
+type counter struct {
+	runner      *string
+	staging     *string
+	keepStaging *bool
+	workers     *int
+}
+
+func (c *counter) Flags(fs *flag.FlagSet) {
+	c.runner = fs.String("runner", "prism", "the Beam runner: "+strings.Join(runners, ", ")+"\n(prism: in this process; universal: any portable job server at --endpoint)")
+	c.staging = fs.String("staging", "", "`folder or URL` where pipelines leave their output for the ranker to check and commit;\nthe launcher and every worker must reach it (default: a folder in the system's temp dir,\nfor prism and LOOPBACK only)")
+	c.keepStaging = fs.Bool("keep-staging", false, "keep each run's staging output after it was committed, to inspect it")
+	c.workers = fs.Int("beam-workers", 0, "counting goroutines per log object on a Beam worker (default: all its cores)")
+	for _, name := range beamFlags {
+		if f := flag.CommandLine.Lookup(name); f != nil {
+			fs.Var(f.Value, name, "Beam: "+f.Usage)
+		}
+	}
+	fs.Func("beam-opt", "`NAME=VALUE`: set any other Beam pipeline option (repeatable; e.g. disk_size_gb=50)", func(s string) error {
+		name, value, ok := strings.Cut(s, "=")
+		if !ok {
+			return errors.New("want NAME=VALUE")
+		}
+		if flag.CommandLine.Lookup(name) == nil {
+			return fmt.Errorf("no Beam option %q", name)
+		}
+		return flag.CommandLine.Set(name, value)
+	})
+}
+
+func (c *counter) Help() string {
+	return `Counting with Apache Beam. Every run (every batch of new objects, or the whole --full
+job) is one Beam pipeline: each log object is read and parsed by a worker with salesrank's
+own parser, units are summed per (hour of sale, category, product) across objects with
+CombinePerKey (and ranked with top.LargestPerKey for --full), and the result is left in
+--staging with a manifest of SHA-256-checked shards. The ranker then checks it and commits
+it with the objects' manifest entries in one transaction, as the embedded engine's: a
+pipeline that fails, is retried or dies half-way never counts an object twice or loses one.
+
+Runners:
+  --runner prism (default)      Prism, in this process; nothing to install
+  --runner universal --endpoint HOST:8073 --environment_type LOOPBACK|DOCKER|PROCESS
+                                any portable job server: Prism's, Flink's, Spark's
+  --runner dataflow --project P --region R --staging_location gs://B/binaries
+                    --staging gs://B/staging
+--logs and --staging must be URLs the workers can reach (s3://, gs://) on any runner but
+prism and LOOPBACK, which run the workers in this process.
+`
+}
+
+func (c *counter) Engine(ctx context.Context, logsURL string, log *slog.Logger) (ranker.Engine, func(), error) {
+	if !slices.Contains(runners, *c.runner) {
+		return nil, nil, fmt.Errorf("--runner %q: want one of %s", *c.runner, strings.Join(runners, ", "))
+	}
+	if strings.HasPrefix(logsURL, "mem://") {
+		return nil, nil, errors.New("--logs mem:// is a bucket in one process's memory, which Beam workers cannot open; use a folder or an s3:// or gs:// URL")
+	}
+	local := *c.runner == "prism" || strings.EqualFold(*jobopts.EnvironmentType, "loopback")
+	staging := *c.staging
+	if staging == "" {
+		if !local {
+			return nil, nil, fmt.Errorf("--runner %s: set --staging to a URL that this process and every worker can write, e.g. gs://BUCKET/salesrank-staging", *c.runner)
+		}
+		staging = filepath.Join(os.TempDir(), "salesrank-beam-staging")
+	}
+	logs, err := absFolder(logsURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	if staging, err = absFolder(staging); err != nil {
+		return nil, nil, err
+	}
+	// Beam's runners log through the default slog logger; keep their chatter below
+	// warnings out of rank's own structured log.
+	prev := slog.Default()
+	slog.SetDefault(slog.New(minLevel{log.Handler(), slog.LevelWarn}))
+	eng := &pipeline.Engine{Logs: logs, Staging: staging, Runner: *c.runner, Workers: *c.workers, KeepStaging: *c.keepStaging, Logger: log}
+	return eng, func() { slog.SetDefault(prev) }, nil
+}
+
+// absFolder makes a folder (a location without a scheme) absolute, so that workers started
+// in another working directory find it; URLs are returned as they are.
+func absFolder(loc string) (string, error) {
+	if loc == "" || strings.Contains(loc, "://") {
+		return loc, nil
+	}
+	return filepath.Abs(loc)
+}
+
+// minLevel drops records below a level.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
+}
