@@ -33,6 +33,8 @@ type Engine struct {
 	Staging string // the staging folder or URL: the launcher and every worker must reach it
 	Runner  string // a registered Beam runner: prism, universal, dataflow, flink, spark
 	Workers int    // counting goroutines per object on a worker; 0 means all its cores
+	// Partitions is how many reduce tasks sum the keys; 0 means DefaultPartitions.
+	Partitions int
 	// KeepStaging keeps a run's staging output after it was read (for inspection).
 	KeepStaging bool
 	Logger      *slog.Logger
@@ -64,7 +66,7 @@ func (e *Engine) Count(ctx context.Context, _ *blob.Bucket, objects []engine.Obj
 		keys[i] = o.Key
 	}
 	p, s := beam.NewPipelineWithRoot()
-	Build(s, keys, Options{Logs: e.Logs, Staging: e.Staging, Run: run, Spec: spec, Workers: e.Workers})
+	Build(s, keys, Options{Logs: e.Logs, Staging: e.Staging, Run: run, Spec: spec, Workers: e.Workers, Partitions: e.Partitions})
 	log.Debug("running beam pipeline", "run", run, "runner", e.Runner, "objects", len(objects))
 	began := time.Now()
 	if !e.KeepStaging {

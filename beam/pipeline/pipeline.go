@@ -4,16 +4,26 @@
 // the pipeline's output is a staging artifact (package staging) that the ranker checks and
 // then commits through the store exactly as it commits the embedded engine's.
 //
-// The pipeline:
+// The pipeline is the source design's two MapReduce steps:
 //
-//	object keys ─► Reshuffle ─► count each object ─┬─► units per (bucket, category, product)
-//	                 (engine.Local on one object:   │      ─► CombinePerKey(sum)
-//	                  the same parser, windows,     │      ─► [--full: top K per category]
-//	                  line numbers and quarantine)  │      ─► shards "sums"
-//	                                                └─► one report per object (its counts,
-//	                                                    bad lines, categories, or why it
-//	                                                    could not be read) ─► shards "objects"
+//	object keys ─► Reshuffle ─► map: count each object ───┬─► P partitions of its sums
+//	                 (engine.Local on one object: the     │     ─► GroupByKey(partition)
+//	                  same parser, windows, buckets,      │     ─► reduce: sum each key;
+//	                  line numbers and quarantine)        │        --full: top K per category
+//	                                                      │     ─► one shard "sums" each
+//	                                                      └─► one report per object (stats,
+//	                                                          bad lines, categories, or why
+//	                                                          it could not be read)
+//	                                                          ─► shards "objects"
 //	shard descriptions of both ─► one group ─► MANIFEST.json
+//
+// Why partitions of encoded sums rather than one Beam element per key with CombinePerKey: a
+// runner pays for every element (encoding, a shuffle entry, a call); at a few million keys an
+// hour, elements of one key each made Prism spend 35 µs and a kilobyte of memory a key.
+// An object's sums, already combined by the map, travel as P blobs of varints instead, and
+// the reduce sums them in engine.Counts: the same combine, with elements a thousand times
+// fewer. For --full the partition is the category's, so each reduce holds whole categories
+// and ranks them itself (salesrank.Rank), and only the top K of each comes back.
 //
 // An object is the unit of work, as in a Hadoop job over gzip files: it is read whole by one
 // worker, and counts only if it was read to its end, so a damaged object is left out whole.
@@ -24,14 +34,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/transforms/top"
 	"gocloud.dev/blob"
 
 	"github.com/salesrank/salesrank"
@@ -46,51 +54,47 @@ const (
 	kindObjects = "objects" // one objectReport, as JSON
 )
 
+// DefaultPartitions is how many reduce tasks sum a run's keys: enough to keep a cluster's
+// workers busy, few enough that each map emits a handful of blobs per object.
+const DefaultPartitions = 16
+
 func init() {
-	register.DoFn4x1[context.Context, string, func([]byte, int64), func([]byte), error](&countFn{})
+	register.DoFn4x1[context.Context, string, func(int, []byte), func([]byte), error](&countFn{})
+	register.DoFn4x1[context.Context, int, func(*[]byte) bool, func([]byte), error](&reduceFn{})
 	register.DoFn3x1[context.Context, []byte, func([]byte), error](&shardFn{})
 	register.DoFn3x1[context.Context, int, func(*[]byte) bool, error](&manifestFn{})
-	register.Function2x1(sumUnits)
-	register.Function2x1(encodeSum)
-	register.Function3x0(byCategory)
-	register.Function3x0(encodeTop)
-	register.Function2x1(lessRanked)
 	register.Emitter1[[]byte]()
-	register.Emitter2[[]byte, int64]()
-	register.Emitter2[int32, ranked]()
+	register.Emitter2[int, []byte]()
 	register.Iter1[[]byte]()
-	beam.RegisterType(reflect.TypeOf((*ranked)(nil)).Elem())
 }
 
 // Options says what one pipeline counts and where it leaves its output.
 type Options struct {
-	Logs    string // the log objects' folder or URL, as objstore.Open takes it; workers open it
-	Staging string // the staging folder or URL; workers write it
-	Run     string // the run's folder in Staging
-	Spec    engine.Spec
-	Workers int // counting goroutines per object; 0 means every core of the worker
+	Logs       string // the log objects' folder or URL, as objstore.Open takes it; workers open it
+	Staging    string // the staging folder or URL; workers write it
+	Run        string // the run's folder in Staging
+	Spec       engine.Spec
+	Workers    int // counting goroutines per object; 0 means every core of the worker
+	Partitions int // reduce tasks; 0 means DefaultPartitions
 }
 
 // Build adds the counting pipeline for keys (log object keys) to s.
 func Build(s beam.Scope, keys []string, o Options) {
+	top := 0
+	if o.Spec.Bucket == 0 {
+		top = o.Spec.Top
+	}
 	objects := beam.Reshuffle(s, beam.CreateList(s, keys))
-	sums, reports := beam.ParDo2(s, &countFn{
+	parts, reports := beam.ParDo2(s, &countFn{
 		Logs:       o.Logs,
 		Start:      o.Spec.Window.Start.Unix(),
 		End:        o.Spec.Window.End.Unix(),
 		BucketSecs: int64(o.Spec.Bucket / time.Second),
 		Workers:    o.Workers,
+		Partitions: max(o.Partitions, 0),
+		ByCategory: top > 0,
 	}, objects)
-	totals := beam.CombinePerKey(s, sumUnits, sums)
-
-	var records beam.PCollection
-	if o.Spec.Top > 0 && o.Spec.Bucket == 0 {
-		best := top.LargestPerKey(s, beam.ParDo(s, byCategory, totals), o.Spec.Top, lessRanked)
-		records = beam.ParDo(s, encodeTop, best)
-	} else {
-		records = beam.ParDo(s, encodeSum, totals)
-	}
-	sumShards := beam.ParDo(s, &shardFn{Staging: o.Staging, Run: o.Run, Kind: kindSums}, records)
+	sumShards := beam.ParDo(s, &reduceFn{Staging: o.Staging, Run: o.Run, Top: top}, beam.GroupByKey(s, parts))
 	objectShards := beam.ParDo(s, &shardFn{Staging: o.Staging, Run: o.Run, Kind: kindObjects}, reports)
 	shards := beam.GroupByKey(s, beam.AddFixedKey(s, beam.Flatten(s, sumShards, objectShards)))
 	beam.ParDo0(s, &manifestFn{Staging: o.Staging, Run: o.Run}, shards)
@@ -106,16 +110,19 @@ type objectReport struct {
 	Rejects    []salesrank.Reject `json:"rejects,omitempty"`
 }
 
-// countFn counts one log object with the embedded engine's own code (engine.Local on that
-// object alone), so that parsing, windows, buckets, line numbers and the quarantine cannot
-// drift between the two engines. It emits nothing for an object it could not read to its
-// end but a report that says so; a failure of the run itself (the context) fails the bundle,
-// whose output the runner then discards and retries.
+// countFn is the map: it counts one log object with the embedded engine's own code
+// (engine.Local on that object alone), so that parsing, windows, buckets, line numbers and
+// the quarantine cannot drift between the two engines, and emits its sums split into
+// partitions. For an object it could not read to its end it emits only a report that says
+// so. A failure of the run itself (the context) fails the bundle, whose output the runner
+// then discards and retries.
 type countFn struct {
 	Logs       string
 	Start, End int64 // the window, unix seconds
 	BucketSecs int64 // 0: no buckets
 	Workers    int
+	Partitions int
+	ByCategory bool // partition by category alone (for ranking), not by the whole key
 
 	logs *blob.Bucket
 }
@@ -136,7 +143,7 @@ func (f *countFn) Teardown() error {
 	return f.logs.Close()
 }
 
-func (f *countFn) ProcessElement(ctx context.Context, key string, emitSum func([]byte, int64), emitReport func([]byte)) error {
+func (f *countFn) ProcessElement(ctx context.Context, key string, emitPart func(int, []byte), emitReport func([]byte)) error {
 	spec := engine.Spec{
 		Window: salesrank.Window{Start: time.Unix(f.Start, 0), End: time.Unix(f.End, 0)},
 		Bucket: time.Duration(f.BucketSecs) * time.Second,
@@ -152,9 +159,20 @@ func (f *countFn) ProcessElement(ctx context.Context, key string, emitSum func([
 		rep.Error = res.Failed[0].Err.Error()
 	case len(res.Objects) == 1:
 		rep.Stats, rep.Categories, rep.Rejects = res.Stats, res.Categories, res.Rejects
+		n := f.Partitions
+		if n == 0 {
+			n = DefaultPartitions
+		}
+		blobs := make([][]byte, n)
 		res.Totals.Each(func(b uint32, cat int32, product int64, units int64) {
-			emitSum(sumKey(b, cat, product), units)
+			p := partition(cat, product, n, f.ByCategory)
+			blobs[p] = appendEntry(blobs[p], b, cat, product, units)
 		})
+		for p, blob := range blobs {
+			if len(blob) > 0 {
+				emitPart(p, blob)
+			}
+		}
 	default:
 		return fmt.Errorf("count %s: the engine reported neither the object nor its failure", key)
 	}
@@ -166,20 +184,126 @@ func (f *countFn) ProcessElement(ctx context.Context, key string, emitSum func([
 	return nil
 }
 
-// sumKey is a (bucket, category, product) key: 16 bytes, big-endian, so keys sort as tuples.
-func sumKey(b uint32, cat int32, product int64) []byte {
-	k := make([]byte, 16)
-	binary.BigEndian.PutUint32(k, b)
-	binary.BigEndian.PutUint32(k[4:], uint32(cat))
-	binary.BigEndian.PutUint64(k[8:], uint64(product))
-	return k
+// partition spreads keys over n partitions: by the whole key, or by category alone.
+func partition(cat int32, product int64, n int, byCategory bool) int {
+	h := uint64(uint32(cat)) * 0x9e3779b97f4a7c15
+	if !byCategory {
+		h ^= uint64(product)
+		h *= 0xbf58476d1ce4e5b9
+	}
+	return int((h >> 32) % uint64(n))
 }
 
-func sumUnits(a, b int64) int64 { return a + b }
+// appendEntry encodes one sum for the shuffle: four uvarints.
+func appendEntry(buf []byte, b uint32, cat int32, product int64, units int64) []byte {
+	buf = binary.AppendUvarint(buf, uint64(b))
+	buf = binary.AppendUvarint(buf, uint64(uint32(cat)))
+	buf = binary.AppendUvarint(buf, uint64(product))
+	return binary.AppendUvarint(buf, uint64(units))
+}
 
-// encodeSum is a staged sums record: the 16-byte key, then the units as a uvarint.
-func encodeSum(key []byte, units int64) []byte {
-	return binary.AppendUvarint(append(make([]byte, 0, 16+binary.MaxVarintLen64), key...), uint64(units))
+// eachEntry decodes what appendEntry wrote.
+func eachEntry(buf []byte, fn func(b uint32, cat int32, product int64, units int64)) error {
+	for len(buf) > 0 {
+		var v [4]uint64
+		for i := range v {
+			x, n := binary.Uvarint(buf)
+			if n <= 0 {
+				return fmt.Errorf("bad entry in a partition blob")
+			}
+			v[i], buf = x, buf[n:]
+		}
+		fn(uint32(v[0]), int32(uint32(v[1])), int64(v[2]), int64(v[3]))
+	}
+	return nil
+}
+
+// reduceFn sums one partition's blobs from every object and writes the totals to one shard
+// (for --full, only each category's top K), then emits the shard's description. A retried
+// reduce writes a new shard; the manifest lists the one whose description the runner
+// committed.
+type reduceFn struct {
+	Staging string
+	Run     string
+	Top     int // above 0: keep each category's top Top only
+
+	staging *blob.Bucket
+}
+
+func (f *reduceFn) Setup(ctx context.Context) error {
+	b, err := openStaging(ctx, f.Staging)
+	if err != nil {
+		return err
+	}
+	f.staging = b
+	return nil
+}
+
+func (f *reduceFn) Teardown() error {
+	if f.staging == nil {
+		return nil
+	}
+	return f.staging.Close()
+}
+
+func (f *reduceFn) ProcessElement(ctx context.Context, part int, blobs func(*[]byte) bool, emit func([]byte)) error {
+	var totals engine.Counts
+	var batch engine.Batch
+	var buf []byte
+	for blobs(&buf) {
+		err := eachEntry(buf, func(b uint32, cat int32, product int64, units int64) {
+			totals.Push(&batch, b, cat, product, units)
+		})
+		if err != nil {
+			return fmt.Errorf("partition %d: %w", part, err)
+		}
+	}
+	totals.AddBatch(&batch)
+
+	w, err := staging.NewWriter(ctx, f.staging, f.Run, kindSums)
+	if err != nil {
+		return err
+	}
+	var rec []byte
+	if f.Top > 0 {
+		for _, r := range salesrank.Rank(totals.All(), nil, f.Top) {
+			for _, e := range r.Entries {
+				rec = encodeSum(rec[:0], 0, r.CategoryID, e.ProductID, e.TotalSold)
+				if err := w.Write(rec); err != nil {
+					return err
+				}
+			}
+		}
+	} else {
+		totals.Each(func(b uint32, cat int32, product int64, units int64) {
+			if err == nil {
+				rec = encodeSum(rec[:0], b, cat, product, units)
+				err = w.Write(rec)
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	sh, err := w.Close()
+	if err != nil {
+		return err
+	}
+	desc, err := json.Marshal(sh)
+	if err != nil {
+		return err
+	}
+	emit(desc)
+	return nil
+}
+
+// encodeSum appends a staged sums record: (bucket, category, product) as 16 bytes,
+// big-endian, then the units as a uvarint.
+func encodeSum(buf []byte, b uint32, cat int32, product int64, units int64) []byte {
+	buf = binary.BigEndian.AppendUint32(buf, b)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(cat))
+	buf = binary.BigEndian.AppendUint64(buf, uint64(product))
+	return binary.AppendUvarint(buf, uint64(units))
 }
 
 // decodeSum reads a record that encodeSum wrote.
@@ -192,30 +316,6 @@ func decodeSum(rec []byte) (b uint32, cat int32, product int64, units int64, err
 		return 0, 0, 0, 0, fmt.Errorf("sums record with bad units")
 	}
 	return binary.BigEndian.Uint32(rec), int32(binary.BigEndian.Uint32(rec[4:])), int64(binary.BigEndian.Uint64(rec[8:])), int64(u), nil
-}
-
-// ranked is a product's total in one category, for the top K.
-type ranked struct {
-	Product int64
-	Units   int64
-}
-
-// lessRanked orders products from worst to best: fewer units, then the larger id.
-func lessRanked(a, b ranked) bool {
-	if a.Units != b.Units {
-		return a.Units < b.Units
-	}
-	return a.Product > b.Product
-}
-
-func byCategory(key []byte, units int64, emit func(int32, ranked)) {
-	emit(int32(binary.BigEndian.Uint32(key[4:])), ranked{Product: int64(binary.BigEndian.Uint64(key[8:])), Units: units})
-}
-
-func encodeTop(cat int32, best []ranked, emit func([]byte)) {
-	for _, r := range best {
-		emit(encodeSum(sumKey(0, cat, r.Product), r.Units))
-	}
 }
 
 // shardFn writes the records of a bundle to one shard and emits the shard's description

@@ -38,6 +38,7 @@ type counter struct {
 	staging     *string
 	keepStaging *bool
 	workers     *int
+	partitions  *int
 }
 
 func (c *counter) Flags(fs *flag.FlagSet) {
@@ -45,6 +46,7 @@ func (c *counter) Flags(fs *flag.FlagSet) {
 	c.staging = fs.String("staging", "", "`folder or URL` where pipelines leave their output for the ranker to check and commit;\nthe launcher and every worker must reach it (default: a folder in the system's temp dir,\nfor prism and LOOPBACK only)")
 	c.keepStaging = fs.Bool("keep-staging", false, "keep each run's staging output after it was committed, to inspect it")
 	c.workers = fs.Int("beam-workers", 0, "counting goroutines per log object on a Beam worker (default: all its cores)")
+	c.partitions = fs.Int("partitions", pipeline.DefaultPartitions, "reduce tasks that sum the keys (at least the cluster's workers)")
 	for _, name := range beamFlags {
 		if f := flag.CommandLine.Lookup(name); f != nil {
 			fs.Var(f.Value, name, "Beam: "+f.Usage)
@@ -65,8 +67,9 @@ func (c *counter) Flags(fs *flag.FlagSet) {
 func (c *counter) Help() string {
 	return `Counting with Apache Beam. Every run (every batch of new objects, or the whole --full
 job) is one Beam pipeline: each log object is read and parsed by a worker with salesrank's
-own parser, units are summed per (hour of sale, category, product) across objects with
-CombinePerKey (and ranked with top.LargestPerKey for --full), and the result is left in
+own parser and sums its units per (hour of sale, category, product); the sums of every
+object are shuffled in --partitions parts and summed across objects (and for --full,
+ranked per category, so only the top K come back), and the result is left in
 --staging with a manifest of SHA-256-checked shards. The ranker then checks it and commits
 it with the objects' manifest entries in one transaction, as the embedded engine's: a
 pipeline that fails, is retried or dies half-way never counts an object twice or loses one.
@@ -85,6 +88,9 @@ prism and LOOPBACK, which run the workers in this process.
 func (c *counter) Engine(ctx context.Context, logsURL string, log *slog.Logger) (ranker.Engine, func(), error) {
 	if !slices.Contains(runners, *c.runner) {
 		return nil, nil, fmt.Errorf("--runner %q: want one of %s", *c.runner, strings.Join(runners, ", "))
+	}
+	if *c.partitions < 1 || *c.partitions > 1<<16 {
+		return nil, nil, fmt.Errorf("--partitions must be between 1 and 65536, got %d", *c.partitions)
 	}
 	if strings.HasPrefix(logsURL, "mem://") {
 		return nil, nil, errors.New("--logs mem:// is a bucket in one process's memory, which Beam workers cannot open; use a folder or an s3:// or gs:// URL")
@@ -108,7 +114,7 @@ func (c *counter) Engine(ctx context.Context, logsURL string, log *slog.Logger) 
 	// warnings out of rank's own structured log.
 	prev := slog.Default()
 	slog.SetDefault(slog.New(minLevel{log.Handler(), slog.LevelWarn}))
-	eng := &pipeline.Engine{Logs: logs, Staging: staging, Runner: *c.runner, Workers: *c.workers, KeepStaging: *c.keepStaging, Logger: log}
+	eng := &pipeline.Engine{Logs: logs, Staging: staging, Runner: *c.runner, Workers: *c.workers, Partitions: *c.partitions, KeepStaging: *c.keepStaging, Logger: log}
 	return eng, func() { slog.SetDefault(prev) }, nil
 }
 
