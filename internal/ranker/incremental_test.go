@@ -13,23 +13,9 @@ import (
 	"gocloud.dev/blob/memblob"
 
 	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/ranktest"
 	"github.com/salesrank/salesrank/internal/sqlite"
 )
-
-// lines writes n random sales around base: some in the window of every cutoff the test
-// uses, some on its edges, a few bad.
-func lines(rng *rand.Rand, base time.Time, spread time.Duration, n int) []byte {
-	var b strings.Builder
-	for range n {
-		ts := base.Add(time.Duration(rng.Int64N(int64(spread)))).Unix()
-		if rng.IntN(15) == 0 {
-			b.WriteString("broken line\n")
-			continue
-		}
-		fmt.Fprintf(&b, "%d\t%d\t%d\t%d\t1.00\t1\t1\n", ts, rng.IntN(8), rng.IntN(3), 1+rng.IntN(4))
-	}
-	return []byte(b.String())
-}
 
 type step struct {
 	add   map[string][]byte // objects that land before the run
@@ -62,7 +48,7 @@ func TestIncrementalMatchesOracle(t *testing.T) {
 			return &Ranker{Logs: bucket, Engine: &engine.Local{BlockSize: 128 << 10}, Store: db, Top: 3, MaxBatchBytes: 3000, Interval: interval}
 		}
 		obj := func(name string, base time.Time, spread time.Duration, n int) map[string][]byte {
-			return map[string][]byte{name: lines(rng, base, spread, n)}
+			return map[string][]byte{name: ranktest.Lines(rng, base, spread, n)}
 		}
 		week := 7 * 24 * time.Hour
 		steps := []step{
@@ -110,8 +96,8 @@ func TestIncrementalMatchesOracle(t *testing.T) {
 				t.Fatal(err)
 			}
 			cutoff := s.now.Truncate(interval)
-			want, _, _ := oracle(all, cutoff, 3)
-			if got := format(snap.Rankings); got != want {
+			want, _, _ := ranktest.Oracle(all, cutoff, 3)
+			if got := ranktest.Format(snap.Rankings); got != want {
 				t.Fatalf("seed %d interval %v step %d (cutoff %s): ranking =\n%s\nwant\n%s", seed, interval, i, cutoff.Format(time.RFC3339), got, want)
 			}
 		}
@@ -153,7 +139,7 @@ func TestChangedObjectRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := format(snap.Rankings); got != "category 1 rank 1 product 1 total_sold 5\n" {
+	if got := ranktest.Format(snap.Rankings); got != "category 1 rank 1 product 1 total_sold 5\n" {
 		t.Errorf("ranking after the rewrite = %q, want the first version's 5 units", got)
 	}
 }
@@ -165,7 +151,7 @@ func TestCoarseBucketsRefused(t *testing.T) {
 	ctx := context.Background()
 	c0 := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
 	bucket, db := openLogsAndDB(t)
-	if err := bucket.WriteAll(ctx, "a.tsv", lines(rand.New(rand.NewPCG(1, 1)), c0.Add(-7*24*time.Hour), 7*24*time.Hour, 100), nil); err != nil {
+	if err := bucket.WriteAll(ctx, "a.tsv", ranktest.Lines(rand.New(rand.NewPCG(1, 1)), c0.Add(-7*24*time.Hour), 7*24*time.Hour, 100), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := (&Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db}).Run(ctx, c0); err != nil {
@@ -212,7 +198,7 @@ func TestIncrementalRescan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := format(snap.Rankings), "category 1 rank 1 product 3 total_sold 5\n"; got != want {
+	if got, want := ranktest.Format(snap.Rankings), "category 1 rank 1 product 3 total_sold 5\n"; got != want {
 		t.Errorf("ranking = %q, want %q", got, want)
 	}
 }
