@@ -6,6 +6,7 @@ require (
 	github.com/apache/beam/sdks/v2 v2.78.0
 	github.com/salesrank/salesrank v0.0.0-00010101000000-000000000000
 	gocloud.dev v0.49.0
+	modernc.org/sqlite v1.62.0
 )
 
 require (
@@ -112,7 +113,8 @@ require (
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
-	modernc.org/sqlite v1.62.0 // indirect
 )
 
 replace github.com/salesrank/salesrank => ../
+
+tool github.com/apache/beam/sdks/v2/go/cmd/prism

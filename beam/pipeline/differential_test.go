@@ -2,19 +2,18 @@ package pipeline
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 
+	"github.com/salesrank/salesrank/beam/internal/beamtest"
 	"github.com/salesrank/salesrank/internal/engine"
 	"github.com/salesrank/salesrank/internal/objstore"
 	"github.com/salesrank/salesrank/internal/ranker"
@@ -35,20 +34,6 @@ func seeds() uint64 {
 		return 2
 	}
 	return 6
-}
-
-// writeObjects lands objects in the logs folder, under prefix.
-func writeObjects(t *testing.T, dir, prefix string, objects map[string][]byte) {
-	t.Helper()
-	for k, v := range objects {
-		path := filepath.Join(dir, prefix, filepath.FromSlash(k))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, v, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // side is one engine's ranker and its database.
@@ -124,7 +109,7 @@ func TestSameAnswerAsEmbedded(t *testing.T) {
 			all := map[string][]byte{}
 			for i, st := range steps {
 				prefix := fmt.Sprintf("step%d", i)
-				writeObjects(t, dir, prefix, st.add)
+				beamtest.WriteObjects(t, dir, prefix, st.add)
 				for k, v := range st.add {
 					all[prefix+"/"+k] = v
 				}
@@ -142,7 +127,7 @@ func TestSameAnswerAsEmbedded(t *testing.T) {
 				if !reflect.DeepEqual(sums[0], sums[1]) {
 					t.Fatalf("step %d: summaries differ:\nembedded %+v\nbeam     %+v", i, sums[0], sums[1])
 				}
-				compareDatabases(t, fmt.Sprintf("step %d", i), sides[0].path, sides[1].path)
+				beamtest.CompareDatabases(t, fmt.Sprintf("step %d", i), sides[0].path, sides[1].path)
 				snap, err := sides[1].db.Current(ctx)
 				if err != nil {
 					t.Fatal(err)
@@ -166,7 +151,7 @@ func TestFullSameAnswerAsEmbedded(t *testing.T) {
 		objects := ranktest.RandomLogs(rng, cutoff)
 		top := 1 + rng.IntN(4)
 		dir := t.TempDir()
-		writeObjects(t, dir, "", objects)
+		beamtest.WriteObjects(t, dir, "", objects)
 		logs, err := objstore.Open(ctx, dir)
 		if err != nil {
 			t.Fatal(err)
@@ -188,7 +173,7 @@ func TestFullSameAnswerAsEmbedded(t *testing.T) {
 		if !reflect.DeepEqual(sums[0], sums[1]) {
 			t.Fatalf("seed %d: summaries differ:\nembedded %+v\nbeam     %+v", seed, sums[0], sums[1])
 		}
-		compareDatabases(t, fmt.Sprintf("seed %d", seed), sides[0].path, sides[1].path)
+		beamtest.CompareDatabases(t, fmt.Sprintf("seed %d", seed), sides[0].path, sides[1].path)
 		snap, err := sides[1].db.Current(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -204,77 +189,4 @@ func TestFullSameAnswerAsEmbedded(t *testing.T) {
 func comparable(s ranker.Summary) ranker.Summary {
 	s.CountSeconds, s.RankSeconds, s.PublishSeconds, s.Seconds, s.LinesPerSecond = 0, 0, 0, 0, 0
 	return s
-}
-
-// dumpQueries read everything a run leaves in the database but the clock's readings.
-var dumpQueries = map[string]string{
-	"snapshots":           `SELECT id, cutoff, window_start, interval_seconds, top_k, categories, entries FROM snapshots ORDER BY id`,
-	"snapshot_sales_rank": `SELECT snapshot_id, category_id, rank, product_id, total_sold, id FROM snapshot_sales_rank ORDER BY 1, 2, 3`,
-	"snapshot_categories": `SELECT snapshot_id, category_id FROM snapshot_categories ORDER BY 1, 2`,
-	"rejected_lines":      `SELECT snapshot_id, batch_id, object, line, reason, hex(text) FROM rejected_lines ORDER BY object, line`,
-	"objects":             `SELECT key, size, batch_id, lines_read, lines_rejected, lines_too_late FROM objects ORDER BY key`,
-	"partials":            `SELECT hour, batch_id, hex(data) FROM partials ORDER BY hour, batch_id`,
-	"categories":          `SELECT id FROM categories ORDER BY id`,
-	"products":            `SELECT id FROM products ORDER BY id`,
-}
-
-// compareDatabases fails t at the first row where two SQLite files differ.
-func compareDatabases(t *testing.T, what, a, b string) {
-	t.Helper()
-	da, db := dump(t, a), dump(t, b)
-	for table := range dumpQueries {
-		ra, rb := da[table], db[table]
-		for i := range max(len(ra), len(rb)) {
-			var x, y string
-			if i < len(ra) {
-				x = ra[i]
-			}
-			if i < len(rb) {
-				y = rb[i]
-			}
-			if x != y {
-				t.Fatalf("%s: table %s differs at row %d of %d/%d:\nembedded %q\nbeam     %q", what, table, i, len(ra), len(rb), x, y)
-			}
-		}
-	}
-}
-
-func dump(t *testing.T, path string) map[string][]string {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	out := map[string][]string{}
-	for table, q := range dumpQueries {
-		rows, err := db.Query(q)
-		if err != nil {
-			t.Fatalf("%s: %v", table, err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			var b strings.Builder
-			for i, v := range vals {
-				if i > 0 {
-					b.WriteByte('\t')
-				}
-				fmt.Fprint(&b, v)
-			}
-			out[table] = append(out[table], b.String())
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
-	}
-	return out
 }

@@ -69,6 +69,7 @@ func runRank(ctx context.Context, e *env, args []string) error {
 	interval := fs.Duration("interval", salesrank.DefaultInterval, "with --once: cutoffs are aligned to it (whole minutes, at least 1m)")
 	grace := fs.Duration("grace", ranker.DefaultGrace, "how long hourly partial sums are kept past the window, for late objects and backfills")
 	workers := fs.Int("workers", 0, "counting goroutines (default: one per core)")
+	batchBytes := fs.Int64("batch-bytes", 0, "new objects (bytes as stored) counted and committed together in one batch\n(default 256 MiB, 64 MiB for buckets under an hour; an engine on a cluster wants more)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this `file` (for go tool pprof)")
 	metricsAddr := fs.String("metrics-addr", "", "with --every: serve Prometheus metrics of the runs on `HOST:PORT` at /metrics\n(default none; keep it off the public network)")
@@ -91,6 +92,8 @@ func runRank(ctx context.Context, e *env, args []string) error {
 		return errors.New("rank: --full goes with --once")
 	case *top < 1 || *top > 10000:
 		return fmt.Errorf("rank: --top must be between 1 and 10000, got %d", *top)
+	case *batchBytes < 0:
+		return fmt.Errorf("rank: --batch-bytes must not be negative, got %d", *batchBytes)
 	case *grace < 0:
 		return fmt.Errorf("rank: --grace must not be negative, got %v", *grace)
 	case *dsn == "":
@@ -157,7 +160,7 @@ func runRank(ctx context.Context, e *env, args []string) error {
 		return reportOnce(e, log, sum)
 	}
 
-	rk := &ranker.Ranker{Logs: bucket, Engine: eng, Store: db, Top: *top, Interval: *interval, Grace: *grace, Logger: log}
+	rk := &ranker.Ranker{Logs: bucket, Engine: eng, Store: db, Top: *top, Interval: *interval, Grace: *grace, MaxBatchBytes: *batchBytes, Logger: log}
 	lk := db.RankerLock()
 	if *every != 0 {
 		s := &ranker.Scheduler{Ranker: rk, Lock: lk, Now: e.now, Logger: log}
