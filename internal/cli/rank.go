@@ -68,7 +68,10 @@ func runRank(ctx context.Context, e *env, args []string) error {
 	top := fs.Int("top", salesrank.DefaultTop, "products kept per category")
 	interval := fs.Duration("interval", salesrank.DefaultInterval, "with --once: cutoffs are aligned to it (whole minutes, at least 1m)")
 	grace := fs.Duration("grace", ranker.DefaultGrace, "how long hourly partial sums are kept past the window, for late objects and backfills")
-	workers := fs.Int("workers", 0, "counting goroutines (default: one per core)")
+	workers := new(int)
+	if e.prog.Counter == nil { // a Counter brings its own
+		fs.IntVar(workers, "workers", 0, "counting goroutines (default: one per core)")
+	}
 	batchBytes := fs.Int64("batch-bytes", 0, "new objects (bytes as stored) counted and committed together in one batch\n(default 256 MiB, 64 MiB for buckets under an hour; an engine on a cluster wants more)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this `file` (for go tool pprof)")

@@ -45,11 +45,11 @@ func (c *counter) Flags(fs *flag.FlagSet) {
 	c.runner = fs.String("runner", "prism", "the Beam runner: "+strings.Join(runners, ", ")+"\n(prism: in this process; universal: any portable job server at --endpoint)")
 	c.staging = fs.String("staging", "", "`folder or URL` where pipelines leave their output for the ranker to check and commit;\nthe launcher and every worker must reach it (default: a folder in the system's temp dir,\nfor prism and LOOPBACK only)")
 	c.keepStaging = fs.Bool("keep-staging", false, "keep each run's staging output after it was committed, to inspect it")
-	c.workers = fs.Int("beam-workers", 0, "counting goroutines per log object on a Beam worker (default: all its cores)")
+	c.workers = fs.Int("workers", 0, "counting goroutines per log object on each Beam worker (default: all its cores)")
 	c.partitions = fs.Int("partitions", pipeline.DefaultPartitions, "reduce tasks that sum the keys (at least the cluster's workers)")
 	for _, name := range beamFlags {
 		if f := flag.CommandLine.Lookup(name); f != nil {
-			fs.Var(f.Value, name, "Beam: "+f.Usage)
+			fs.Var(f.Value, name, "Beam's option: "+f.Usage)
 		}
 	}
 	fs.Func("beam-opt", "`NAME=VALUE`: set any other Beam pipeline option (repeatable; e.g. disk_size_gb=50)", func(s string) error {
