@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/salesrank/salesrank/internal/testbin"
 )
 
 // The end-to-end tests build the salesrank binary once and run it as operators and scripts
@@ -117,9 +119,9 @@ func mustSucceed(t *testing.T, env []string, args ...string) result {
 
 // server is a running "salesrank serve" process.
 type server struct {
-	base string        // http://HOST:PORT
-	done chan struct{} // closed once the process has exited and its stderr is read
-	log  lockedBuffer  // its stderr
+	base string         // http://HOST:PORT
+	done chan struct{}  // closed once the process has exited and its stderr is read
+	log  testbin.Buffer // its stderr
 	cmd  *exec.Cmd
 	err  error // Wait's result; read it after done
 }

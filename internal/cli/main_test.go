@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/salesrank/salesrank/internal/testbin"
 )
 
 // These tests call run in-process, as main does, with their own environment and buffers;
@@ -514,24 +516,6 @@ func skipKnownBug(t *testing.T, bug string) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer that a command writes to while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // servingAddr returns the address from serve's "serving" log line, if it was written yet.
 func servingAddr(log string) (string, bool) {
 	for line := range strings.Lines(log) {
@@ -563,7 +547,7 @@ func TestInProcess(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var log lockedBuffer
+	var log testbin.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Program{}, []string{"salesrank", "serve", "--db", dsn, "--addr", "127.0.0.1:0", "--poll", "50ms", "--drain", "0s"},

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/salesrank/salesrank/internal/testbin"
 )
 
 // rankedDB generates a small day of logs, ranks it once and returns the logs folder and the
@@ -29,10 +31,10 @@ func rankedDB(t *testing.T) (logs, dsn string) {
 
 // startCommand runs the command line args in-process until the test ends, and returns its
 // log and a channel with its result.
-func startCommand(t *testing.T, vars map[string]string, args ...string) (*lockedBuffer, <-chan error) {
+func startCommand(t *testing.T, vars map[string]string, args ...string) (*testbin.Buffer, <-chan error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var log lockedBuffer
+	var log testbin.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Program{}, append([]string{"salesrank"}, args...), func(k string) string { return vars[k] },

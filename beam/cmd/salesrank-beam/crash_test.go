@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,24 +16,6 @@ import (
 	"github.com/salesrank/salesrank/internal/ranktest"
 	"github.com/salesrank/salesrank/internal/testbin"
 )
-
-// lockedBuffer is a bytes.Buffer that a process writes while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
-}
 
 // phaseOf names the step a run was in from the last of its log lines that start one.
 func phaseOf(msgs []string) string {
@@ -89,7 +70,7 @@ func TestKillDuringPipelineAndCommit(t *testing.T) {
 		land(fmt.Sprintf("k%02d", k))
 		cmd := exec.Command(bin.beam, args...)
 		cmd.Env = testbin.CleanEnv()
-		var stderr lockedBuffer
+		var stderr testbin.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
