@@ -324,8 +324,9 @@ func (c *cluster) dumpLogs() {
 }
 
 // testNginxConf turns the production configuration src into one that runs as the test's
-// own process: files under prefix, listening on listen, proxying to upstreams. Only these
-// lines change; every other directive is tested as written. It fails if a line it expects
+// own process: files (logs, temporary files, the cache) under prefix, listening on listen,
+// proxying to upstreams. Only these lines change; every other directive is tested as
+// written. It fails if a line it expects
 // is missing, so the test cannot silently drift from the file.
 func testNginxConf(src, prefix, listen string, upstreams []string) (string, error) {
 	type edit struct {
@@ -339,6 +340,8 @@ func testNginxConf(src, prefix, listen string, upstreams []string) (string, erro
 		{regexp.MustCompile(`(?m)^(error_log\s+)\S+`), func(m []string) string { return m[1] + prefix + "/logs/error.log" }},
 		{regexp.MustCompile(`(?m)^(\s*access_log\s+)/\S+`), func(m []string) string { return m[1] + prefix + "/logs/salesrank.access.log" }},
 		{regexp.MustCompile(`(?m)^(\s*listen\s+)[^\s;]+`), func(m []string) string { return m[1] + listen }},
+		// The response cache's folder; its zone and every other parameter stay.
+		{regexp.MustCompile(`(?m)^(\s*proxy_cache_path\s+)/\S+`), func(m []string) string { return m[1] + prefix + "/cache" }},
 		// Temporary files stay under the prefix (the packaged default is /var/lib/nginx).
 		{regexp.MustCompile(`(?m)^http \{\n`), func(m []string) string {
 			var b strings.Builder

@@ -3,12 +3,14 @@
 package ha_test
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/salesrank/salesrank/internal/pgtest"
 )
@@ -35,12 +37,29 @@ type dataset struct {
 // database dsn (a SQLite file in dir when dsn is "").
 func newDataset(t *testing.T, dir, dsn string) (*dataset, rankSummary) {
 	t.Helper()
+	return newDatasetAt(t, dir, dsn, weekStart, cutoffA)
+}
+
+// newFreshDataset is newDataset for the week that ends at the current hour. A replica marks
+// every answer of a snapshot whose successor is a whole interval overdue X-Snapshot-Stale,
+// as it does every answer of the fixed week; this one's answers are not marked for an hour,
+// so a mark on them comes from elsewhere (nginx). addHours and publish are for the fixed
+// week only.
+func newFreshDataset(t *testing.T, dir, dsn string) (*dataset, rankSummary) {
+	t.Helper()
+	cutoff := time.Now().UTC().Truncate(time.Hour)
+	return newDatasetAt(t, dir, dsn, cutoff.AddDate(0, 0, -7).Format(time.RFC3339), cutoff.Format(time.RFC3339))
+}
+
+// newDatasetAt generates the logs of [start, cutoff) and ranks them at cutoff.
+func newDatasetAt(t *testing.T, dir, dsn, start, cutoff string) (*dataset, rankSummary) {
+	t.Helper()
 	if dsn == "" {
 		dsn = "sqlite:" + filepath.Join(dir, "salesrank.db")
 	}
 	d := &dataset{dir: dir, logs: filepath.Join(dir, "logs"), dsn: dsn}
-	d.gen(t, d.logs, weekStart, cutoffA, 100_000, 7)
-	sum := decodeSummary(t, salesrank(t, "rank", "--once", "--logs", d.logs, "--db", d.dsn, "--now", cutoffA))
+	d.gen(t, d.logs, start, cutoff, 100_000, 7)
+	sum := decodeSummary(t, salesrank(t, "rank", "--once", "--logs", d.logs, "--db", d.dsn, "--now", cutoff))
 	if sum.Categories < numCategories/2 {
 		t.Fatalf("rank: got %d categories, want about %d", sum.Categories, numCategories)
 	}
@@ -81,6 +100,16 @@ func (d *dataset) addHours(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("copy new log objects: %v", err)
+	}
+}
+
+// addCategory writes a log object with one sale in category cat within [cutoffA, cutoffB),
+// so that the next publication knows a category the first did not.
+func (d *dataset) addCategory(t *testing.T, cat int32) {
+	t.Helper()
+	line := fmt.Sprintf("2026-11-27T01:00:00Z\t424242\t%d\t1\t9.99\t1\t1\n", cat)
+	if err := os.WriteFile(filepath.Join(d.logs, fmt.Sprintf("new-category-%d.tsv", cat)), []byte(line), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

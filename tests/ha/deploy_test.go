@@ -111,7 +111,62 @@ func TestNginxConf(t *testing.T) {
 			t.Errorf("derived configuration: no %q", want)
 		}
 	}
-	if regexp.MustCompile(`(?m)^user\b|/var/log/|/run/`).MatchString(got) {
+	if !strings.Contains(got, "proxy_cache_path /tmp/prefix/cache ") {
+		t.Errorf("derived configuration: the cache folder is not under the prefix")
+	}
+	if regexp.MustCompile(`(?m)^user\b|/var/log/|/var/cache/|/run/`).MatchString(got) {
 		t.Errorf("derived configuration still names system paths or a user:\n%s", got)
+	}
+}
+
+// TestNginxCacheConf checks the response cache's directives that its guarantees rest on
+// (deploy/README.md, "The response cache"), each with the reason an edit must not drop it.
+func TestNginxCacheConf(t *testing.T) {
+	conf := directives(readDeploy(t, "nginx.conf"))
+	cached := regexp.MustCompile(`(?s)\blocation = /api/v1/popular \{(.*?)\n        \}`).FindStringSubmatch(conf)
+	rest := regexp.MustCompile(`(?s)\blocation / \{(.*?)\n        \}`).FindStringSubmatch(conf)
+	if cached == nil || rest == nil {
+		t.Fatal("deploy/nginx.conf: want a location = /api/v1/popular (cached) and a location / (not cached)")
+	}
+	for _, want := range []struct{ re, why string }{
+		{`\bproxy_cache salesrank_cache;`, "the ranking endpoint is cached"},
+		{`\bproxy_cache_key \$request_uri;`, "the key is the path and query the replica receives: every parameter"},
+		{`\bproxy_cache_valid 200 [1-5]s;`, "a short lifetime bounds how long a published snapshot waits"},
+		{`\bproxy_ignore_headers Cache-Control Expires`, "the replicas' max-age (to the next refresh) must not set the lifetime"},
+		{`\bproxy_cache_lock on;`, "one fetch per key at a time"},
+		{`\bproxy_cache_use_stale updating error timeout http_502 http_503 http_504;`, "stale answers while one refreshes and while every replica is down"},
+		{`\bproxy_set_header Accept-Encoding "";`, "a cached answer is an identity body for every client"},
+		{`\bproxy_set_header X-Request-Id \$\w+;`, "request ids reach the replicas from this location too"},
+	} {
+		if !regexp.MustCompile(want.re).MatchString(cached[1]) {
+			t.Errorf("deploy/nginx.conf, location = /api/v1/popular: no line matching %q (%s)", want.re, want.why)
+		}
+	}
+	for _, line := range regexp.MustCompile(`(?m)^\s*proxy_cache_valid\b.*$`).FindAllString(conf, -1) {
+		if !regexp.MustCompile(`^\s*proxy_cache_valid 200 \d+s;$`).MatchString(line) {
+			t.Errorf("deploy/nginx.conf: %q; only 200s may be cached (a kept 404 would hide a new category, a kept 5xx an outage's end)", strings.TrimSpace(line))
+		}
+	}
+	for _, bad := range []struct{ re, why string }{
+		{`\bproxy_cache_revalidate on;`, "on a 304 nginx keeps the stored header fields, so Cache-Control, X-Snapshot-Age and X-Snapshot-Stale would stay as first fetched for the snapshot's whole life"},
+		{`\bproxy_cache_background_update on;`, "answers that set off a refresh would be reported STALE like those served while every replica is down, which must be marked"},
+	} {
+		if regexp.MustCompile(bad.re).MatchString(conf) {
+			t.Errorf("deploy/nginx.conf: %q: %s", bad.re, bad.why)
+		}
+	}
+	if regexp.MustCompile(`\bproxy_cache\s+[a-z_]+;`).MatchString(rest[1]) && !strings.Contains(rest[1], "proxy_cache off;") {
+		t.Error("deploy/nginx.conf: location / must not be cached (/readyz, /healthz, the page, RPC)")
+	}
+	for _, want := range []struct{ re, why string }{
+		{`\badd_header X-Cache-Status \$upstream_cache_status always;`, "tests and operators see hits"},
+		{`\bmap \$upstream_cache_status \$salesrank_stale \{\s*STALE true;`, "answers served from the cache while no replica answers are marked stale"},
+		{`\badd_header X-Snapshot-Stale \$salesrank_stale always;`, "the stale mark reaches clients"},
+		{`\berror_page 502 503 504 = @salesrank_unavailable;`, "with no replica and nothing cached, clients get a problem answer, not nginx's HTML page"},
+		{`(?s)location @salesrank_unavailable \{[^}]*default_type application/problem\+json;[^}]*return 503 '\{`, "the problem answer"},
+	} {
+		if !regexp.MustCompile(want.re).MatchString(conf) {
+			t.Errorf("deploy/nginx.conf: no line matching %q (%s)", want.re, want.why)
+		}
 	}
 }

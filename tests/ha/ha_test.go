@@ -3,6 +3,7 @@
 package ha_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -103,8 +104,10 @@ func testRollingRestart(t *testing.T, dsn string) {
 		t.Logf("replica %s: SIGTERM → exit 0 in %v (drain %v); restarted and ready in %v",
 			rep.addr, exited.Sub(stop).Round(time.Millisecond), drain, back[rep.addr].Sub(exited).Round(time.Millisecond))
 	}
-	// Long enough for nginx to send the last replica requests again.
-	time.Sleep(failTimeout + time.Second)
+	// Long enough for nginx to send the last replica requests again: fail_timeout, then
+	// the cache's lifetime, after which the cached pages need a replica again (nginx
+	// refreshes them in bursts, as they expire together).
+	time.Sleep(failTimeout + nginxCacheBound(t) + time.Second)
 	r := l.stop()
 	r.check(t)
 
@@ -120,9 +123,11 @@ func testRollingRestart(t *testing.T, dsn string) {
 	t.Logf("%s took %v", t.Name(), time.Since(began).Round(time.Millisecond))
 }
 
-// TestPublishUnderLoad publishes a new snapshot while the load runs: every replica must
-// move to it within 2 s (serve polls every second), and every response's body must be the
-// page of the snapshot its X-Snapshot-Id names, never a mix and never the wrong one.
+// TestPublishUnderLoad publishes a new snapshot while the load runs through nginx and its
+// response cache: every replica must move to it within 2 s (serve polls every second);
+// from then on, once the cache's bound has passed, every answer from nginx must come from
+// the new snapshot; and every response's body must be the page of the snapshot its
+// X-Snapshot-Id names, never a mix and never the wrong one.
 func TestPublishUnderLoad(t *testing.T) {
 	forEachBackend(t, testPublishUnderLoad)
 }
@@ -145,6 +150,7 @@ func testPublishUnderLoad(t *testing.T, dsn string) {
 	// The lag counts from rank --once's exit, which follows its commit by the time it
 	// takes to close the database and print the summary: milliseconds.
 	const maxLag = 2 * time.Second
+	allSwitched := true
 	for _, rep := range c.replicas {
 		for rep.snapshotID() != sumB.SnapshotID && time.Since(rankEnd) < maxLag+time.Second {
 			time.Sleep(5 * time.Millisecond)
@@ -153,28 +159,82 @@ func testPublishUnderLoad(t *testing.T, dsn string) {
 		if id := rep.snapshotID(); id != sumB.SnapshotID || lag > maxLag {
 			t.Errorf("replica %s: serving snapshot %d %v after rank --once published (it ran %v), want %d within %v",
 				rep.addr, id, lag.Round(time.Millisecond), rankEnd.Sub(rankStart).Round(time.Millisecond), sumB.SnapshotID, maxLag)
+			allSwitched = false
 		} else {
 			t.Logf("replica %s: serving snapshot %d within %v of rank --once publishing it (it ran %v)",
 				rep.addr, sumB.SnapshotID, lag.Round(time.Millisecond), rankEnd.Sub(rankStart).Round(time.Millisecond))
 		}
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Every replica serves the new snapshot since (at the latest) now. nginx may have stored
+	// an answer of the previous one just before, and answers with it for less than the
+	// cache's bound; cacheSlack covers the moments between a replica's switch and this test
+	// seeing it, and a busy machine's scheduling.
+	switched := time.Now()
+	bound := nginxCacheBound(t)
+	deadline := switched.Add(bound + cacheSlack)
+	time.Sleep(time.Until(deadline))
+	snapB, fullB := rankings(t, c.replicas[0])
+	if snapB != sumB.SnapshotID {
+		t.Fatalf("replica serves snapshot %d after the publication, want %d", snapB, sumB.SnapshotID)
+	}
+	// Past the bound, every page the load asks for comes from the new snapshot: each one
+	// once through nginx, while the load goes on.
+	swept := 0
+	for _, cat := range slices.Sorted(maps.Keys(fullA)) {
+		for _, limit := range limits {
+			for _, offset := range slices.Compact(slices.Sorted(slices.Values(offsets))) {
+				got, id := getPage(t, c.url+pagePath(cat, limit, offset))
+				n := cmp.Or(limit, 10)
+				if want := page(fullB[cat], offset, n); id != snapB || !slices.Equal(got, want) {
+					t.Errorf("%v after every replica served snapshot %d: category %d, offset %d, limit %d: got snapshot %d, %v; want %v",
+						time.Since(switched).Round(time.Millisecond), snapB, cat, offset, n, id, got, want)
+				}
+				swept++
+			}
+		}
+	}
+	time.Sleep(time.Second)
 	r := l.stop()
 	r.check(t)
 
-	snapB, fullB := rankings(t, c.replicas[0])
-	if snapB != sumB.SnapshotID {
-		t.Fatalf("replica serves snapshot %d after the load, want %d", snapB, sumB.SnapshotID)
-	}
 	if !rankingsDiffer(fullA, fullB) {
 		t.Fatalf("snapshots %d and %d rank every category alike; the test needs them to differ", snapA, snapB)
 	}
-	full := map[int64]map[int32][]entry{snapA: fullA, snapB: fullB}
+	checked := checkPages(t, r.pages, map[int64]map[int32][]entry{snapA: fullA, snapB: fullB})
+	if r.snapshots[snapA] == 0 || r.snapshots[snapB] == 0 {
+		t.Errorf("got responses by snapshot %v, want some of both %d and %d", r.snapshots, snapA, snapB)
+	}
+	t.Logf("checked %d distinct pages (%d responses) against the full rankings of snapshots %d and %d; %d pages through nginx %v after every replica switched, all of snapshot %d",
+		checked, r.sent, snapA, snapB, swept, deadline.Sub(switched), snapB)
+	// The load's own answers: none of the previous snapshot to a request sent past the
+	// bound, and some straight from nginx's cache (or this test would prove nothing about it).
+	lastA := r.lastSent[snapA]
+	if allSwitched && lastA.After(deadline) {
+		t.Errorf("a request sent %v after every replica served snapshot %d was answered from snapshot %d; want none after %v (the cache's bound %v + %v)",
+			lastA.Sub(switched).Round(time.Millisecond), snapB, snapA, bound+cacheSlack, bound, cacheSlack)
+	}
+	t.Logf("the last answer from snapshot %d was to a request sent %v after rank --once exited, %v after this test saw every replica serve snapshot %d (bound %v)",
+		snapA, lastA.Sub(rankEnd).Round(time.Millisecond), lastA.Sub(switched).Round(time.Millisecond), snapB, bound)
+	if r.cache["HIT"] == 0 {
+		t.Errorf("no answer of the load came from nginx's cache (X-Cache-Status %v)", r.cache)
+	}
+
+	a := c.stopProxy()
+	a.requests -= swept // the sweep's, not the load's
+	t.Log(a)
+	a.check(t, r)
+	t.Logf("%s took %v", t.Name(), time.Since(began).Round(time.Millisecond))
+}
+
+// checkPages fails t unless every page in pages is exactly that page of the snapshot its
+// key names (one of full's), and returns how many it checked.
+func checkPages(t *testing.T, pages map[pageKey][]byte, full map[int64]map[int32][]entry) int {
+	t.Helper()
 	checked := 0
-	for k, body := range r.pages {
+	for k, body := range pages {
 		f, ok := full[k.snapshot]
 		if !ok {
-			t.Errorf("a response named snapshot %d, want %d or %d", k.snapshot, snapA, snapB)
+			t.Errorf("a response named snapshot %d, want one of %v", k.snapshot, slices.Sorted(maps.Keys(full)))
 			continue
 		}
 		var got []entry
@@ -188,16 +248,7 @@ func testPublishUnderLoad(t *testing.T, dsn string) {
 		}
 		checked++
 	}
-	if r.snapshots[snapA] == 0 || r.snapshots[snapB] == 0 {
-		t.Errorf("got responses by snapshot %v, want some of both %d and %d", r.snapshots, snapA, snapB)
-	}
-	t.Logf("checked %d distinct pages (%d responses) against the full rankings of snapshots %d and %d",
-		checked, r.sent, snapA, snapB)
-
-	a := c.stopProxy()
-	t.Log(a)
-	a.check(t, r)
-	t.Logf("%s took %v", t.Name(), time.Since(began).Round(time.Millisecond))
+	return checked
 }
 
 // check fails t unless nginx answered every API request of the load with 200, and saw as

@@ -64,6 +64,8 @@ type load struct {
 	mu        sync.Mutex
 	failures  []string // the first few
 	snapshots map[int64]int64
+	lastSent  map[int64]time.Time // by snapshot: when the last request it answered was sent
+	cache     map[string]int64    // answers by X-Cache-Status ("" when there is none)
 	pages     map[pageKey][]byte
 	conflicts []string // one page of one snapshot answered with two different bodies
 }
@@ -74,14 +76,16 @@ type loadReport struct {
 	elapsed               time.Duration
 	rate                  float64 // requests a second
 	snapshots             map[int64]int64
+	lastSent              map[int64]time.Time
+	cache                 map[string]int64
 	failures              []string
 	conflicts             []string
 	pages                 map[pageKey][]byte
 }
 
 func (r loadReport) String() string {
-	return fmt.Sprintf("load: %d requests in %v (%.0f requests/s, %d workers), %d failed, %d gzipped, by snapshot %v",
-		r.sent, r.elapsed.Round(time.Millisecond), r.rate, loadWorkers, r.failed, r.gzipped, r.snapshots)
+	return fmt.Sprintf("load: %d requests in %v (%.0f requests/s, %d workers), %d failed, %d gzipped, by snapshot %v, by X-Cache-Status %v",
+		r.sent, r.elapsed.Round(time.Millisecond), r.rate, loadWorkers, r.failed, r.gzipped, r.snapshots, r.cache)
 }
 
 // startLoad starts the load against url (nginx) for categories.
@@ -104,6 +108,8 @@ func startLoad(t *testing.T, url string, categories []int32) *load {
 		cancel:     cancel,
 		began:      time.Now(),
 		snapshots:  map[int64]int64{},
+		lastSent:   map[int64]time.Time{},
+		cache:      map[string]int64{},
 		pages:      map[pageKey][]byte{},
 	}
 	interval := time.Duration(float64(time.Second) * loadWorkers / rate)
@@ -143,18 +149,26 @@ var (
 	offsets = []int{0, 0, 5, 20}
 )
 
+// pagePath is the path and query of the API request for a page, as the load asks for it:
+// limit 0 and offset 0 are left out.
+func pagePath(category int32, limit, offset int) string {
+	u := "/api/v1/popular?category_id=" + strconv.Itoa(int(category))
+	if limit != 0 {
+		u += "&limit=" + strconv.Itoa(limit)
+	}
+	if offset != 0 {
+		u += "&offset=" + strconv.Itoa(offset)
+	}
+	return u
+}
+
 // one sends one request and records what came back. Requests are not cancelled when the
 // load stops: a request in flight is finished and counted.
 func (l *load) one(rng *rand.Rand, requestID string) {
 	k := pageKey{category: l.categories[rng.IntN(len(l.categories))], limit: limits[rng.IntN(len(limits))], offset: offsets[rng.IntN(len(offsets))]}
-	u := l.url + "/api/v1/popular?category_id=" + strconv.Itoa(int(k.category))
-	if k.limit != 0 {
-		u += "&limit=" + strconv.Itoa(k.limit)
-	} else {
+	u := l.url + pagePath(k.category, k.limit, k.offset)
+	if k.limit == 0 {
 		k.limit = 10
-	}
-	if k.offset != 0 {
-		u += "&offset=" + strconv.Itoa(k.offset)
 	}
 	l.sent.Add(1)
 	req, err := http.NewRequest(http.MethodGet, u, nil)
@@ -163,6 +177,7 @@ func (l *load) one(rng *rand.Rand, requestID string) {
 		return
 	}
 	req.Header.Set("X-Request-Id", requestID)
+	sent := time.Now()
 	res, err := l.client.Do(req)
 	if err != nil {
 		l.fail(fmt.Sprintf("GET %s: %v", u, err))
@@ -198,6 +213,10 @@ func (l *load) one(rng *rand.Rand, requestID string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.snapshots[snap]++
+	if sent.After(l.lastSent[snap]) {
+		l.lastSent[snap] = sent
+	}
+	l.cache[res.Header.Get("X-Cache-Status")]++
 	if prev, ok := l.pages[k]; !ok {
 		l.pages[k] = body
 	} else if !bytes.Equal(prev, body) && len(l.conflicts) < 5 {
@@ -228,6 +247,8 @@ func (l *load) stop() loadReport {
 		elapsed:   elapsed,
 		rate:      float64(l.sent.Load()) / elapsed.Seconds(),
 		snapshots: l.snapshots,
+		lastSent:  l.lastSent,
+		cache:     l.cache,
 		failures:  l.failures,
 		conflicts: l.conflicts,
 		pages:     l.pages,
