@@ -91,7 +91,7 @@ func Build(s beam.Scope, keys []string, o Options) {
 		End:        o.Spec.Window.End.Unix(),
 		BucketSecs: int64(o.Spec.Bucket / time.Second),
 		Workers:    o.Workers,
-		Partitions: max(o.Partitions, 0),
+		Partitions: o.Partitions,
 		ByCategory: top > 0,
 	}, objects)
 	sumShards := beam.ParDo(s, &reduceFn{Staging: o.Staging, Run: o.Run, Top: top}, beam.GroupByKey(s, parts))
