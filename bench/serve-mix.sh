@@ -2,31 +2,35 @@
 # bench/serve-mix.sh — the production read path under a realistic mix of categories.
 #
 # Generates a dataset over ~1,000 categories, publishes it into a fresh PostgreSQL schema
-# (salesrank rank --once), and measures four contenders with one wrk Lua script that picks
+# (salesrank rank --once), and measures five contenders with one wrk Lua script that picks
 # each request's category from a Zipf-skewed popularity table (the same seed, so the same
 # sequence of categories, for every contender):
 #
 #   serve   one "salesrank serve" replica, GET /api/v1/popular?category_id=N (default page)
 #   static  nginx serving each category's exact default-page bytes as a static file /c/N
-#   proxy   nginx configured from deploy/nginx.conf (as tests/ha derives it: upstream
-#           keepalive, retries, JSON access log) in front of two serve replicas
+#   cached  nginx configured from deploy/nginx.conf as shipped (as tests/ha derives it:
+#           upstream keepalive, retries, JSON access log, the 1 s response cache, here on
+#           tmpfs, CACHE_TMPFS) in front of two serve replicas
+#   proxy   the same without its cache ("proxy_cache off"), in front of the same replicas
 #   naive   bench/naive: the same endpoint answered with one PostgreSQL query per request
 #           (pgx pool), the same JSON bytes, no in-memory snapshot
 #
-# and reports three comparisons: serve / static (≥ 0.6 required, 0.8 goal), proxy / static
-# (what the production hop costs) and serve / naive (what the in-memory snapshot buys).
-# Before measuring, every category's body is fetched from each contender and compared byte
-# for byte with serve's.
+# and reports four comparisons: serve / static (≥ 0.6 required, 0.8 goal), proxy / static
+# (what the production hop costs), cached / static (≥ 0.8 target: what the cache buys back;
+# and cached / proxy) and serve / naive (what the in-memory snapshot buys). Before
+# measuring, every category's body is fetched from each contender and compared byte for
+# byte with serve's.
 #
-# Each round runs the four back to back, in the order proxy, static, serve, naive and
-# reversed in the next round, so every compared pair is adjacent and neither side always
-# goes first; N rounds (default 5) of wrk -t1 -c64 -d10s --latency, medians, and the
-# median of the per-round ratios (load from elsewhere that hits both runs of a pair cancels
-# out of their ratio). Two CPU set-ups, as bench/serve.sh:
+# Each round runs the five back to back, in the order proxy, cached, static, serve, naive
+# and reversed in the next round, so every compared pair is adjacent (proxy and static one
+# apart) and neither side always goes first; N rounds (default 5) of wrk -t1 -c64 -d10s
+# --latency, medians, and the median of the per-round ratios (load from elsewhere that hits
+# both runs of a pair cancels out of their ratio). Two CPU set-ups, as bench/serve.sh:
 #
 #   1 core each:  GOMAXPROCS=1 for serve, each replica and naive; worker_processes 1 for
-#                 both nginx; every server process pinned to CPU 1 and wrk to CPU 0. So
-#                 "proxy" is the whole production stack (nginx + 2 replicas) on one core.
+#                 every nginx; every server process pinned to CPU 1 and wrk to CPU 0. So
+#                 "proxy" and "cached" are the whole production stack (nginx + 2
+#                 replicas) on one core.
 #                 PostgreSQL is a system service and is NOT pinned: its backends run on
 #                 either CPU, which favours naive (it gets PostgreSQL's CPU on top of its
 #                 core, part of it taken from wrk's).
@@ -34,16 +38,18 @@
 #                 PostgreSQL share the two cores: the whole box.
 #
 # The static nginx gets its best set-up (access_log off, sendfile, open_file_cache over all
-# files, unlimited keep-alive requests); serve and naive log nothing per request. The proxy
-# keeps deploy/nginx.conf's buffered access log, as in production (truncated after each
-# run so the disk does not fill). Its request line is /c/N rather than the API's longer
-# one: a few bytes less for nginx static to parse. CPU µs/request is the user+system time
-# of the contender's own processes during the run over the requests wrk completed (naive's
-# includes its PostgreSQL backends' when PostgreSQL runs on this host).
+# files, unlimited keep-alive requests); serve and naive log nothing per request. Both
+# proxies keep deploy/nginx.conf's buffered access log, as in production (truncated after
+# each run so the disk does not fill; the cached proxy's is read first for its hit ratio).
+# Static's request line is /c/N rather than the API's longer one: a few bytes less for
+# nginx static to parse. CPU µs/request is the user+system time of the contender's own
+# processes during the run over the requests wrk completed (naive's includes its
+# PostgreSQL backends' when PostgreSQL runs on this host; proxy's and cached's both
+# replicas').
 #
-# Usage: bench/serve-mix.sh        (N=1 DURATION=2s bench/serve-mix.sh for a dry run)
+# Usage: bench/serve-mix.sh        (N=1 DURATION=3s bench/serve-mix.sh for a dry run)
 # Knobs (environment): N, DURATION, CONNS, WARMUP, LINES, CATEGORIES, ZIPF_S, SEED,
-#   MIX_REQUESTS, PG_DSN, NAIVE_POOL, SETUPS ("1core 2cores").
+#   MIX_REQUESTS, PG_DSN, NAIVE_POOL, SETUPS ("1core 2cores"), CACHE_TMPFS (/dev/shm).
 # Only 127.0.0.1 is used; every process started here is stopped, and the schema dropped,
 # on exit.
 set -euo pipefail
@@ -65,6 +71,8 @@ MIX_REQUESTS=${MIX_REQUESTS:-1048576}
 PG_DSN=${PG_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 NAIVE_POOL=${NAIVE_POOL:-16}
 SETUPS=${SETUPS:-1core 2cores}
+# Where the cached proxy keeps its cache: on tmpfs, as deploy/README.md recommends.
+CACHE_TMPFS=${CACHE_TMPFS:-/dev/shm}
 
 log() { printf '%s\n' "serve-mix.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -76,7 +84,7 @@ WRK_TIMEOUT=$((${DURATION%s} + 60))
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/salesrank-servemix.XXXXXX")
 chmod 755 "$TMP" # nginx workers run as an unprivileged user when started by root
 PIDS=()
-SCHEMA='' NAIVE=''
+SCHEMA='' NAIVE='' CACHE_DIR=''
 cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -86,6 +94,7 @@ cleanup() {
 			log "could not drop schema $SCHEMA; drop it by hand"
 	fi
 	rm -rf "$TMP"
+	[[ -z $CACHE_DIR ]] || rm -rf "$CACHE_DIR"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -102,6 +111,9 @@ if ((${#need[@]})); then
 	DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+CACHE_DIR=$(mktemp -d "$CACHE_TMPFS/salesrank-servemix-cache.XXXXXX") || die "cannot make a folder in CACHE_TMPFS=$CACHE_TMPFS"
+chmod 755 "$CACHE_DIR"
+CACHE_FS=$(df --output=fstype "$CACHE_DIR" | tail -1)
 (($(nproc) >= 2)) || die "needs 2 CPUs (servers on CPU 1, wrk on CPU 0)"
 
 # Free loopback ports, one after the other from 18180.
@@ -115,6 +127,7 @@ PORT_B=$(free_port $((PORT_A + 1)))
 PORT_NAIVE=$(free_port $((PORT_B + 1)))
 PORT_STATIC=$(free_port $((PORT_NAIVE + 1)))
 PORT_PROXY=$(free_port $((PORT_STATIC + 1)))
+PORT_CACHED=$(free_port $((PORT_PROXY + 1)))
 
 log "building salesrank and bench/naive"
 timeout 600 go build -o "$OUT/salesrank" ./cmd/salesrank
@@ -220,18 +233,23 @@ http {
 EOF
 }
 
-# The proxy: deploy/nginx.conf with only what tests/ha's testNginxConf changes (no user;
-# pid, logs and temporary files under the prefix; listen on loopback; one upstream server
-# line per replica with the first line's parameters) plus worker_processes set to the
-# set-up's core count ("auto" would count the machine's CPUs, not the pinned set). Each
-# edited line must match exactly once, so the benchmark cannot drift from the file.
-proxy_conf() { # proxy_conf PROCS
-	local p=$TMP/proxy
+# The two proxies: deploy/nginx.conf with only what tests/ha's testNginxConf changes (no
+# user; pid, logs, temporary files and the cache folder under the prefix; listen on
+# loopback; one upstream server line per replica with the first line's parameters) plus
+# worker_processes set to the set-up's core count ("auto" would count the machine's CPUs,
+# not the pinned set). "cached" is the file as shipped; "proxy", the stack without its
+# cache, also has "proxy_cache salesrank_cache;" turned into "proxy_cache off;" and nothing
+# else changed. Each edited line must match exactly once, so the benchmark cannot drift
+# from the file.
+proxy_conf() { # proxy_conf NAME PORT PROCS CACHE_DIR
+	local p=$TMP/$1
 	mkdir -p "$p/logs" "$p/tmp"
-	awk -v p="$p" -v listen="127.0.0.1:$PORT_PROXY" -v procs="$1" \
+	awk -v p="$p" -v listen="127.0.0.1:$2" -v procs="$3" -v cache="$4" -v nocache="$([[ $1 == proxy ]] && echo 1)" \
 		-v ups="127.0.0.1:$PORT_A 127.0.0.1:$PORT_B" '
 		BEGIN { nu = split(ups, U, " ") }
 		function done(k) { c[k]++ }
+		/^[ \t]*proxy_cache_path[ \t]+\// { done("proxy_cache_path"); sub(/proxy_cache_path[ \t]+[^ \t;]+/, "proxy_cache_path " cache); print; next }
+		nocache && /^[ \t]*proxy_cache[ \t]+salesrank_cache;/ { done("proxy_cache"); sub(/salesrank_cache;/, "off;"); print; next }
 		/^user[ \t]+[^;]+;/ { done("user"); next }
 		/^worker_processes[ \t]+[^;]+;/ { done("worker_processes"); print "worker_processes " procs ";"; next }
 		/^pid[ \t]+[^;]+;/ { done("pid"); print "pid " p "/nginx.pid;"; next }
@@ -254,11 +272,11 @@ proxy_conf() { # proxy_conf PROCS
 		}
 		{ print }
 		END {
-			split("user worker_processes pid error_log access_log listen http", K, " ")
-			for (k = 1; k <= 7; k++) if (c[K[k]] != 1) { printf "deploy/nginx.conf: want one %s line, got %d\n", K[k], c[K[k]] > "/dev/stderr"; bad = 1 }
+			split("user worker_processes pid error_log access_log listen http proxy_cache_path" (nocache ? " proxy_cache" : ""), K, " ")
+			for (k = 1; k in K; k++) if (c[K[k]] != 1) { printf "deploy/nginx.conf: want one %s line, got %d\n", K[k], c[K[k]] > "/dev/stderr"; bad = 1 }
 			if (!c["server"] || apart) { print "deploy/nginx.conf: want the upstream server lines together" > "/dev/stderr"; bad = 1 }
 			exit bad
-		}' "$ROOT/deploy/nginx.conf" >"$p/nginx.conf" || die "cannot derive the proxy configuration from deploy/nginx.conf"
+		}' "$ROOT/deploy/nginx.conf" >"$p/nginx.conf" || die "cannot derive the $1 configuration from deploy/nginx.conf"
 	"$NGINX" -p "$p" -c "$p/nginx.conf" -e "$p/logs/error.log" -t -q 2>"$p/nginx-t.out" ||
 		{ cat "$p/nginx-t.out" >&2; die "nginx -t refuses the configuration derived from deploy/nginx.conf"; }
 }
@@ -266,6 +284,14 @@ proxy_conf() { # proxy_conf PROCS
 # Pids of the processes whose CPU time a contender is charged with.
 declare -A CPU_PIDS
 children() { cat /proc/[0-9]*/stat 2>/dev/null | awk -v pp="$1" '$4 == pp {print $1}'; }
+# nginx's children but its cache loader, which exits about a minute after start (it has
+# nothing to load: every cache folder starts empty) and would make a run's CPU unmeasurable.
+nginx_children() {
+	local c
+	for c in $(children "$1"); do
+		grep -q 'cache loader' "/proc/$c/cmdline" 2>/dev/null || printf '%s ' "$c"
+	done
+}
 
 start_all() { # start_all PROCS PIN_CPU(optional)
 	local procs=$1 pin=() a b nv st px
@@ -285,22 +311,31 @@ start_all() { # start_all PROCS PIN_CPU(optional)
 		>>"$TMP/static.log" 2>&1 &
 	st=$!
 	PIDS+=($st)
-	proxy_conf "$procs"
+	proxy_conf proxy "$PORT_PROXY" "$procs" "$TMP/proxy/cache"
 	"${pin[@]}" "$NGINX" -p "$TMP/proxy" -c "$TMP/proxy/nginx.conf" -e "$TMP/proxy/logs/error.log" -g 'daemon off;' \
 		>>"$TMP/proxy.log" 2>&1 &
 	px=$!
 	PIDS+=($px)
-	STARTED="$a $b $nv $st $px"
+	# A fresh, empty cache folder for every set-up.
+	rm -rf "$CACHE_DIR/cache"
+	proxy_conf cached "$PORT_CACHED" "$procs" "$CACHE_DIR/cache"
+	"${pin[@]}" "$NGINX" -p "$TMP/cached" -c "$TMP/cached/nginx.conf" -e "$TMP/cached/logs/error.log" -g 'daemon off;' \
+		>>"$TMP/cached.log" 2>&1 &
+	cx=$!
+	PIDS+=($cx)
+	STARTED="$a $b $nv $st $px $cx"
 
 	wait_http "http://127.0.0.1:$PORT_A/readyz"
 	wait_http "http://127.0.0.1:$PORT_B/readyz"
 	wait_http "http://127.0.0.1:$PORT_NAIVE/api/v1/popular?category_id=1"
 	wait_http "http://127.0.0.1:$PORT_STATIC/ready"
 	wait_http "http://127.0.0.1:$PORT_PROXY/readyz"
+	wait_http "http://127.0.0.1:$PORT_CACHED/readyz"
 	CPU_PIDS[serve]="$a"
 	CPU_PIDS[naive]="$nv"
 	CPU_PIDS[static]="$st $(children "$st" | tr '\n' ' ')"
-	CPU_PIDS[proxy]="$px $(children "$px" | tr '\n' ' ') $a $b"
+	CPU_PIDS[proxy]="$px $(nginx_children "$px") $a $b"
+	CPU_PIDS[cached]="$cx $(nginx_children "$cx") $a $b"
 }
 stop_all() {
 	local p
@@ -335,12 +370,15 @@ cp "$TMP/cats" "$TMP/ids"
 NCATS=$(wc -l <"$TMP/cats")
 ((NCATS > 0)) || die "serve answered 200 for no category"
 EMPTY=$(grep -lx '\[\]' "$TMP"/static/html/c/* | wc -l || true)
-# Byte-for-byte: the static files, the other replica, naive and the proxy all give serve's
-# bodies, for every category in the mix.
+# Byte-for-byte: the static files, the other replica, naive and both proxies all give
+# serve's bodies, for every category in the mix (the cached proxy twice: fetched from a
+# replica, then from its cache).
 for c in "static http://127.0.0.1:$PORT_STATIC /c/" \
 	"replica2 http://127.0.0.1:$PORT_B /api/v1/popular?category_id=" \
 	"naive http://127.0.0.1:$PORT_NAIVE /api/v1/popular?category_id=" \
-	"proxy http://127.0.0.1:$PORT_PROXY /api/v1/popular?category_id="; do
+	"proxy http://127.0.0.1:$PORT_PROXY /api/v1/popular?category_id=" \
+	"cached http://127.0.0.1:$PORT_CACHED /api/v1/popular?category_id=" \
+	"cached-again http://127.0.0.1:$PORT_CACHED /api/v1/popular?category_id="; do
 	set -- $c
 	fetch_all "$2" "$3" "$TMP/check/$1" >"$TMP/codes-$1" || die "fetching every category from $1 failed"
 	awk -v n="$NCATS" '$1 == 200 {ok++} END {exit ok != n || NR != n}' "$TMP/codes-$1" ||
@@ -351,7 +389,15 @@ set --
 # Response sizes (headers + body) of one category's page.
 TOP=$(head -1 "$TMP/cats")
 hdr_bytes() { curl -sS -o /dev/null -w '%{size_header}+%{size_download}' "$1"; }
-SIZES="serve $(hdr_bytes "http://127.0.0.1:$PORT_A/api/v1/popular?category_id=$TOP"), static $(hdr_bytes "http://127.0.0.1:$PORT_STATIC/c/$TOP"), proxy $(hdr_bytes "http://127.0.0.1:$PORT_PROXY/api/v1/popular?category_id=$TOP"), naive $(hdr_bytes "http://127.0.0.1:$PORT_NAIVE/api/v1/popular?category_id=$TOP")"
+SIZES="serve $(hdr_bytes "http://127.0.0.1:$PORT_A/api/v1/popular?category_id=$TOP"), static $(hdr_bytes "http://127.0.0.1:$PORT_STATIC/c/$TOP"), proxy $(hdr_bytes "http://127.0.0.1:$PORT_PROXY/api/v1/popular?category_id=$TOP"), cached $(hdr_bytes "http://127.0.0.1:$PORT_CACHED/api/v1/popular?category_id=$TOP"), naive $(hdr_bytes "http://127.0.0.1:$PORT_NAIVE/api/v1/popular?category_id=$TOP")"
+# The cached proxy answers from its cache (two requests within its 1 s validity), and the
+# uncached one never does.
+cache_status() { curl -sS -o /dev/null -D - "$1" | awk -F': *' 'tolower($1) == "x-cache-status" {sub(/\r$/, "", $2); print $2}'; }
+cache_status "http://127.0.0.1:$PORT_CACHED/api/v1/popular?category_id=$TOP" >/dev/null
+[[ $(cache_status "http://127.0.0.1:$PORT_CACHED/api/v1/popular?category_id=$TOP") == HIT ]] ||
+	die "the cached proxy did not answer a repeated request from its cache"
+[[ -z $(cache_status "http://127.0.0.1:$PORT_PROXY/api/v1/popular?category_id=$TOP") ]] ||
+	die "the uncached proxy answered from a cache"
 BODIES=$(cat "$TMP"/static/html/c/* | wc -c)
 stop_all
 log "$NCATS categories ($EMPTY with an empty page), mean body $((BODIES / NCATS)) bytes; all contenders serve identical bodies"
@@ -389,7 +435,7 @@ pg_backends() {
 NAIVE_PG=""
 
 TCK=$(getconf CLK_TCK)
-port_of() { case $1 in serve) echo "$PORT_A" ;; naive) echo "$PORT_NAIVE" ;; static) echo "$PORT_STATIC" ;; proxy) echo "$PORT_PROXY" ;; esac; }
+port_of() { case $1 in serve) echo "$PORT_A" ;; naive) echo "$PORT_NAIVE" ;; static) echo "$PORT_STATIC" ;; proxy) echo "$PORT_PROXY" ;; cached) echo "$PORT_CACHED" ;; esac; }
 mode_of() { [[ $1 == static ]] && echo static || echo api; }
 wrk_mix() { # wrk_MIX NAME DURATION WRK_CPU
 	local pin=()
@@ -397,10 +443,21 @@ wrk_mix() { # wrk_MIX NAME DURATION WRK_CPU
 	"${pin[@]}" timeout "$WRK_TIMEOUT" wrk -t1 -c"$CONNS" -d"$2" --latency -s "$TMP/mix.lua" "http://127.0.0.1:$(port_of "$1")" \
 		-- "$TMP/cats" "$(mode_of "$1")" "$ZIPF_S" "$SEED" "$MIX_REQUESTS"
 }
-# bench SETUP NAME WRK_CPU: one recorded run; appends
-# "SETUP NAME req/s p50ms p99ms cpu_us_per_request socket_errors" to runs.
+# cache_counts: from the cached proxy's access log of one run, "HIT_PERCENT
+# UPSTREAM_REQUESTS_PER_SECOND" (the share of API requests answered from the cache as
+# fresh hits, and how many requests nginx sent the replicas a second), then empties it.
+# The log is buffered (flush=1s): wait for it first.
+cache_counts() {
+	sleep 1.5
+	awk -v d="${DURATION%s}" '/"uri":"\/api\// {n++; if (/"cache":"HIT"/) h++; if (!/"upstream_addr":""/) u++}
+		END {if (n) printf "%.1f %.0f", 100 * h / n, u / d; else print "- -"}' "$TMP/cached/logs/salesrank.access.log"
+	: >"$TMP/cached/logs/salesrank.access.log"
+}
+# bench SETUP NAME WRK_CPU: one recorded run; appends "SETUP NAME req/s p50ms p99ms
+# cpu_us_per_request socket_errors hit_percent upstream_requests_per_second" to runs (the
+# last two for the cached proxy only, "-" for the others).
 bench() {
-	local c0 c1 reqs errs
+	local c0 c1 reqs errs hits='- -'
 	# shellcheck disable=SC2086
 	c0=$(cpu_ticks ${CPU_PIDS[$2]})
 	wrk_mix "$2" "$DURATION" "$3" >"$TMP/wrk.out" 2>&1 || { cat "$TMP/wrk.out" >&2; die "wrk failed against $2"; }
@@ -412,17 +469,20 @@ bench() {
 	((errs == 0)) || log "warning: $2: $(grep 'Socket errors' "$TMP/wrk.out")"
 	reqs=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
 	[[ $2 == proxy ]] && : >"$TMP/proxy/logs/salesrank.access.log"
-	printf '%s %s %s %s %s %s %s\n' "$1" "$2" \
+	[[ $2 == cached ]] && hits=$(cache_counts)
+	printf '%s %s %s %s %s %s %s %s\n' "$1" "$2" \
 		"$(awk '/^Requests\/sec:/ {print $2}' "$TMP/wrk.out")" \
 		"$(to_ms "$(awk '$1=="50%" {print $2}' "$TMP/wrk.out")")" \
 		"$(to_ms "$(awk '$1=="99%" {print $2}' "$TMP/wrk.out")")" \
 		"$(awk -v a="$c0" -v b="$c1" -v t="$TCK" -v r="$reqs" 'BEGIN {if (a == "NA" || b == "NA") print "NA"; else printf "%.1f", (b - a) / t * 1e6 / r}')" \
-		"$errs" >>"$TMP/runs"
+		"$errs" "$hits" >>"$TMP/runs"
 	log "$(tail -1 "$TMP/runs")"
 }
 
 : >"$TMP/runs"
-ORDER=(proxy static serve naive)
+# Every compared pair is adjacent (cached and static, static and serve, serve and naive)
+# or one apart (proxy and static) in every round.
+ORDER=(proxy cached static serve naive)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 T0=$SECONDS
 for setup in $SETUPS; do
@@ -439,7 +499,7 @@ for setup in $SETUPS; do
 	CPU_PIDS[naive]+=" $backends"
 	NAIVE_PG+="$setup: $(wc -w <<<"$backends") backends; "
 	for ((i = 1; i <= N; i++)); do
-		if ((i % 2)); then order=("${ORDER[@]}"); else order=(naive serve static proxy); fi
+		if ((i % 2)); then order=("${ORDER[@]}"); else order=(naive serve static cached proxy); fi
 		for name in "${order[@]}"; do bench "$setup" "$name" "$WRKCPU"; done
 	done
 	stop_all
@@ -450,16 +510,21 @@ cp "$TMP/runs" "$OUT/serve-mix-runs.txt"
 median_of() { { grep -v NA || true; } | sort -g | awk '{v[NR]=$1} END {if (!NR) print "NaN"; else if (NR%2) print v[(NR+1)/2]; else printf "%.3f\n", (v[NR/2]+v[NR/2+1])/2}'; }
 median() { awk -v s="$1" -v n="$2" -v c="$3" '$1==s && $2==n {print $c}' "$TMP/runs" | median_of; }
 verdict() { awk -v r="$1" 'BEGIN{printf "%.2f (%s)", r, r >= 0.8 ? "meets goal" : r >= 0.6 ? "meets requirement" : "FAILS requirement"}'; }
+verdict_target() { awk -v r="$1" 'BEGIN{printf "%.2f (%s)", r, r >= 0.8 ? "meets target" : "misses target"}'; }
 # row SETUP LABEL A B JUDGE: medians of A and B, their ratio A/B as ratio of medians and as
 # median of the per-round ratios (each round's two runs are adjacent), latencies, CPU.
+# JUDGE: judge (0.6 required, 0.8 goal), target (0.8) or no.
 row() {
 	local a b r pair
 	a=$(median "$1" "$3" 3) b=$(median "$1" "$4" 3)
 	r=$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.4f", a / b}')
 	pair=$(awk -v s="$1" -v x="$3" -v y="$4" '$1==s && $2==x {a[++i]=$3} $1==s && $2==y {b[++j]=$3}
 		END {for (k = 1; k <= i; k++) print a[k]/b[k]}' "$TMP/runs" | median_of)
-	if [[ $5 == judge ]]; then r=$(verdict "$r") pair=$(verdict "$pair"); else
-		r=$(printf '%.2f' "$r") pair=$(printf '%.2f' "$pair"); fi
+	case $5 in
+	judge) r=$(verdict "$r") pair=$(verdict "$pair") ;;
+	target) r=$(verdict_target "$r") pair=$(verdict_target "$pair") ;;
+	*) r=$(printf '%.2f' "$r") pair=$(printf '%.2f' "$pair") ;;
+	esac
 	printf '| %s | %.0f | %.0f | %s | %s | %.2f / %.2f | %.2f / %.2f | %.1f / %.1f |\n' "$2" "$a" "$b" "$r" "$pair" \
 		"$(median "$1" "$3" 4)" "$(median "$1" "$4" 4)" "$(median "$1" "$3" 5)" "$(median "$1" "$4" 5)" \
 		"$(median "$1" "$3" 6)" "$(median "$1" "$4" 6)"
@@ -475,6 +540,14 @@ table() { # table A B JUDGE
 	for s in $SETUPS; do row "$s" "$(label "$s")" "$1" "$2" "$3"; done
 }
 ERRS=$(awk '{e += $7} END {print e + 0}' "$TMP/runs")
+hitline() {
+	local s
+	for s in $SETUPS; do
+		printf '%s: %s %% of requests answered as fresh hits, %s requests/s sent to the replicas; ' \
+			"$(label "$s" | cut -d: -f1)" "$(median "$s" cached 8)" "$(median "$s" cached 9)"
+	done
+}
+HITS=$(hitline)
 
 cat <<EOF
 
@@ -485,8 +558,8 @@ $NCATS categories of a generated week ($LINES lines, --seed $SEED), published wi
 ($MIXDESC); default page (mean body $((BODIES / NCATS)) bytes; $EMPTY categories with \`[]\`).
 The same request sequence for every contender; every contender checked to serve serve's
 bytes for every category. wrk -t1 -c$CONNS -d$DURATION --latency -s (Lua mix), keep-alive,
-N=$N rounds, each running proxy, static, serve, naive back to back (reversed every other
-round), medians. Load average before / after: $LOAD0 / $LOAD1 ($((SECONDS - T0)) s).
+N=$N rounds, each running proxy, cached, static, serve, naive back to back (reversed every
+other round), medians. Load average before / after: $LOAD0 / $LOAD1 ($((SECONDS - T0)) s).
 Response bytes (headers+body) of category $TOP: $SIZES. Socket errors in all runs: $ERRS.
 
 ### 1. serve vs nginx static (same bytes as files /c/N), Zipf mix
@@ -495,13 +568,27 @@ Response bytes (headers+body) of category $TOP: $SIZES. Socket errors in all run
 |---|---:|---:|---|---|---|---|---|
 $(table serve static judge)
 
-### 2. nginx (deploy/nginx.conf) → 2 serve replicas vs nginx static, Zipf mix
+### 2. nginx (deploy/nginx.conf without its cache) → 2 serve replicas vs nginx static, Zipf mix
 
 | set-up | proxy req/s | static req/s | proxy / static, ratio of medians | proxy / static, median of per-round ratios | p50 ms proxy / static | p99 ms proxy / static | CPU µs/req proxy (nginx + replicas) / static |
 |---|---:|---:|---|---|---|---|---|
 $(table proxy static no)
 
-### 3. serve (in-memory snapshot) vs naive (one PostgreSQL query per request), Zipf mix
+### 3. cached nginx (deploy/nginx.conf as shipped) → 2 serve replicas vs nginx static, Zipf mix
+
+| set-up | cached req/s | static req/s | cached / static, ratio of medians (≥ 0.8 target) | cached / static, median of per-round ratios | p50 ms cached / static | p99 ms cached / static | CPU µs/req cached (nginx + replicas) / static |
+|---|---:|---:|---|---|---|---|---|
+$(table cached static target)
+
+| set-up | cached req/s | proxy req/s | cached / proxy, ratio of medians | cached / proxy, median of per-round ratios | p50 ms cached / proxy | p99 ms cached / proxy | CPU µs/req cached / proxy |
+|---|---:|---:|---|---|---|---|---|
+$(table cached proxy no)
+
+The cache (on $CACHE_FS, medians): ${HITS%; }. The rest were
+answered from an expired copy while one request fetched its successor (UPDATING), or were
+that fetch (EXPIRED) or a key's first (MISS).
+
+### 4. serve (in-memory snapshot) vs naive (one PostgreSQL query per request), Zipf mix
 
 | set-up | serve req/s | naive req/s | serve / naive, ratio of medians | serve / naive, median of per-round ratios | p50 ms serve / naive | p99 ms serve / naive | CPU µs/req serve / naive (+ its PostgreSQL backends) |
 |---|---:|---:|---|---|---|---|---|
@@ -509,10 +596,11 @@ $(table serve naive no)
 
 Set-ups: "1 core each" is GOMAXPROCS=1 (serve, each replica, naive) and 1 nginx worker,
 every server process pinned to CPU 1 and wrk to CPU 0 — the proxy row is nginx and both
-replicas together on that one core; PostgreSQL is not pinned (it helps naive). "2 cores
+replicas together on that one core (the cached row too); PostgreSQL is not pinned (it
+helps naive). "2 cores
 each" is GOMAXPROCS=2 and 2 nginx workers, nothing pinned, wrk sharing the cores.
 naive's pool: $NAIVE_POOL connections, opened at start; its PostgreSQL backends found and
 charged to its CPU: ${NAIVE_PG%; } (0 when PostgreSQL is not on this host, whose CPU is then
 not counted). Raw runs (set-up, contender, req/s, p50 ms, p99 ms, CPU µs/req, socket
-errors): bench/out/serve-mix-runs.txt
+errors, and for cached the hit % and replica requests/s): bench/out/serve-mix-runs.txt
 EOF
