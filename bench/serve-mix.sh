@@ -584,9 +584,9 @@ $(table cached static target)
 |---|---:|---:|---|---|---|---|---|
 $(table cached proxy no)
 
-The cache (on $CACHE_FS, medians): ${HITS%; }. The rest were
-answered from an expired copy while one request fetched its successor (UPDATING), or were
-that fetch (EXPIRED) or a key's first (MISS).
+The cache (on $CACHE_FS, medians): ${HITS%; }.
+The rest were answered from an expired copy while one request fetched its successor
+(UPDATING), or were that fetch (EXPIRED) or a key's first (MISS).
 
 ### 4. serve (in-memory snapshot) vs naive (one PostgreSQL query per request), Zipf mix
 
@@ -597,8 +597,8 @@ $(table serve naive no)
 Set-ups: "1 core each" is GOMAXPROCS=1 (serve, each replica, naive) and 1 nginx worker,
 every server process pinned to CPU 1 and wrk to CPU 0 — the proxy row is nginx and both
 replicas together on that one core (the cached row too); PostgreSQL is not pinned (it
-helps naive). "2 cores
-each" is GOMAXPROCS=2 and 2 nginx workers, nothing pinned, wrk sharing the cores.
+helps naive). "2 cores each" is GOMAXPROCS=2 and 2 nginx workers, nothing pinned, wrk
+sharing the cores.
 naive's pool: $NAIVE_POOL connections, opened at start; its PostgreSQL backends found and
 charged to its CPU: ${NAIVE_PG%; } (0 when PostgreSQL is not on this host, whose CPU is then
 not counted). Raw runs (set-up, contender, req/s, p50 ms, p99 ms, CPU µs/req, socket
