@@ -33,6 +33,10 @@ import (
 type Object struct {
 	Key  string
 	Size int64 // bytes as stored; for progress only
+	// ETag is the version listed (objstore.Object.ETag). An engine that reads objects
+	// well after the ranker listed them (on a cluster) checks it, so that it never counts
+	// a version other than the one the manifest will record.
+	ETag string
 }
 
 // Spec says what to count.

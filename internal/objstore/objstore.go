@@ -252,6 +252,24 @@ func ListObjects(ctx context.Context, b *blob.Bucket) ([]Object, error) {
 	}
 }
 
+// Stat returns one object as ListObjects would list it, by the same listing request, so
+// that its ETag can be compared with one listed earlier.
+func Stat(ctx context.Context, b *blob.Bucket, key string) (Object, error) {
+	it := b.List(&blob.ListOptions{Prefix: key})
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return Object{}, fmt.Errorf("stat %s: no such object", key)
+		}
+		if err != nil {
+			return Object{}, fmt.Errorf("stat %s: %w", key, err)
+		}
+		if o.Key == key && !o.IsDir {
+			return Object{Key: o.Key, Size: o.Size, ModTime: o.ModTime, ETag: etag(o)}, nil
+		}
+	}
+}
+
 // etag picks the best version identifier the listing gives; see Object.ETag.
 func etag(o *blob.ListObject) string {
 	var s3o s3types.Object
@@ -277,7 +295,7 @@ func List(ctx context.Context, b *blob.Bucket) ([]engine.Object, error) {
 	}
 	var out []engine.Object
 	for _, o := range objs {
-		out = append(out, engine.Object{Key: o.Key, Size: o.Size})
+		out = append(out, engine.Object{Key: o.Key, Size: o.Size, ETag: o.ETag})
 	}
 	return out, nil
 }

@@ -165,9 +165,21 @@ func TestS3ListAndRead(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: List: %v", logs, err)
 		}
-		want := []engine.Object{{Key: wantKeys[0], Size: int64(len(objects[wantKeys[0]]))}, {Key: wantKeys[1], Size: int64(len(objects[wantKeys[1]]))}}
+		var want []engine.Object
+		for _, o := range got {
+			want = append(want, engine.Object{Key: o.Key, Size: o.Size, ETag: o.ETag})
+		}
 		if !reflect.DeepEqual(list, want) {
 			t.Errorf("%s: List = %v, want %v", logs, list, want)
+		}
+		for _, o := range got {
+			st, err := objstore.Stat(ctx, b, o.Key)
+			if err != nil || st != o {
+				t.Errorf("%s: Stat(%s) = %+v, %v; want %+v as listed", logs, o.Key, st, err, o)
+			}
+		}
+		if st, err := objstore.Stat(ctx, b, wantKeys[0][:len(wantKeys[0])-2]); err == nil {
+			t.Errorf("%s: Stat of a key that is only a prefix = %+v, want an error", logs, st)
 		}
 	}
 

@@ -372,7 +372,7 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	eobjs := make([]engine.Object, len(objects))
 	byKey := make(map[string]objstore.Object, len(objects))
 	for i, o := range objects {
-		eobjs[i] = engine.Object{Key: o.Key, Size: o.Size}
+		eobjs[i] = engine.Object{Key: o.Key, Size: o.Size, ETag: o.ETag}
 		byKey[o.Key] = o
 	}
 	// Every sale from the retention on is kept, in the hour it was made: future hours too,
