@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,7 +55,7 @@ Examples:
 `
 
 func runRank(ctx context.Context, e *env, args []string) error {
-	synopsis := rankSynopsis
+	synopsis := strings.ReplaceAll(rankSynopsis, "salesrank rank", e.prog.name()+" rank")
 	if c := e.prog.Counter; c != nil {
 		synopsis += "\n" + c.Help()
 	}
