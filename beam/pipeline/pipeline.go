@@ -19,7 +19,7 @@
 //
 // Why partitions of encoded sums rather than one Beam element per key with CombinePerKey: a
 // runner pays for every element (encoding, a shuffle entry, a call); at a few million keys an
-// hour, elements of one key each made Prism spend 35 µs and a kilobyte of memory a key.
+// hour, elements of one key each made Prism spend 35 µs and 2.5 KB of memory a key.
 // An object's sums, already combined by the map, travel as P blobs of varints instead, and
 // the reduce sums them in engine.Counts: the same combine, with elements a thousand times
 // fewer. For --full the partition is the category's, so each reduce holds whole categories
@@ -34,6 +34,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -59,13 +60,14 @@ const (
 const DefaultPartitions = 16
 
 func init() {
-	register.DoFn4x1[context.Context, string, func(int, []byte), func([]byte), error](&countFn{})
+	register.DoFn4x1[context.Context, objectRef, func(int, []byte), func([]byte), error](&countFn{})
 	register.DoFn4x1[context.Context, int, func(*[]byte) bool, func([]byte), error](&reduceFn{})
 	register.DoFn3x1[context.Context, []byte, func([]byte), error](&shardFn{})
 	register.DoFn3x1[context.Context, int, func(*[]byte) bool, error](&manifestFn{})
 	register.Emitter1[[]byte]()
 	register.Emitter2[int, []byte]()
 	register.Iter1[[]byte]()
+	beam.RegisterType(reflect.TypeOf((*objectRef)(nil)).Elem())
 }
 
 // Options says what one pipeline counts and where it leaves its output.
@@ -78,13 +80,24 @@ type Options struct {
 	Partitions int // reduce tasks; 0 means DefaultPartitions
 }
 
-// Build adds the counting pipeline for keys (log object keys) to s.
-func Build(s beam.Scope, keys []string, o Options) {
+// objectRef is a log object as the ranker listed it: the map counts it only if it is still
+// that version.
+type objectRef struct {
+	Key  string
+	Size int64
+	ETag string
+}
+
+// Build adds the counting pipeline for objects to s.
+func Build(s beam.Scope, objects []engine.Object, o Options) {
 	top := 0
 	if o.Spec.Bucket == 0 {
 		top = o.Spec.Top
 	}
-	objects := beam.Reshuffle(s, beam.CreateList(s, keys))
+	refs := make([]objectRef, len(objects))
+	for i, obj := range objects {
+		refs[i] = objectRef{Key: obj.Key, Size: obj.Size, ETag: obj.ETag}
+	}
 	parts, reports := beam.ParDo2(s, &countFn{
 		Logs:       o.Logs,
 		Start:      o.Spec.Window.Start.Unix(),
@@ -93,7 +106,7 @@ func Build(s beam.Scope, keys []string, o Options) {
 		Workers:    o.Workers,
 		Partitions: o.Partitions,
 		ByCategory: top > 0,
-	}, objects)
+	}, beam.Reshuffle(s, beam.CreateList(s, refs)))
 	sumShards := beam.ParDo(s, &reduceFn{Staging: o.Staging, Run: o.Run, Top: top}, beam.GroupByKey(s, parts))
 	objectShards := beam.ParDo(s, &shardFn{Staging: o.Staging, Run: o.Run, Kind: kindObjects}, reports)
 	shards := beam.GroupByKey(s, beam.AddFixedKey(s, beam.Flatten(s, sumShards, objectShards)))
@@ -101,13 +114,42 @@ func Build(s beam.Scope, keys []string, o Options) {
 }
 
 // objectReport is what counting one object gave, but its sums: its stats, the categories its
-// good lines name, its bad lines; or, if it could not be read to its end, why.
+// good lines name, its bad lines, and a tally of the entries it sent each partition; or, if
+// it could not be read to its end, why. A report whose bad lines would make a record too
+// large for a shard takes several records (chunks), the later ones holding only bad lines.
 type objectReport struct {
 	Key        string             `json:"key"`
-	Error      string             `json:"error,omitempty"` // not read to its end: nothing of it counts
+	Chunk      int                `json:"chunk,omitempty"`  // this record's place in the report, from 0
+	Chunks     int                `json:"chunks,omitempty"` // in chunk 0: how many records the report takes
+	Error      string             `json:"error,omitempty"`  // not read to its end: nothing of it counts
 	Stats      engine.Stats       `json:"stats"`
 	Categories []int32            `json:"categories,omitempty"`
+	Parts      []staging.Tally    `json:"parts,omitempty"`
 	Rejects    []salesrank.Reject `json:"rejects,omitempty"`
+}
+
+// maxChunk bounds the bad lines in one report record (their text, base64 in JSON, and
+// what goes with each), well under staging.MaxRecord.
+const maxChunk = 16 << 20
+
+// chunks splits rep into records: rep itself with as many of its bad lines as fit, then
+// records of the key and more bad lines.
+func (rep *objectReport) chunks() []*objectReport {
+	rejects := rep.Rejects
+	out := []*objectReport{rep}
+	start, size := 0, 0
+	for i, r := range rejects {
+		n := len(r.Text) + len(r.Object) + 64
+		if size > 0 && size+n > maxChunk {
+			out[len(out)-1].Rejects = rejects[start:i]
+			out = append(out, &objectReport{Key: rep.Key, Chunk: len(out)})
+			start, size = i, 0
+		}
+		size += n
+	}
+	out[len(out)-1].Rejects = rejects[start:]
+	rep.Chunks = len(out)
+	return out
 }
 
 // countFn is the map: it counts one log object with the embedded engine's own code
@@ -143,45 +185,75 @@ func (f *countFn) Teardown() error {
 	return f.logs.Close()
 }
 
-func (f *countFn) ProcessElement(ctx context.Context, key string, emitPart func(int, []byte), emitReport func([]byte)) error {
+func (f *countFn) ProcessElement(ctx context.Context, obj objectRef, emitPart func(int, []byte), emitReport func([]byte)) error {
+	rep, err := f.count(ctx, obj, emitPart)
+	if err != nil {
+		return err
+	}
+	for _, chunk := range rep.chunks() {
+		b, err := json.Marshal(chunk)
+		if err != nil {
+			return err
+		}
+		emitReport(b)
+	}
+	return nil
+}
+
+// count counts one object, emits its sums and returns its report.
+func (f *countFn) count(ctx context.Context, obj objectRef, emitPart func(int, []byte)) (*objectReport, error) {
+	rep := &objectReport{Key: obj.Key}
+	// A worker may read an object minutes after the ranker listed it. An object rewritten
+	// since is left out (and taken as its new version by the next run): the manifest
+	// records the listed version, so that is the only one that may count.
+	now, err := objstore.Stat(ctx, f.logs, obj.Key)
+	switch {
+	case err != nil:
+		rep.Error = err.Error()
+		return rep, nil
+	case now.ETag != obj.ETag || now.Size != obj.Size:
+		rep.Error = fmt.Sprintf("changed since the ranker listed it (ETag %s, %d bytes; now %s, %d bytes)", obj.ETag, obj.Size, now.ETag, now.Size)
+		return rep, nil
+	}
+
 	spec := engine.Spec{
 		Window: salesrank.Window{Start: time.Unix(f.Start, 0), End: time.Unix(f.End, 0)},
 		Bucket: time.Duration(f.BucketSecs) * time.Second,
 	}
 	eng := &engine.Local{Workers: f.Workers, Readers: 1}
-	res, err := eng.Count(ctx, f.logs, []engine.Object{{Key: key}}, spec)
+	res, err := eng.Count(ctx, f.logs, []engine.Object{{Key: obj.Key, Size: obj.Size}}, spec)
 	if err != nil {
-		return fmt.Errorf("count %s: %w", key, err)
+		return nil, fmt.Errorf("count %s: %w", obj.Key, err)
 	}
-	rep := objectReport{Key: key}
 	switch {
 	case len(res.Failed) > 0:
 		rep.Error = res.Failed[0].Err.Error()
-	case len(res.Objects) == 1:
-		rep.Stats, rep.Categories, rep.Rejects = res.Stats, res.Categories, res.Rejects
-		n := f.Partitions
-		if n == 0 {
-			n = DefaultPartitions
-		}
-		blobs := make([][]byte, n)
-		res.Totals.Each(func(b uint32, cat int32, product int64, units int64) {
-			p := partition(cat, product, n, f.ByCategory)
-			blobs[p] = appendEntry(blobs[p], b, cat, product, units)
-		})
-		for p, blob := range blobs {
-			if len(blob) > 0 {
-				emitPart(p, blob)
-			}
-		}
-	default:
-		return fmt.Errorf("count %s: the engine reported neither the object nor its failure", key)
+		return rep, nil
+	case len(res.Objects) != 1:
+		return nil, fmt.Errorf("count %s: the engine reported neither the object nor its failure", obj.Key)
 	}
-	b, err := json.Marshal(&rep)
-	if err != nil {
-		return err
+	rep.Stats, rep.Categories, rep.Rejects = res.Stats, res.Categories, res.Rejects
+
+	n := f.Partitions
+	if n <= 0 {
+		n = DefaultPartitions
 	}
-	emitReport(b)
-	return nil
+	blobs := make([][]byte, n)
+	tallies := make([]staging.Tally, n)
+	res.Totals.Each(func(b uint32, cat int32, product int64, units int64) {
+		p := partition(cat, product, n, f.ByCategory)
+		blobs[p] = appendEntry(blobs[p], b, cat, product, units)
+		tallies[p].Entries++
+		tallies[p].Units += uint64(units)
+	})
+	for p, blob := range blobs {
+		if len(blob) > 0 {
+			emitPart(p, blob)
+			tallies[p].Partition = p
+			rep.Parts = append(rep.Parts, tallies[p])
+		}
+	}
+	return rep, nil
 }
 
 // partition spreads keys over n partitions: by the whole key, or by category alone.
@@ -250,9 +322,12 @@ func (f *reduceFn) ProcessElement(ctx context.Context, part int, blobs func(*[]b
 	var totals engine.Counts
 	var batch engine.Batch
 	var buf []byte
+	given := staging.Tally{Partition: part}
 	for blobs(&buf) {
 		err := eachEntry(buf, func(b uint32, cat int32, product int64, units int64) {
 			totals.Push(&batch, b, cat, product, units)
+			given.Entries++
+			given.Units += uint64(units)
 		})
 		if err != nil {
 			return fmt.Errorf("partition %d: %w", part, err)
@@ -264,6 +339,25 @@ func (f *reduceFn) ProcessElement(ctx context.Context, part int, blobs func(*[]b
 	if err != nil {
 		return err
 	}
+	if err := f.write(w, &totals); err != nil {
+		w.Abort()
+		return err
+	}
+	sh, err := w.Close()
+	if err != nil {
+		return err
+	}
+	sh.Tally = &given
+	desc, err := json.Marshal(sh)
+	if err != nil {
+		return err
+	}
+	emit(desc)
+	return nil
+}
+
+// write writes the partition's totals to w: all of them, or each category's top f.Top.
+func (f *reduceFn) write(w *staging.Writer, totals *engine.Counts) error {
 	var rec []byte
 	if f.Top > 0 {
 		for _, r := range salesrank.Rank(totals.All(), nil, f.Top) {
@@ -274,27 +368,16 @@ func (f *reduceFn) ProcessElement(ctx context.Context, part int, blobs func(*[]b
 				}
 			}
 		}
-	} else {
-		totals.Each(func(b uint32, cat int32, product int64, units int64) {
-			if err == nil {
-				rec = encodeSum(rec[:0], b, cat, product, units)
-				err = w.Write(rec)
-			}
-		})
-		if err != nil {
-			return err
+		return nil
+	}
+	var err error
+	totals.Each(func(b uint32, cat int32, product int64, units int64) {
+		if err == nil {
+			rec = encodeSum(rec[:0], b, cat, product, units)
+			err = w.Write(rec)
 		}
-	}
-	sh, err := w.Close()
-	if err != nil {
-		return err
-	}
-	desc, err := json.Marshal(sh)
-	if err != nil {
-		return err
-	}
-	emit(desc)
-	return nil
+	})
+	return err
 }
 
 // encodeSum appends a staged sums record: (bucket, category, product) as 16 bytes,
@@ -340,14 +423,23 @@ func (f *shardFn) Setup(ctx context.Context) error {
 }
 
 func (f *shardFn) Teardown() error {
+	f.abort()
 	if f.staging == nil {
 		return nil
 	}
 	return f.staging.Close()
 }
 
+// StartBundle discards the shard of a bundle that failed before FinishBundle.
 func (f *shardFn) StartBundle(_ context.Context, _ func([]byte)) {
-	f.w = nil
+	f.abort()
+}
+
+func (f *shardFn) abort() {
+	if f.w != nil {
+		f.w.Abort()
+		f.w = nil
+	}
 }
 
 // ProcessElement emits nothing itself; the emitter is there (and in StartBundle) because

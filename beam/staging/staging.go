@@ -50,10 +50,9 @@ const ManifestName = "MANIFEST.json"
 // magic starts every shard file, so that a file of another kind is refused at once.
 const magic = "salesrank staging 1\n"
 
-// maxRecord bounds one record, so that a damaged length cannot make a reader allocate
-// without limit. A record is a key and its units, or one object's report with its bad
-// lines (each at most 64 KiB + 1).
-const maxRecord = 1 << 30
+// MaxRecord bounds one record, so that a damaged length cannot make a reader allocate
+// without limit: a writer refuses a longer record, and a reader a longer length.
+const MaxRecord = 64 << 20
 
 // Shard describes one shard file of a run.
 type Shard struct {
@@ -62,6 +61,18 @@ type Shard struct {
 	Records int64  `json:"records"`
 	Bytes   int64  `json:"bytes"`
 	SHA256  string `json:"sha256"`
+	// Tally, when the step that wrote the shard gives one, says what that step was
+	// given, so that a reader can check it against what the steps before it sent: a
+	// shard lost between the two would otherwise go unseen.
+	Tally *Tally `json:"tally,omitempty"`
+}
+
+// Tally is what one partition of a shuffle held: how many entries, and their units
+// summed modulo 2^64 (a checksum, not a total).
+type Tally struct {
+	Partition int    `json:"partition"`
+	Entries   int64  `json:"entries"`
+	Units     uint64 `json:"units"`
 }
 
 // Manifest lists the shards a run's output is made of.
@@ -91,10 +102,11 @@ func RunTime(run string) (time.Time, bool) {
 
 // Writer writes one shard.
 type Writer struct {
-	w     *blob.Writer
-	sum   hash.Hash
-	shard Shard
-	lenb  [binary.MaxVarintLen64]byte
+	w      *blob.Writer
+	cancel context.CancelFunc // aborts w
+	sum    hash.Hash
+	shard  Shard
+	lenb   [binary.MaxVarintLen64]byte
 }
 
 // NewWriter starts a shard of kind in run's folder of bucket, under a new random name.
@@ -102,16 +114,26 @@ func NewWriter(ctx context.Context, bucket *blob.Bucket, run, kind string) (*Wri
 	var b [8]byte
 	rand.Read(b[:])
 	name := kind + "-" + hex.EncodeToString(b[:]) + ".rec"
-	w, err := bucket.NewWriter(ctx, run+"/"+name, &blob.WriterOptions{ContentType: "application/octet-stream"})
+	// A blob write whose context is cancelled before Close is discarded: that is Abort.
+	wctx, cancel := context.WithCancel(ctx)
+	w, err := bucket.NewWriter(wctx, run+"/"+name, &blob.WriterOptions{ContentType: "application/octet-stream"})
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("staging: create shard %s/%s: %w", run, name, err)
 	}
-	sw := &Writer{w: w, sum: sha256.New(), shard: Shard{Name: name, Kind: kind}}
+	sw := &Writer{w: w, cancel: cancel, sum: sha256.New(), shard: Shard{Name: name, Kind: kind}}
 	if err := sw.write([]byte(magic)); err != nil {
-		w.Close()
+		sw.Abort()
 		return nil, err
 	}
 	return sw, nil
+}
+
+// Abort discards a shard that is being written: it never appears (on stores that write
+// files in place, at most as a partial file that no manifest lists).
+func (w *Writer) Abort() {
+	w.cancel()
+	w.w.Close()
 }
 
 func (w *Writer) write(p []byte) error {
@@ -123,8 +145,11 @@ func (w *Writer) write(p []byte) error {
 	return nil
 }
 
-// Write appends one record.
+// Write appends one record of at most MaxRecord bytes.
 func (w *Writer) Write(rec []byte) error {
+	if len(rec) > MaxRecord {
+		return fmt.Errorf("staging: shard %s: a record of %d bytes, over the limit of %d", w.shard.Name, len(rec), MaxRecord)
+	}
 	n := binary.PutUvarint(w.lenb[:], uint64(len(rec)))
 	if err := w.write(w.lenb[:n]); err != nil {
 		return err
@@ -136,6 +161,7 @@ func (w *Writer) Write(rec []byte) error {
 // Close finishes the shard and describes it for the manifest. The shard exists only once
 // Close has returned without error.
 func (w *Writer) Close() (Shard, error) {
+	defer w.cancel()
 	if err := w.w.Close(); err != nil {
 		return Shard{}, fmt.Errorf("staging: close shard %s: %w", w.shard.Name, err)
 	}
@@ -201,7 +227,7 @@ func ReadShard(ctx context.Context, bucket *blob.Bucket, run string, sh Shard, f
 		if err == io.EOF {
 			break
 		}
-		if err != nil || n > maxRecord {
+		if err != nil || n > MaxRecord {
 			return fmt.Errorf("staging: shard %s/%s: bad record length after %d records", run, sh.Name, records)
 		}
 		if uint64(cap(buf)) < n {
