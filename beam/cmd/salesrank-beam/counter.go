@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -43,13 +44,13 @@ type counter struct {
 
 func (c *counter) Flags(fs *flag.FlagSet) {
 	c.runner = fs.String("runner", "prism", "the Beam runner: "+strings.Join(runners, ", ")+"\n(prism: in this process; universal: any portable job server at --endpoint)")
-	c.staging = fs.String("staging", "", "`folder or URL` where pipelines leave their output for the ranker to check and commit;\nthe launcher and every worker must reach it (default: a folder in the system's temp dir,\nfor prism and LOOPBACK only)")
+	c.staging = fs.String("staging", "", "`folder or URL` where pipelines leave their output for the ranker to check and commit;\nthe launcher and every worker must reach it (default, for workers in this process only\n(prism, LOOPBACK): a new folder in the system's temp dir, removed on exit)")
 	c.keepStaging = fs.Bool("keep-staging", false, "keep each run's staging output after it was committed, to inspect it")
 	c.workers = fs.Int("workers", 0, "counting goroutines per log object on each Beam worker (default: all its cores)")
 	c.partitions = fs.Int("partitions", pipeline.DefaultPartitions, "reduce tasks that sum the keys (at least the cluster's workers)")
 	for _, name := range beamFlags {
 		if f := flag.CommandLine.Lookup(name); f != nil {
-			fs.Var(f.Value, name, "Beam's option: "+f.Usage)
+			fs.Var(beamOption{f}, name, "Beam's option: "+f.Usage)
 		}
 	}
 	fs.Func("beam-opt", "`NAME=VALUE`: set any other Beam pipeline option (repeatable; e.g. disk_size_gb=50)", func(s string) error {
@@ -60,8 +61,31 @@ func (c *counter) Flags(fs *flag.FlagSet) {
 		if flag.CommandLine.Lookup(name) == nil {
 			return fmt.Errorf("no Beam option %q", name)
 		}
+		if name == "async" {
+			return errors.New("async: rank must wait for the pipeline, to check and commit its output")
+		}
 		return flag.CommandLine.Set(name, value)
 	})
+}
+
+// beamOption is one of Beam's flags offered on rank's flag set. Setting it sets Beam's
+// flag through flag.CommandLine, which is where Beam reads it and also how Beam learns
+// which options were set (flag.Visit) to pass them on to the runner and its workers.
+type beamOption struct{ f *flag.Flag }
+
+func (o beamOption) String() string {
+	if o.f == nil {
+		return ""
+	}
+	return o.f.Value.String()
+}
+
+func (o beamOption) Set(s string) error { return flag.CommandLine.Set(o.f.Name, s) }
+
+// IsBoolFlag lets a boolean option of Beam's be given without a value.
+func (o beamOption) IsBoolFlag() bool {
+	b, ok := o.f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 func (c *counter) Help() string {
@@ -92,30 +116,77 @@ func (c *counter) Engine(ctx context.Context, logsURL string, log *slog.Logger) 
 	if *c.partitions < 1 || *c.partitions > 1<<16 {
 		return nil, nil, fmt.Errorf("--partitions must be between 1 and 65536, got %d", *c.partitions)
 	}
+	if *c.workers < 0 {
+		return nil, nil, fmt.Errorf("--workers must not be negative, got %d", *c.workers)
+	}
 	if strings.HasPrefix(logsURL, "mem://") {
 		return nil, nil, errors.New("--logs mem:// is a bucket in one process's memory, which Beam workers cannot open; use a folder or an s3:// or gs:// URL")
 	}
-	local := *c.runner == "prism" || strings.EqualFold(*jobopts.EnvironmentType, "loopback")
-	staging := *c.staging
-	if staging == "" {
-		if !local {
-			return nil, nil, fmt.Errorf("--runner %s: set --staging to a URL that this process and every worker can write, e.g. gs://BUCKET/salesrank-staging", *c.runner)
+	local := inProcessWorkers(*c.runner)
+	if !local {
+		if !strings.Contains(logsURL, "://") || strings.HasPrefix(logsURL, "file://") {
+			return nil, nil, fmt.Errorf("--runner %s runs workers on other machines: --logs %q must be a URL they can read, such as s3://BUCKET/logs or gs://BUCKET/logs", *c.runner, logsURL)
 		}
-		staging = filepath.Join(os.TempDir(), "salesrank-beam-staging")
+		if !strings.Contains(*c.staging, "://") || strings.HasPrefix(*c.staging, "file://") {
+			return nil, nil, fmt.Errorf("--runner %s runs workers on other machines: set --staging to a URL that this process and every worker can write, such as gs://BUCKET/salesrank-staging", *c.runner)
+		}
+		if err := defaultWorkerBinary(); err != nil {
+			return nil, nil, err
+		}
 	}
 	logs, err := absFolder(logsURL)
 	if err != nil {
 		return nil, nil, err
 	}
+	staging, cleanup := *c.staging, func() {}
+	if staging == "" {
+		// Workers in this process: a folder of this process's own, gone with it.
+		dir, err := os.MkdirTemp("", "salesrank-beam-staging-")
+		if err != nil {
+			return nil, nil, fmt.Errorf("staging folder: %w", err)
+		}
+		staging, cleanup = dir, func() { os.RemoveAll(dir) }
+	}
 	if staging, err = absFolder(staging); err != nil {
 		return nil, nil, err
 	}
-	// Beam's runners log through the default slog logger; keep their chatter below
-	// warnings out of rank's own structured log.
-	prev := slog.Default()
-	slog.SetDefault(slog.New(minLevel{log.Handler(), slog.LevelWarn}))
+	// Beam's runners log through the default slog logger: this process runs one rank
+	// command, so make that rank's logger, tagged, and keep the runners' chatter below
+	// warnings out of it. (It is not restored: a logger set back with slog.SetDefault
+	// would no longer carry the log package's output.)
+	slog.SetDefault(slog.New(minLevel{log.With("component", "beam").Handler(), slog.LevelWarn}))
 	eng := &pipeline.Engine{Logs: logs, Staging: staging, Runner: *c.runner, Workers: *c.workers, Partitions: *c.partitions, KeepStaging: *c.keepStaging, Logger: log}
-	return eng, func() { slog.SetDefault(prev) }, nil
+	return eng, cleanup, nil
+}
+
+// inProcessWorkers reports whether runner, with Beam's options as set, runs the pipeline's
+// workers in this process (LOOPBACK), where they read local folders as this process does.
+// Prism without --endpoint runs in this process and defaults to LOOPBACK.
+func inProcessWorkers(runner string) bool {
+	env := strings.ToLower(*jobopts.EnvironmentType)
+	if runner == "prism" && *jobopts.Endpoint == "" && env == "" {
+		return true
+	}
+	return env == "loopback"
+}
+
+// defaultWorkerBinary makes this binary the pipeline's worker when --worker_binary is not
+// set. Beam's workers are linux/amd64 (a Flink or Spark task manager's PROCESS or DOCKER
+// environment, a Dataflow VM); left unset, Beam would try to compile the pipeline from
+// source, which a built binary does not have.
+func defaultWorkerBinary() error {
+	if *jobopts.WorkerBinary != "" {
+		return nil
+	}
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		return fmt.Errorf("this binary is %s/%s and Beam's workers run linux/amd64: build one with "+
+			"GOOS=linux GOARCH=amd64 go build -C beam -o salesrank-beam-linux ./cmd/salesrank-beam and pass --worker_binary salesrank-beam-linux", runtime.GOOS, runtime.GOARCH)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding this binary for --worker_binary: %w", err)
+	}
+	return flag.CommandLine.Set("worker_binary", exe)
 }
 
 // absFolder makes a folder (a location without a scheme) absolute, so that workers started

@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -70,23 +72,26 @@ func TestKillDuringPipelineAndCommit(t *testing.T) {
 		land(fmt.Sprintf("k%02d", k))
 		cmd := exec.Command(bin.beam, args...)
 		cmd.Env = testbin.CleanEnv()
-		var stderr testbin.Buffer
-		cmd.Stderr = &stderr
+		stderr := &killer{}
+		cmd.Stderr = stderr
+		if k%3 == 1 {
+			stderr.msg, stderr.n = "committing batch", 1+rng.IntN(2)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		stderr.proc.Store(cmd.Process)
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		// How to pick the moment: at random; as the nth commit begins; or a little into the
-		// nth pipeline.
+		// How to pick the moment: at random; as the nth commit begins (stderr kills it);
+		// or a little into the nth pipeline.
 		var at func() bool
 		switch k % 3 {
 		case 0:
 			deadline := time.Now().Add(time.Duration(rng.Int64N(int64(1500 * time.Millisecond))))
 			at = func() bool { return time.Now().After(deadline) }
 		case 1:
-			n := 1 + rng.IntN(2)
-			at = func() bool { return count(lastMessages(stderr.Bytes()), "committing batch") >= n }
+			at = stderr.killed.Load
 		case 2:
 			n, delay := 1+rng.IntN(2), time.Duration(rng.Int64N(int64(150*time.Millisecond)))
 			var seen time.Time
@@ -153,6 +158,30 @@ func TestKillDuringPipelineAndCommit(t *testing.T) {
 		t.Errorf("manifest says %d lines read and %d rejected, the quarantine holds %d; the oracle reads %d and rejects %d",
 			manifestRead, manifestRejected, quarantined, read, rejected)
 	}
+}
+
+// killer is rank's stderr. Given a message, it kills the process from inside Write as the
+// nth line with that message arrives, so that the kill lands while the step the line
+// starts is still running: a batch's commit takes milliseconds, which polling the output
+// would mostly miss.
+type killer struct {
+	testbin.Buffer
+	msg    string
+	n      int
+	proc   atomic.Pointer[os.Process]
+	seen   int
+	killed atomic.Bool
+}
+
+func (k *killer) Write(p []byte) (int, error) {
+	if k.msg != "" && !k.killed.Load() {
+		k.seen += bytes.Count(p, []byte(`"msg":"`+k.msg+`"`))
+		if proc := k.proc.Load(); proc != nil && k.seen >= k.n {
+			proc.Signal(syscall.SIGKILL)
+			k.killed.Store(true)
+		}
+	}
+	return k.Buffer.Write(p)
 }
 
 func count(msgs []string, m string) (n int) {

@@ -101,13 +101,27 @@ func freePort(t *testing.T) int {
 }
 
 // startPrism starts Prism's job server as its own process and waits until it accepts
-// connections; it is killed when t ends.
+// connections; it is killed when t ends. The port is picked free and then given to Prism,
+// so another process may take it in between: Prism then exits, and is started again on
+// another port.
 func startPrism(t *testing.T) string {
 	t.Helper()
-	port := freePort(t)
+	for attempt := 1; ; attempt++ {
+		addr, log, err := tryPrism(t, freePort(t))
+		if err == nil {
+			return addr
+		}
+		if attempt == 3 {
+			t.Fatalf("prism: %v\n%s", err, log)
+		}
+		t.Logf("prism, attempt %d: %v; trying another port", attempt, err)
+	}
+}
+
+func tryPrism(t *testing.T, port int) (addr string, log []byte, err error) {
 	cmd := exec.Command(bin.prism, fmt.Sprintf("--job_port=%d", port), "--serve_http=false", "--log_level=warn")
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
+	var out testbin.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -117,21 +131,22 @@ func startPrism(t *testing.T) string {
 		cmd.Process.Kill()
 		<-exited
 	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
 	deadline := time.Now().Add(time.Minute)
 	for {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			return addr
+			return addr, nil, nil
 		}
 		select {
 		case err := <-exited:
-			t.Fatalf("prism exited before it listened: %v\n%s", err, log.Bytes())
+			exited <- err // for the clean-up
+			return "", out.Bytes(), fmt.Errorf("exited before it listened on %s: %v", addr, err)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("prism does not listen on %s after a minute\n%s", addr, log.Bytes())
+			t.Fatalf("prism does not listen on %s after a minute\n%s", addr, out.Bytes())
 		}
 	}
 }
