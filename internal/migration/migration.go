@@ -1,15 +1,17 @@
-// Package migration reads a store's schema migrations from embedded files named
-// NNNN_name.sql. Both stores (SQLite and PostgreSQL) keep one file per version, apply them in
-// order in their own dialect, and record each in a schema_migrations table; what they share
-// is how the files are found, named and ordered.
+// Package migration brings a store's schema up to date from embedded files named
+// NNNN_name.sql. Both stores (SQLite and PostgreSQL) keep one file per version in their own
+// dialect; this package finds, names and orders the files, and applies the ones a database
+// lacks in one transaction, recording each in a schema_migrations table.
 package migration
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Migration is one version of a schema.
@@ -44,4 +46,50 @@ func Load(fsys fs.FS, pattern string) ([]Migration, error) {
 		ms = append(ms, Migration{Version: v, Name: strings.TrimSuffix(base, ".sql"), SQL: string(b)})
 	}
 	return ms, nil
+}
+
+// Tx is the transaction a backend applies migrations in, holding whatever lock keeps a
+// second process from migrating at the same moment.
+type Tx interface {
+	// Exec runs a statement; a migration file may hold several (without arguments).
+	Exec(ctx context.Context, query string, args ...any) error
+	// Versions returns the versions that schema_migrations records.
+	Versions(ctx context.Context) ([]int, error)
+}
+
+// Dialect is the SQL that differs between backends.
+type Dialect struct {
+	// CreateTable creates schema_migrations (version, name, applied_at unix seconds) if it
+	// does not exist.
+	CreateTable string
+	// Record inserts one row of it: version, name and applied_at, as parameters 1 to 3.
+	Record string
+}
+
+// Apply applies, in order, the migrations of ms that tx's database lacks, and records each.
+// A database migrated by a newer binary (versions this one does not know) is accepted.
+func Apply(ctx context.Context, tx Tx, d Dialect, ms []Migration) error {
+	if err := tx.Exec(ctx, d.CreateTable); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	vs, err := tx.Versions(ctx)
+	if err != nil {
+		return fmt.Errorf("read schema_migrations: %w", err)
+	}
+	applied := make(map[int]bool, len(vs))
+	for _, v := range vs {
+		applied[v] = true
+	}
+	for _, m := range ms {
+		if applied[m.Version] {
+			continue
+		}
+		if err := tx.Exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("apply %s: %w", m.Name, err)
+		}
+		if err := tx.Exec(ctx, d.Record, m.Version, m.Name, time.Now().Unix()); err != nil {
+			return fmt.Errorf("record %s: %w", m.Name, err)
+		}
+	}
+	return nil
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"time"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/salesrank/salesrank/internal/migration"
 )
@@ -42,45 +42,37 @@ func (db *DB) migrate(ctx context.Context) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, `+schemaKey+`)`, lockMigrate); err != nil {
 		return fmt.Errorf("migrate: lock: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		name       TEXT NOT NULL,
-		applied_at BIGINT NOT NULL -- unix seconds
-	)`); err != nil {
-		return fmt.Errorf("migrate: create schema_migrations: %w", err)
-	}
-	rows, err := tx.Query(ctx, `SELECT version FROM schema_migrations`)
-	if err != nil {
-		return fmt.Errorf("migrate: read schema_migrations: %w", err)
-	}
-	applied := map[int]bool{}
-	var v int
-	for rows.Next() {
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return fmt.Errorf("migrate: read schema_migrations: %w", err)
-		}
-		applied[v] = true
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("migrate: read schema_migrations: %w", err)
-	}
-	for _, m := range ms {
-		if applied[m.Version] {
-			continue
-		}
-		// No arguments: pgx sends the file with the simple protocol, which runs several
-		// statements in one call.
-		if _, err := tx.Exec(ctx, m.SQL); err != nil {
-			return fmt.Errorf("migrate: apply %s: %w", m.Name, err)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-			m.Version, m.Name, time.Now().Unix()); err != nil {
-			return fmt.Errorf("migrate: record %s: %w", m.Name, err)
-		}
+	if err := migration.Apply(ctx, migrateTx{tx}, dialect, ms); err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("migrate: commit: %w", err)
 	}
 	return nil
+}
+
+var dialect = migration.Dialect{
+	CreateTable: `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at BIGINT NOT NULL -- unix seconds
+	)`,
+	Record: `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+}
+
+// migrateTx is migration.Tx on a pgx transaction. A file of several statements runs as
+// one call: without arguments, pgx sends it with the simple protocol.
+type migrateTx struct{ tx pgx.Tx }
+
+func (m migrateTx) Exec(ctx context.Context, query string, args ...any) error {
+	_, err := m.tx.Exec(ctx, query, args...)
+	return err
+}
+
+func (m migrateTx) Versions(ctx context.Context) ([]int, error) {
+	rows, err := m.tx.Query(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int])
 }

@@ -22,23 +22,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/delta"
+	"github.com/salesrank/salesrank/internal/store"
 )
 
-// DefaultKeep is how many snapshots a DB keeps, as in package sqlite: the current one and
-// two before it.
-const DefaultKeep = 3
-
-// ErrAlreadyTaken is salesrank.ErrAlreadyTaken, which CommitBatch wraps when an object of
-// the batch is already in the manifest.
-var ErrAlreadyTaken = salesrank.ErrAlreadyTaken
+// DefaultKeep is how many snapshots a DB keeps (store.DefaultKeep).
+const DefaultKeep = store.DefaultKeep
 
 // The first halves of the advisory lock keys this package takes; the second half is a hash
 // of the current schema. "SR" and a number, so that an operator reading pg_locks (classid,
@@ -58,26 +51,17 @@ const schemaKey = `hashtext(coalesce(current_schema(), ''))`
 // ever by default), so that a wrong host fails a command instead of hanging it.
 const defaultConnectTimeout = 10 * time.Second
 
-// DB is a salesrank store in a PostgreSQL database. It is safe for concurrent use.
+// DB is a salesrank store in a PostgreSQL database. It is safe for concurrent use. Its
+// Publish and CommitBatch are package store's, run in PostgreSQL's dialect through
+// BeginWrite.
 type DB struct {
-	// Keep is how many snapshots Publish leaves behind, newest cutoffs first; values below
-	// 1 count as 1. Open sets it to DefaultKeep. Change it before publishing, not during.
-	Keep int
+	*store.Core // Keep, Publish, CommitBatch
+
 	// Logger, if set, receives Watch's reconnections.
 	Logger *slog.Logger
 
 	pool *pgxpool.Pool
 	desc string
-
-	// failAt, when set by a test, is called at each step of Publish and CommitBatch; an
-	// error it returns aborts the transaction there, as a crash or a full disk would.
-	failAt func(step string) error
-
-	// open is the rows of this handle's latest publication, which the next one is compared
-	// with (see package delta). Publish trusts it only if that publication is still the
-	// latest in the database, and reads the open rows back otherwise.
-	openMu sync.Mutex
-	open   *delta.Open
 }
 
 // Open connects to the database that dsn names (a postgres:// URL or a key=value string;
@@ -95,7 +79,8 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "salesrank"
 	}
-	db := &DB{Keep: DefaultKeep, desc: describe(cfg.ConnConfig)}
+	db := &DB{desc: describe(cfg.ConnConfig)}
+	db.Core = store.New(db)
 	db.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", db.desc, err)
@@ -168,14 +153,6 @@ func rollback(tx pgx.Tx) {
 	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
 	defer cancel()
 	tx.Rollback(ctx) // an error after Commit (ErrTxClosed) is expected and meaningless
-}
-
-// step calls the test hook, if any, at a named point of a write.
-func (db *DB) step(name string) error {
-	if db.failAt == nil {
-		return nil
-	}
-	return db.failAt(name)
 }
 
 // logger returns db.Logger or one that discards.

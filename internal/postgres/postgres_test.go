@@ -94,7 +94,7 @@ func TestPostgresContract(t *testing.T) {
 
 func TestPostgresIntakeContract(t *testing.T) {
 	t.Parallel()
-	storetest.RunIntake(t, ErrAlreadyTaken, func(t *testing.T) storetest.Intake { return openTemp(t) })
+	storetest.RunIntake(t, salesrank.ErrAlreadyTaken, func(t *testing.T) storetest.Intake { return openTemp(t) })
 }
 
 // TestPostgresConcurrentOpen opens one fresh schema from 8 handles at once, as serve
@@ -156,79 +156,12 @@ func counts(t *testing.T, db *DB) string {
 	return s
 }
 
-// TestPostgresPublishFailsMidway aborts a publish at each of its steps, as a crash would,
-// and checks that nothing of it is left.
-func TestPostgresPublishFailsMidway(t *testing.T) {
+// TestPostgresFailures aborts a publication and a batch at each of their steps: nothing of
+// either may be left.
+func TestPostgresFailures(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	db := openTemp(t)
-	first := &salesrank.Snapshot{
-		Window: salesrank.WindowEnding(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), Interval: time.Hour, Top: 2,
-		Rankings: []salesrank.Ranking{{CategoryID: 1, Entries: []salesrank.Entry{{ProductID: 1, TotalSold: 5}}}},
-	}
-	id, err := db.Publish(ctx, first, []int32{1}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := counts(t, db)
-	boom := errors.New("boom")
-	for _, step := range []string{"snapshot", "products", "sales_rank", "rejects", "commit"} {
-		db.failAt = func(s string) error {
-			if s == step {
-				return boom
-			}
-			return nil
-		}
-		snap := &salesrank.Snapshot{
-			Window: salesrank.WindowEnding(first.Window.End.Add(time.Hour)), Interval: time.Hour, Top: 2,
-			Rankings: []salesrank.Ranking{{CategoryID: 2, Entries: []salesrank.Entry{{ProductID: 9, TotalSold: 7}}}},
-		}
-		_, err := db.Publish(ctx, snap, []int32{1, 2}, []salesrank.Reject{{Object: "o", Line: 1, Text: []byte("x")}})
-		if !errors.Is(err, boom) {
-			t.Fatalf("failing at %s: err = %v, want boom", step, err)
-		}
-		if snap.ID != 0 || snap.Rankings[0].Entries[0].ID != 0 || !snap.PublishedAt.IsZero() {
-			t.Errorf("failing at %s: the snapshot was modified: %+v", step, snap)
-		}
-		if got, err := db.CurrentID(ctx); err != nil || got != id {
-			t.Errorf("failing at %s: CurrentID = %d, %v; want %d", step, got, err, id)
-		}
-		if got := counts(t, db); got != before {
-			t.Errorf("failing at %s: row counts %s, want %s as before", step, got, before)
-		}
-	}
-}
-
-// TestPostgresCommitBatchFailsMidway aborts a batch at each of its steps.
-func TestPostgresCommitBatchFailsMidway(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := openTemp(t)
-	before := counts(t, db)
-	boom := errors.New("boom")
-	for _, step := range []string{"batch:batch", "batch:objects", "batch:partials", "batch:rejects", "batch:commit"} {
-		db.failAt = func(s string) error {
-			if s == step {
-				return boom
-			}
-			return nil
-		}
-		b := &salesrank.Batch{
-			Objects:    []salesrank.TakenObject{{Key: "a.log"}},
-			Partials:   []salesrank.HourPartial{{Hour: time.Unix(3600, 0), Data: []byte("p")}},
-			Rejects:    []salesrank.Reject{{Object: "a.log", Line: 1, Text: []byte("x")}},
-			Categories: []int32{4},
-		}
-		if err := db.CommitBatch(ctx, b); !errors.Is(err, boom) {
-			t.Fatalf("failing at %s: err = %v, want boom", step, err)
-		}
-		if b.ID != 0 || b.Objects[0].BatchID != 0 {
-			t.Errorf("failing at %s: the batch was given ids", step)
-		}
-		if got := counts(t, db); got != before {
-			t.Errorf("failing at %s: row counts %s, want %s as before", step, got, before)
-		}
-	}
+	storetest.RunFailures(t, func(t *testing.T) storetest.Failing { return openTemp(t) },
+		func(t *testing.T, s storetest.Failing) string { return counts(t, s.(*DB)) })
 }
 
 // TestPostgresIDsNotReused checks that a pruned snapshot's ids are not handed out again

@@ -14,7 +14,7 @@ import (
 )
 
 func TestIntakeContract(t *testing.T) {
-	storetest.RunIntake(t, ErrAlreadyTaken, func(t *testing.T) storetest.Intake {
+	storetest.RunIntake(t, salesrank.ErrAlreadyTaken, func(t *testing.T) storetest.Intake {
 		db := openTemp(t)
 		t.Cleanup(func() { checkIntegrity(t, db) })
 		return db
@@ -48,39 +48,6 @@ func intakeCounts(t *testing.T, db *DB) string {
 	return s
 }
 
-// TestCommitBatchFailsMidway aborts a commit at each of its steps, as a crash or a full disk
-// would, and checks that nothing of it is left.
-func TestCommitBatchFailsMidway(t *testing.T) {
-	ctx := context.Background()
-	db := openTemp(t)
-	if err := db.CommitBatch(ctx, smallBatch("a")); err != nil {
-		t.Fatal(err)
-	}
-	before := intakeCounts(t, db)
-	boom := errors.New("boom")
-	for _, step := range []string{"batch:batch", "batch:objects", "batch:partials", "batch:rejects", "batch:commit"} {
-		db.failAt = func(s string) error {
-			if s == step {
-				return boom
-			}
-			return nil
-		}
-		b := smallBatch("b", "c")
-		b.Categories = []int32{7}
-		if err := db.CommitBatch(ctx, b); !errors.Is(err, boom) {
-			t.Fatalf("failing at %s: err = %v, want boom", step, err)
-		}
-		if b.ID != 0 || b.Objects[0].BatchID != 0 {
-			t.Errorf("failing at %s: the batch was given ids: %+v", step, b)
-		}
-		if got := intakeCounts(t, db); got != before {
-			t.Errorf("failing at %s: row counts %s, want %s as before", step, got, before)
-		}
-	}
-	db.failAt = nil
-	checkIntegrity(t, db)
-}
-
 // TestCommitBatchTwoHandles races rankers on separate handles of one file, as two processes
 // would: the manifest check must hold across connections, not just within one pool.
 func TestCommitBatchTwoHandles(t *testing.T) {
@@ -108,7 +75,7 @@ func TestCommitBatchTwoHandles(t *testing.T) {
 		for i, err := range errs {
 			if err == nil {
 				won++
-			} else if !errors.Is(err, ErrAlreadyTaken) {
+			} else if !errors.Is(err, salesrank.ErrAlreadyTaken) {
 				t.Fatalf("round %d handle %d: %v", round, i, err)
 			}
 		}

@@ -16,48 +16,29 @@ import (
 	"net/url"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"time"
 
 	sqlite3 "modernc.org/sqlite" // registers the "sqlite" driver
 
-	"github.com/salesrank/salesrank/internal/delta"
+	"github.com/salesrank/salesrank/internal/store"
 	sqlite3lib "modernc.org/sqlite/lib"
 )
 
-// DefaultKeep is how many snapshots a DB keeps: the current one and two before it, so that a
-// reader still holding the previous one can finish and an operator can compare.
-const DefaultKeep = 3
+// DefaultKeep is how many snapshots a DB keeps (store.DefaultKeep).
+const DefaultKeep = store.DefaultKeep
 
 // busyTimeout bounds how long a connection waits for another one's lock. A publish of 100k
 // rows takes well under a second, so ten seconds covers a slow disk without hanging forever.
 const busyTimeout = 10 * time.Second
 
-// DB is a salesrank store in one SQLite file. It is safe for concurrent use.
+// DB is a salesrank store in one SQLite file. It is safe for concurrent use. Its Publish
+// and CommitBatch are package store's, run in SQLite's dialect through BeginWrite.
 type DB struct {
-	// Keep is how many snapshots Publish leaves behind, newest cutoffs first; values below
-	// 1 count as 1. Open sets it to DefaultKeep. Change it before publishing, not during.
-	Keep int
+	*store.Core // Keep, Publish, CommitBatch
 
 	path  string
 	write *sql.DB // one connection: SQLite has one writer at a time anyway
 	read  *sql.DB
-
-	// failAt, when set by a test, is called at each step of Publish; an error it returns
-	// aborts the publish there, as a crash or a full disk would.
-	failAt func(step string) error
-
-	// products remembers the product ids this handle has committed to the products table,
-	// which is never pruned, so a publish upserts only products new to it: a refresh every
-	// minute re-ranks 100k products of which a handful are new.
-	productsMu sync.Mutex
-	products   map[int64]struct{}
-
-	// open is the rows of this handle's latest publication, which the next one is compared
-	// with (see package delta). Publish trusts it only if that publication is still the
-	// latest in the file, and reads the open rows back otherwise.
-	openMu sync.Mutex
-	open   *delta.Open
 }
 
 // Open opens the SQLite file at path, creating it if needed (its folder must exist), and
@@ -71,7 +52,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	db := &DB{Keep: DefaultKeep, path: abs}
+	db := &DB{path: abs}
+	db.Core = store.New(db)
 
 	// journal_mode=WAL is persistent in the file, but setting it on every write connection
 	// costs nothing and makes a fresh file WAL before the first table is written.

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -144,58 +143,25 @@ func TestConcurrentOpen(t *testing.T) {
 	checkIntegrity(t, dbs[0])
 }
 
-// TestPublishFailsMidway aborts a publish at each of its steps, as a crash or a full disk
-// would, and checks that nothing of it is left: not the snapshot, its rows or its rejects.
-func TestPublishFailsMidway(t *testing.T) {
-	ctx := context.Background()
-	db := openTemp(t)
-	first := &salesrank.Snapshot{
-		Window: salesrank.WindowEnding(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), Interval: time.Hour, Top: 2,
-		Rankings: []salesrank.Ranking{{CategoryID: 1, Entries: []salesrank.Entry{{ProductID: 1, TotalSold: 5}}}},
-	}
-	id, err := db.Publish(ctx, first, []int32{1}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	counts := func() string {
-		var s string
-		err := db.read.QueryRow(`SELECT (SELECT count(*) FROM snapshots) || '/' || (SELECT count(*) FROM sales_rank)
-			|| '/' || (SELECT count(*) FROM categories) || '/' || (SELECT count(*) FROM products)
-			|| '/' || (SELECT count(*) FROM rejected_lines)`).Scan(&s)
+// TestFailures aborts a publication and a batch at each of their steps: nothing of either
+// may be left, and the file stays whole.
+func TestFailures(t *testing.T) {
+	storetest.RunFailures(t, func(t *testing.T) storetest.Failing {
+		db := openTemp(t)
+		t.Cleanup(func() { checkIntegrity(t, db) })
+		return db
+	}, func(t *testing.T, s storetest.Failing) string {
+		var n string
+		err := s.(*DB).read.QueryRow(`SELECT concat_ws('/',
+			(SELECT count(*) FROM snapshots), (SELECT count(*) FROM snapshot_categories),
+			(SELECT count(*) FROM sales_rank), (SELECT count(*) FROM categories),
+			(SELECT count(*) FROM products), (SELECT count(*) FROM rejected_lines),
+			(SELECT count(*) FROM batches), (SELECT count(*) FROM objects), (SELECT count(*) FROM partials))`).Scan(&n)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s
-	}
-	before := counts()
-	boom := errors.New("boom")
-	for _, step := range []string{"snapshot", "products", "sales_rank", "rejects", "commit"} {
-		db.failAt = func(s string) error {
-			if s == step {
-				return boom
-			}
-			return nil
-		}
-		snap := &salesrank.Snapshot{
-			Window: salesrank.WindowEnding(first.Window.End.Add(time.Hour)), Interval: time.Hour, Top: 2,
-			Rankings: []salesrank.Ranking{{CategoryID: 2, Entries: []salesrank.Entry{{ProductID: 9, TotalSold: 7}}}},
-		}
-		_, err := db.Publish(ctx, snap, []int32{1, 2}, []salesrank.Reject{{Object: "o", Line: 1, Text: []byte("x")}})
-		if !errors.Is(err, boom) {
-			t.Fatalf("failing at %s: err = %v, want boom", step, err)
-		}
-		if snap.ID != 0 || snap.Rankings[0].Entries[0].ID != 0 || !snap.PublishedAt.IsZero() {
-			t.Errorf("failing at %s: the snapshot was modified: %+v", step, snap)
-		}
-		if got, err := db.CurrentID(ctx); err != nil || got != id {
-			t.Errorf("failing at %s: CurrentID = %d, %v; want %d", step, got, err, id)
-		}
-		if got := counts(); got != before {
-			t.Errorf("failing at %s: row counts %s, want %s as before", step, got, before)
-		}
-	}
-	db.failAt = nil
-	checkIntegrity(t, db)
+		return n
+	})
 }
 
 // TestIDsNotReused checks that a pruned snapshot's ids are not handed out again

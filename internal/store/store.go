@@ -1,0 +1,459 @@
+// Package store is the one flow by which salesrank writes its database: publishing a
+// snapshot and committing a batch of taken objects, step by step and in order, whatever the
+// database. A backend (package sqlite, package postgres) supplies the steps in its own SQL
+// dialect through Tx, one write transaction that holds the database's write lock, and keeps
+// what makes it fast (multi-row INSERTs or COPY, arrays, prepared statements); this package
+// owns what the steps are, their order, what is kept in memory between writes (the latest
+// publication's rows, the products known), and the test hook that aborts a write at each
+// step.
+//
+// Both writes are one transaction: a crash, a lost connection or a cancelled context at any
+// step leaves all of it or none of it.
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/delta"
+)
+
+// DefaultKeep is how many snapshots a store keeps: the current one and two before it, so
+// that a reader still holding the previous one can finish and an operator can compare.
+const DefaultKeep = 3
+
+// PublishSteps are the steps of Publish, in order: the names its test hook is called with.
+var PublishSteps = []string{"snapshot", "products", "sales_rank", "rejects", "commit"}
+
+// BatchSteps are the steps of CommitBatch, in order.
+var BatchSteps = []string{"batch:batch", "batch:objects", "batch:partials", "batch:rejects", "batch:commit"}
+
+// Backend begins write transactions in one database's dialect.
+type Backend interface {
+	// BeginWrite starts a transaction that holds the database's one write lock: writes
+	// run one at a time, so "already taken?" checks, id reservations and pruning are exact.
+	BeginWrite(ctx context.Context) (Tx, error)
+	// AlreadyTaken returns err as an error wrapping salesrank.ErrAlreadyTaken that names
+	// the key if err is the database refusing an object of objs already in the manifest
+	// (by its primary key, past the check of FirstTaken); else it returns nil.
+	AlreadyTaken(ctx context.Context, err error, objs []salesrank.TakenObject) error
+}
+
+// Tx is one write transaction: the operations Publish and CommitBatch are made of. Every
+// slice it is given is sorted by key, so that inserts go into indexes in order and two
+// writers that ever took the same keys would lock them in the same order.
+type Tx interface {
+	Commit(ctx context.Context) error
+	Rollback() // after Commit, a no-op
+
+	// Publish's steps.
+
+	// LatestSnapshot returns the id of the latest publication, or 0.
+	LatestSnapshot(ctx context.Context) (int64, error)
+	// OpenRows reads the rows that are still open (valid in the latest publication).
+	OpenRows(ctx context.Context) ([]delta.Row, error)
+	// InsertSnapshot inserts the snapshot's row and returns its id.
+	InsertSnapshot(ctx context.Context, s SnapshotRow) (int64, error)
+	// UpsertCategories records cats, each with first_seen_at at unless already there.
+	UpsertCategories(ctx context.Context, cats []int32, at int64) error
+	// InsertSnapshotCategories records that snapshot covers cats.
+	InsertSnapshotCategories(ctx context.Context, snapshot int64, cats []int32) error
+	// UpsertProducts records products, each with first_seen_at at unless already there.
+	UpsertProducts(ctx context.Context, products []int64, at int64) error
+	// CloseRows ends rows, which are open, at snapshot prev.
+	CloseRows(ctx context.Context, rows []delta.Row, prev int64) error
+	// ReserveRowIDs reserves n new sales_rank ids, which are base+1 … base+n.
+	ReserveRowIDs(ctx context.Context, n int) (base int64, err error)
+	// InsertRows inserts rows, numbered, open from snapshot on.
+	InsertRows(ctx context.Context, rows []delta.Row, snapshot int64) error
+	// InsertRejects puts rejects in the quarantine, owned by a snapshot or a batch.
+	InsertRejects(ctx context.Context, owner Owner, rejects []salesrank.Reject, at int64) error
+	// Prunable returns, sorted, the ids of the snapshots beyond the keep latest cutoffs,
+	// but never except.
+	Prunable(ctx context.Context, keep int, except int64) ([]int64, error)
+	// DeleteSnapshots deletes snapshots and what names them.
+	DeleteSnapshots(ctx context.Context, ids []int64) error
+	// OldestSnapshot returns the smallest snapshot id left.
+	OldestSnapshot(ctx context.Context) (int64, error)
+	// DeleteRowsClosedBefore deletes the rows whose last snapshot is older than oldest.
+	DeleteRowsClosedBefore(ctx context.Context, oldest int64) error
+	// DeleteUnusedRows deletes the closed rows, last valid at or after from, that no
+	// remaining snapshot uses.
+	DeleteUnusedRows(ctx context.Context, from int64) error
+	// Published runs last in a publication's transaction (PostgreSQL notifies listeners).
+	Published(ctx context.Context) error
+
+	// CommitBatch's steps.
+
+	// FirstTaken returns the smallest key of objs already in the manifest, or "".
+	FirstTaken(ctx context.Context, objs []salesrank.TakenObject) (string, error)
+	// InsertBatch inserts a batch row and returns its id.
+	InsertBatch(ctx context.Context, at int64) (int64, error)
+	// InsertObjects puts objs in the manifest as taken by batch.
+	InsertObjects(ctx context.Context, batch int64, objs []salesrank.TakenObject) error
+	// InsertPartials stores the batch's partial sums.
+	InsertPartials(ctx context.Context, batch int64, parts []salesrank.HourPartial) error
+}
+
+// SnapshotRow is the snapshots table's row of a publication.
+type SnapshotRow struct {
+	Cutoff, WindowStart int64 // unix seconds
+	IntervalSeconds     int64
+	Top                 int
+	PublishedAt         int64 // unix nanoseconds
+	Categories, Entries int
+}
+
+// Owner is what quarantined lines came with: a snapshot or a batch.
+type Owner struct {
+	Column string // snapshot_id or batch_id
+	ID     int64
+}
+
+// Core writes through a backend. A backend's DB holds one and lets it do its Publish and
+// CommitBatch. It is safe for concurrent use.
+type Core struct {
+	// Keep is how many snapshots Publish leaves behind, newest cutoffs first; values below
+	// 1 count as 1. Change it before publishing, not during.
+	Keep int
+
+	backend Backend
+	failAt  func(step string) error // see SetFailAt
+
+	// products remembers the product ids this handle has committed to the products table,
+	// which is never pruned, so a publish upserts only products new to it: a refresh every
+	// minute re-ranks 100k products of which a handful are new.
+	productsMu sync.Mutex
+	products   map[int64]struct{}
+
+	// open is the rows of this handle's latest publication, which the next one is compared
+	// with (see package delta). Publish trusts it only if that publication is still the
+	// latest in the database, and reads the open rows back otherwise.
+	openMu sync.Mutex
+	open   *delta.Open
+}
+
+// New returns a Core that writes through b and keeps DefaultKeep snapshots.
+func New(b Backend) *Core {
+	return &Core{Keep: DefaultKeep, backend: b}
+}
+
+// Publish writes snap in one transaction, which makes it current atomically if its cutoff
+// is the latest: readers see the previous snapshot until the commit, then this one.
+//
+// In the same transaction it records every category in known and every ranked category
+// (known ones with no sales come back from Current with empty entries), the ranked
+// products, the sales_rank rows that changed since the latest publication (package delta: a
+// row whose product and total stay the same is shared, id and all), and rejects in the
+// quarantine; then it prunes all but the Keep snapshots with the latest cutoffs. A backfill
+// whose cutoff is older than all of those is therefore pruned at once; its rejects stay.
+// Only after the commit does it set snap.ID, every Entry.ID (its sales_rank row id) and, if
+// zero, snap.PublishedAt. On error nothing is written and snap is unchanged.
+func (c *Core) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int32, rejects []salesrank.Reject) (int64, error) {
+	if err := snap.Validate(known); err != nil {
+		return 0, fmt.Errorf("publish: %w", err)
+	}
+	publishedAt := snap.PublishedAt
+	if publishedAt.IsZero() {
+		publishedAt = time.Now().UTC().Round(0) // Round(0) drops the monotonic reading
+	}
+	at := publishedAt.UnixNano()
+
+	cats := slices.Clone(known)
+	nEntries := 0
+	for _, r := range snap.Rankings {
+		cats = append(cats, r.CategoryID)
+		nEntries += len(r.Entries)
+	}
+	slices.Sort(cats)
+	cats = slices.Compact(cats)
+
+	tx, err := c.backend.BeginWrite(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("publish: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	// The rows of the latest publication are what this one is compared with. The write
+	// lock is held, so the latest publication cannot change until the commit.
+	prev, err := tx.LatestSnapshot(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("publish: latest snapshot: %w", err)
+	}
+	open, err := c.openRows(ctx, tx, prev)
+	if err != nil {
+		return 0, fmt.Errorf("publish: read open sales_rank rows: %w", err)
+	}
+	plan := delta.Diff(open, snap)
+	// Only new rows can name a product the table lacks.
+	products := plan.NewProducts()
+	c.productsMu.Lock()
+	products = slices.DeleteFunc(products, func(p int64) bool { _, ok := c.products[p]; return ok })
+	c.productsMu.Unlock()
+
+	id, err := tx.InsertSnapshot(ctx, SnapshotRow{
+		Cutoff: snap.Window.End.Unix(), WindowStart: snap.Window.Start.Unix(),
+		IntervalSeconds: int64(snap.Interval / time.Second), Top: snap.Top,
+		PublishedAt: at, Categories: len(cats), Entries: nEntries,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("publish: insert snapshot: %w", err)
+	}
+	if err := c.step("snapshot"); err != nil {
+		return 0, fmt.Errorf("publish: %w", err)
+	}
+	if err := tx.UpsertCategories(ctx, cats, at); err != nil {
+		return 0, fmt.Errorf("publish: upsert categories: %w", err)
+	}
+	if err := tx.InsertSnapshotCategories(ctx, id, cats); err != nil {
+		return 0, fmt.Errorf("publish: insert snapshot categories: %w", err)
+	}
+	if err := tx.UpsertProducts(ctx, products, at); err != nil {
+		return 0, fmt.Errorf("publish: upsert products: %w", err)
+	}
+	if err := c.step("products"); err != nil {
+		return 0, fmt.Errorf("publish: %w", err)
+	}
+
+	// Rows that changed or left were last valid in the previous publication.
+	if err := tx.CloseRows(ctx, plan.Close, prev); err != nil {
+		return 0, fmt.Errorf("publish: close sales_rank rows: %w", err)
+	}
+	// The writer numbers the new rows itself and hands the ids back without a round trip
+	// per row; the ids come from a reservation that never hands out an id twice, even one
+	// a pruned row had.
+	var base int64
+	if n := len(plan.Insert); n > 0 {
+		if base, err = tx.ReserveRowIDs(ctx, n); err != nil {
+			return 0, fmt.Errorf("publish: reserve sales_rank ids: %w", err)
+		}
+	}
+	plan.Number(base)
+	// Rankings are validated to be sorted by category, so new rows go in (category, rank)
+	// order: ids ascend with the rank, and the index is appended to in runs.
+	if err := tx.InsertRows(ctx, plan.Insert, id); err != nil {
+		return 0, fmt.Errorf("publish: insert sales_rank: %w", err)
+	}
+	if err := c.step("sales_rank"); err != nil {
+		return 0, fmt.Errorf("publish: %w", err)
+	}
+	if err := tx.InsertRejects(ctx, Owner{"snapshot_id", id}, rejects, at); err != nil {
+		return 0, fmt.Errorf("publish: insert rejected lines: %w", err)
+	}
+	if err := c.step("rejects"); err != nil {
+		return 0, fmt.Errorf("publish: %w", err)
+	}
+	if err := c.prune(ctx, tx, id); err != nil {
+		return 0, fmt.Errorf("publish: prune snapshots: %w", err)
+	}
+	if err := tx.Published(ctx); err != nil {
+		return 0, fmt.Errorf("publish: %w", err)
+	}
+	if err := c.step("commit"); err != nil {
+		return 0, fmt.Errorf("publish: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("publish: commit: %w", err)
+	}
+
+	c.productsMu.Lock()
+	if c.products == nil {
+		c.products = make(map[int64]struct{}, len(products))
+	}
+	for _, p := range products {
+		c.products[p] = struct{}{}
+	}
+	c.productsMu.Unlock()
+	c.openMu.Lock()
+	c.open = plan.Done(id) // sets every Entry.ID
+	c.openMu.Unlock()
+	snap.ID = id
+	snap.PublishedAt = publishedAt
+	return id, nil
+}
+
+// openRows returns the open rows, which belong to snapshot prev (the latest publication):
+// from memory if this handle made that publication, else read back from the database.
+func (c *Core) openRows(ctx context.Context, tx Tx, prev int64) (*delta.Open, error) {
+	c.openMu.Lock()
+	o := c.open
+	c.openMu.Unlock()
+	if o != nil && o.Snapshot == prev {
+		return o, nil
+	}
+	rows, err := tx.OpenRows(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return delta.NewOpen(prev, rows), nil
+}
+
+// prune deletes all but the Keep snapshots with the latest cutoffs, and the closed rows that
+// no remaining snapshot uses. Pruning by cutoff, not by id, keeps the snapshots readers may
+// still want: the current one and those just before it. The snapshot just published (id)
+// is never pruned, so a backfill of an old cutoff can be read until the next publication.
+func (c *Core) prune(ctx context.Context, tx Tx, id int64) error {
+	pruned, err := tx.Prunable(ctx, max(c.Keep, 1), id)
+	if err != nil || len(pruned) == 0 {
+		return err
+	}
+	if err := tx.DeleteSnapshots(ctx, pruned); err != nil {
+		return err
+	}
+	oldest, err := tx.OldestSnapshot(ctx)
+	if err != nil {
+		return err
+	}
+	// A closed row's last snapshot was the latest publication when it was closed. If that
+	// is older than every remaining snapshot, so is the whole row: the common case, one
+	// range of the index.
+	if err := tx.DeleteRowsClosedBefore(ctx, oldest); err != nil {
+		return err
+	}
+	// A backfill makes cutoffs and ids disagree, and a snapshot may be pruned while older
+	// ids stay: then check every closed row newer than the oldest snapshot for one that
+	// still uses it.
+	if pruned[len(pruned)-1] > oldest {
+		return tx.DeleteUnusedRows(ctx, oldest)
+	}
+	return nil
+}
+
+// CommitBatch records b in one transaction: a new batch id, every object's manifest entry,
+// every hourly partial, the rejects in the quarantine and the categories named.
+//
+// If any object's key is already in the manifest, it commits nothing and returns an error
+// wrapping salesrank.ErrAlreadyTaken that names the key. The check and the inserts happen
+// under the write lock, so of two rankers committing the same object, exactly one wins.
+//
+// b must name at least one object, each key once, and each hour at most once; partial hours
+// must start on whole UTC minutes. Only after the commit does it set b.ID and every
+// object's BatchID; on error b is unchanged.
+func (c *Core) CommitBatch(ctx context.Context, b *salesrank.Batch) error {
+	if err := b.Validate(); err != nil {
+		return fmt.Errorf("commit batch: %w", err)
+	}
+	// Sorted keys probe and insert into the manifest's index in order.
+	objs := slices.Clone(b.Objects)
+	slices.SortFunc(objs, func(x, y salesrank.TakenObject) int { return strings.Compare(x.Key, y.Key) })
+	id, err := c.commitBatch(ctx, b, objs)
+	if err != nil {
+		if taken := c.backend.AlreadyTaken(ctx, err, objs); taken != nil {
+			err = taken
+		}
+		return fmt.Errorf("commit batch: %w", err)
+	}
+	b.ID = id
+	for i := range b.Objects {
+		b.Objects[i].BatchID = id
+	}
+	return nil
+}
+
+func (c *Core) commitBatch(ctx context.Context, b *salesrank.Batch, objs []salesrank.TakenObject) (int64, error) {
+	committedAt := time.Now().UnixNano()
+	parts := slices.Clone(b.Partials)
+	slices.SortFunc(parts, func(x, y salesrank.HourPartial) int { return x.Hour.Compare(y.Hour) })
+	cats := slices.Clone(b.Categories)
+	slices.Sort(cats)
+	cats = slices.Compact(cats)
+
+	tx, err := c.backend.BeginWrite(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	if key, err := tx.FirstTaken(ctx, objs); err != nil {
+		return 0, fmt.Errorf("read manifest: %w", err)
+	} else if key != "" {
+		return 0, fmt.Errorf("object %q: %w", key, salesrank.ErrAlreadyTaken)
+	}
+	id, err := tx.InsertBatch(ctx, committedAt)
+	if err != nil {
+		return 0, fmt.Errorf("insert batch: %w", err)
+	}
+	if err := c.step("batch:batch"); err != nil {
+		return 0, err
+	}
+	if err := tx.InsertObjects(ctx, id, objs); err != nil {
+		return 0, fmt.Errorf("insert objects: %w", err)
+	}
+	if err := c.step("batch:objects"); err != nil {
+		return 0, err
+	}
+	if err := tx.InsertPartials(ctx, id, parts); err != nil {
+		return 0, fmt.Errorf("insert partials: %w", err)
+	}
+	if err := c.step("batch:partials"); err != nil {
+		return 0, err
+	}
+	if err := tx.InsertRejects(ctx, Owner{"batch_id", id}, b.Rejects, committedAt); err != nil {
+		return 0, fmt.Errorf("insert rejected lines: %w", err)
+	}
+	if err := c.step("batch:rejects"); err != nil {
+		return 0, err
+	}
+	if err := tx.UpsertCategories(ctx, cats, committedAt); err != nil {
+		return 0, fmt.Errorf("upsert categories: %w", err)
+	}
+	if err := c.step("batch:commit"); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	return id, nil
+}
+
+// SetFailAt makes fn, if not nil, be called at each step of Publish and CommitBatch
+// (PublishSteps, BatchSteps): an error it returns aborts the write there, as a crash or a
+// full disk would. It is for tests; call it only while no write runs.
+func (c *Core) SetFailAt(fn func(step string) error) { c.failAt = fn }
+
+// step calls the test hook, if any, at a named point of a write.
+func (c *Core) step(name string) error {
+	if c.failAt == nil {
+		return nil
+	}
+	return c.failAt(name)
+}
+
+// Nanos is t as a column value: unix nanoseconds, or NULL for the zero time.
+func Nanos(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+// FromNanos is the time a nullable column of unix nanoseconds holds; NULL is the zero time.
+func FromNanos(n *int64) time.Time {
+	if n == nil {
+		return time.Time{}
+	}
+	return time.Unix(0, *n).UTC()
+}
+
+// Blob binds b as a BLOB or BYTEA: the drivers bind a nil slice as NULL.
+func Blob(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// CeilUnix returns the smallest whole unix second not before t. Buckets start on whole
+// seconds, so "hour >= t" is "hour >= CeilUnix(t)" and "hour < t" is "hour < CeilUnix(t)".
+func CeilUnix(t time.Time) int64 {
+	s := t.Unix() // floors: Nanosecond is always in [0, 1e9)
+	if t.Nanosecond() != 0 {
+		s++
+	}
+	return s
+}
