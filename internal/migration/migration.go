@@ -51,6 +51,8 @@ func Load(fsys fs.FS, pattern string) ([]Migration, error) {
 // Tx is the transaction a backend applies migrations in, holding whatever lock keeps a
 // second process from migrating at the same moment.
 type Tx interface {
+	Commit(ctx context.Context) error
+	Rollback() // after Commit, a no-op
 	// Exec runs a statement; a migration file may hold several (without arguments).
 	Exec(ctx context.Context, query string, args ...any) error
 	// Versions returns the versions that schema_migrations records.
@@ -66,9 +68,33 @@ type Dialect struct {
 	Record string
 }
 
-// Apply applies, in order, the migrations of ms that tx's database lacks, and records each.
-// A database migrated by a newer binary (versions this one does not know) is accepted.
-func Apply(ctx context.Context, tx Tx, d Dialect, ms []Migration) error {
+// Files is where every backend keeps its migrations in the file system it embeds.
+const Files = "migrations/*.sql"
+
+// Run applies, in order and in one transaction that begin starts, the migrations in fsys
+// (Files) that the database lacks, and records each. A second process migrating at the
+// same moment waits for begin's lock, then finds nothing left to do. A database migrated
+// by a newer binary (versions this one does not know) is accepted.
+func Run(ctx context.Context, begin func(context.Context) (Tx, error), d Dialect, fsys fs.FS) error {
+	ms, err := Load(fsys, Files)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	tx, err := begin(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := apply(ctx, tx, d, ms); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}
+
+func apply(ctx context.Context, tx Tx, d Dialect, ms []Migration) error {
 	if err := tx.Exec(ctx, d.CreateTable); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}

@@ -75,52 +75,6 @@ func (db *DB) Partials(ctx context.Context, from, to time.Time, fn func(hour tim
 	return nil
 }
 
-// ReplacePartials replaces every stored partial of hour by one row holding data, the merge of
-// them all (compaction). The row keeps the highest batch id it replaces, so it still sorts
-// after nothing newer. It fails if hour has no partials.
-//
-// It replaces the rows the hour holds when it runs, including any committed after the caller
-// read them to merge: only the one active ranker may compact, between its own commits.
-func (db *DB) ReplacePartials(ctx context.Context, hour time.Time, data []byte) error {
-	if err := salesrank.CheckBucketStart(hour); err != nil {
-		return fmt.Errorf("replace partials: %w", err)
-	}
-	tx, err := db.beginWrite(ctx)
-	if err != nil {
-		return fmt.Errorf("replace partials of %v: begin: %w", hour.UTC(), err)
-	}
-	defer rollback(tx)
-	var top *int64
-	if err := tx.QueryRow(ctx, `SELECT max(batch_id) FROM partials WHERE hour = $1`, hour.Unix()).Scan(&top); err != nil {
-		return fmt.Errorf("replace partials of %v: %w", hour.UTC(), err)
-	}
-	if top == nil {
-		return fmt.Errorf("replace partials of %v: the hour has no partials", hour.UTC())
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM partials WHERE hour = $1`, hour.Unix()); err != nil {
-		return fmt.Errorf("replace partials of %v: delete: %w", hour.UTC(), err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO partials (hour, batch_id, data) VALUES ($1, $2, $3)`,
-		hour.Unix(), *top, store.Blob(data)); err != nil {
-		return fmt.Errorf("replace partials of %v: insert: %w", hour.UTC(), err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("replace partials of %v: commit: %w", hour.UTC(), err)
-	}
-	return nil
-}
-
-// DeletePartialsBefore deletes the partials of every hour before t, which have left the window
-// and its grace period, and returns how many rows it deleted. The manifest keeps their
-// objects: they stay taken.
-func (db *DB) DeletePartialsBefore(ctx context.Context, t time.Time) (int64, error) {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM partials WHERE hour < $1`, store.CeilUnix(t))
-	if err != nil {
-		return 0, fmt.Errorf("delete partials before %v: %w", t, err)
-	}
-	return tag.RowsAffected(), nil
-}
-
 // KnownCategories returns every category ever named by a good line (by a batch or a
 // published snapshot), sorted.
 func (db *DB) KnownCategories(ctx context.Context) ([]int32, error) {
@@ -135,24 +89,17 @@ func (db *DB) KnownCategories(ctx context.Context) ([]int32, error) {
 	return out, nil
 }
 
-// PartialStats describes the stored partials, for reports and tests.
-type PartialStats struct {
-	Rows             int64
-	Bytes            int64     // total size of the blobs
-	MinHour, MaxHour time.Time // zero when there are no rows
-}
-
 // PartialStats returns the number of stored partials, their total size and their hour range.
 // octet_length reads a TOASTed blob's size from its pointer, without fetching the blob.
-func (db *DB) PartialStats(ctx context.Context) (PartialStats, error) {
+func (db *DB) PartialStats(ctx context.Context) (store.PartialStats, error) {
 	var (
-		s      PartialStats
+		s      store.PartialStats
 		lo, hi *int64
 	)
 	err := db.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(octet_length(data)), 0)::bigint, min(hour), max(hour)
 		FROM partials`).Scan(&s.Rows, &s.Bytes, &lo, &hi)
 	if err != nil {
-		return PartialStats{}, fmt.Errorf("partial stats: %w", err)
+		return store.PartialStats{}, fmt.Errorf("partial stats: %w", err)
 	}
 	if lo != nil {
 		s.MinHour, s.MaxHour = time.Unix(*lo, 0).UTC(), time.Unix(*hi, 0).UTC()

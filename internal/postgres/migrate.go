@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/salesrank/salesrank/internal/migration"
@@ -15,11 +16,6 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// loadMigrations returns the embedded migrations sorted by version.
-func loadMigrations() ([]migration.Migration, error) {
-	return migration.Load(migrations, "migrations/*.sql")
-}
-
 // migrate applies the migrations the schema lacks, all in one transaction that first takes
 // an advisory lock: a second process opening the database at the same moment waits for the
 // first to commit, then finds nothing left to do. (Without the lock, two concurrent CREATE
@@ -30,25 +26,20 @@ func loadMigrations() ([]migration.Migration, error) {
 // rollout; 0003 reshapes sales_rank, and an older replica then fails to read new snapshots
 // and keeps serving the one it holds, marked stale, until it is upgraded (see README).
 func (db *DB) migrate(ctx context.Context) error {
-	ms, err := loadMigrations()
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
+	return migration.Run(ctx, db.beginMigrate, dialect, migrations)
+}
+
+// beginMigrate starts the migration's transaction and takes the migration lock.
+func (db *DB) beginMigrate(ctx context.Context) (migration.Tx, error) {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("migrate: begin: %w", err)
+		return nil, err
 	}
-	defer rollback(tx)
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, `+schemaKey+`)`, lockMigrate); err != nil {
-		return fmt.Errorf("migrate: lock: %w", err)
+		rollback(tx)
+		return nil, fmt.Errorf("lock: %w", err)
 	}
-	if err := migration.Apply(ctx, migrateTx{tx}, dialect, ms); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("migrate: commit: %w", err)
-	}
-	return nil
+	return migrateTx{tx}, nil
 }
 
 var dialect = migration.Dialect{
@@ -63,6 +54,9 @@ var dialect = migration.Dialect{
 // migrateTx is migration.Tx on a pgx transaction. A file of several statements runs as
 // one call: without arguments, pgx sends it with the simple protocol.
 type migrateTx struct{ tx pgx.Tx }
+
+func (m migrateTx) Commit(ctx context.Context) error { return m.tx.Commit(ctx) }
+func (m migrateTx) Rollback()                        { rollback(m.tx) }
 
 func (m migrateTx) Exec(ctx context.Context, query string, args ...any) error {
 	_, err := m.tx.Exec(ctx, query, args...)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/salesrank/salesrank/internal/migration"
 	"github.com/salesrank/salesrank/internal/storetest"
 )
 
@@ -20,7 +21,7 @@ func TestPostgresMigrateSharedRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, err := loadMigrations()
+	ms, err := migration.Load(migrations, migration.Files)
 	if err != nil {
 		t.Fatal(err)
 	}

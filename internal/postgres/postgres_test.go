@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/migration"
 	"github.com/salesrank/salesrank/internal/storetest"
 )
 
@@ -116,7 +117,7 @@ func TestPostgresConcurrentOpen(t *testing.T) {
 		}
 		t.Cleanup(func() { dbs[i].Close() })
 	}
-	ms, _ := loadMigrations()
+	ms, _ := migration.Load(migrations, migration.Files)
 	var count int
 	if err := dbs[0].pool.QueryRow(context.Background(), `SELECT count(*) FROM schema_migrations`).Scan(&count); err != nil {
 		t.Fatal(err)

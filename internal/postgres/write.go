@@ -250,3 +250,16 @@ func firstTaken(ctx context.Context, q querier, objs []salesrank.TakenObject) (s
 	}
 	return string(key), nil
 }
+
+func (w *writeTx) LastBatchOf(ctx context.Context, hour int64) (int64, bool, error) {
+	var last *int64
+	if err := w.tx.QueryRow(ctx, `SELECT max(batch_id) FROM partials WHERE hour = $1`, hour).Scan(&last); err != nil || last == nil {
+		return 0, false, err
+	}
+	return *last, true, nil
+}
+
+func (w *writeTx) DeletePartials(ctx context.Context, from, to int64) (int64, error) {
+	tag, err := w.tx.Exec(ctx, `DELETE FROM partials WHERE hour >= $1 AND hour < $2`, from, to)
+	return tag.RowsAffected(), err
+}

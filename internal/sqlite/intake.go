@@ -77,65 +77,6 @@ func (db *DB) Partials(ctx context.Context, from, to time.Time, fn func(hour tim
 	return nil
 }
 
-// ReplacePartials replaces every stored partial of hour by one row holding data, the merge of
-// them all (compaction: the sixty batches of an hour refreshed every minute become one row).
-// The row keeps the highest batch id it replaces, so it still sorts after nothing newer.
-// It fails if hour has no partials.
-//
-// It replaces the rows the hour holds when it runs, including any committed after the caller
-// read them to merge: only the one active ranker may compact, between its own commits.
-func (db *DB) ReplacePartials(ctx context.Context, hour time.Time, data []byte) error {
-	if err := salesrank.CheckBucketStart(hour); err != nil {
-		return fmt.Errorf("replace partials: %w", err)
-	}
-	tx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("replace partials of %v: begin: %w", hour.UTC(), err)
-	}
-	defer tx.Rollback()
-	var top sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT max(batch_id) FROM partials WHERE hour = ?`, hour.Unix()).Scan(&top); err != nil {
-		return fmt.Errorf("replace partials of %v: %w", hour.UTC(), err)
-	}
-	if !top.Valid {
-		return fmt.Errorf("replace partials of %v: the hour has no partials", hour.UTC())
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM partials WHERE hour = ?`, hour.Unix()); err != nil {
-		return fmt.Errorf("replace partials of %v: delete: %w", hour.UTC(), err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO partials (hour, batch_id, data) VALUES (?, ?, ?)`,
-		hour.Unix(), top.Int64, store.Blob(data)); err != nil {
-		return fmt.Errorf("replace partials of %v: insert: %w", hour.UTC(), err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("replace partials of %v: commit: %w", hour.UTC(), err)
-	}
-	return nil
-}
-
-// DeletePartialsBefore deletes the partials of every hour before t, which have left the window
-// and its grace period, and returns how many rows it deleted. The manifest keeps their
-// objects: they stay taken.
-func (db *DB) DeletePartialsBefore(ctx context.Context, t time.Time) (int64, error) {
-	tx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("delete partials before %v: begin: %w", t, err)
-	}
-	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `DELETE FROM partials WHERE hour < ?`, store.CeilUnix(t))
-	if err != nil {
-		return 0, fmt.Errorf("delete partials before %v: %w", t, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("delete partials before %v: %w", t, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("delete partials before %v: commit: %w", t, err)
-	}
-	return n, nil
-}
-
 // KnownCategories returns every category ever named by a good line (by a batch or a
 // published snapshot), sorted.
 func (db *DB) KnownCategories(ctx context.Context) ([]int32, error) {
@@ -158,24 +99,20 @@ func (db *DB) KnownCategories(ctx context.Context) ([]int32, error) {
 	return out, nil
 }
 
-// PartialStats describes the stored partials, for reports and tests.
-type PartialStats struct {
-	Rows             int64
-	Bytes            int64     // total size of the blobs
-	MinHour, MaxHour time.Time // zero when there are no rows
-}
+// PartialStats is store.PartialStats.
+type PartialStats = store.PartialStats
 
 // PartialStats returns the number of stored partials, their total size and their hour range.
 // It reads only the b-tree: SQLite gets a blob's length from its record header.
-func (db *DB) PartialStats(ctx context.Context) (PartialStats, error) {
+func (db *DB) PartialStats(ctx context.Context) (store.PartialStats, error) {
 	var (
-		s      PartialStats
+		s      store.PartialStats
 		lo, hi sql.NullInt64
 	)
 	err := db.read.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(length(data)), 0), min(hour), max(hour)
 		FROM partials`).Scan(&s.Rows, &s.Bytes, &lo, &hi)
 	if err != nil {
-		return PartialStats{}, fmt.Errorf("partial stats: %w", err)
+		return store.PartialStats{}, fmt.Errorf("partial stats: %w", err)
 	}
 	if lo.Valid {
 		s.MinHour, s.MaxHour = time.Unix(lo.Int64, 0).UTC(), time.Unix(hi.Int64, 0).UTC()

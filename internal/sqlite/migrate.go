@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"fmt"
 
 	"github.com/salesrank/salesrank/internal/migration"
 )
@@ -15,11 +14,6 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// loadMigrations returns the embedded migrations sorted by version.
-func loadMigrations() ([]migration.Migration, error) {
-	return migration.Load(migrations, "migrations/*.sql")
-}
-
 // migrate applies the migrations the file lacks, all in one IMMEDIATE transaction: a second
 // process opening the same file at the same moment waits for the first to commit, then finds
 // nothing left to do. A file migrated by a newer binary is accepted. Most
@@ -27,22 +21,10 @@ func loadMigrations() ([]migration.Migration, error) {
 // rollout; 0003 reshapes sales_rank, and an older replica then fails to read new snapshots
 // and keeps serving the one it holds, marked stale, until it is upgraded (see README).
 func (db *DB) migrate(ctx context.Context) error {
-	ms, err := loadMigrations()
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	tx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("migrate: begin: %w", err)
-	}
-	defer tx.Rollback()
-	if err := migration.Apply(ctx, migrateTx{tx}, dialect, ms); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migrate: commit: %w", err)
-	}
-	return nil
+	return migration.Run(ctx, func(ctx context.Context) (migration.Tx, error) {
+		tx, err := db.write.BeginTx(ctx, nil)
+		return migrateTx{tx}, err
+	}, dialect, migrations)
 }
 
 var dialect = migration.Dialect{
@@ -56,6 +38,9 @@ var dialect = migration.Dialect{
 
 // migrateTx is migration.Tx on a database/sql transaction.
 type migrateTx struct{ tx *sql.Tx }
+
+func (m migrateTx) Commit(context.Context) error { return m.tx.Commit() }
+func (m migrateTx) Rollback()                    { m.tx.Rollback() }
 
 func (m migrateTx) Exec(ctx context.Context, query string, args ...any) error {
 	_, err := m.tx.ExecContext(ctx, query, args...)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/salesrank/salesrank/internal/migration"
 	"github.com/salesrank/salesrank/internal/storetest"
 )
 
@@ -19,7 +20,7 @@ func TestMigrateSharedRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, err := loadMigrations()
+	ms, err := migration.Load(migrations, migration.Files)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,24 +15,9 @@ import (
 // that a backfill of an older cutoff never replaces a newer snapshot.
 const currentSQL = `SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC LIMIT 1`
 
-// Current loads the current snapshot: its metadata and every category it covers, sorted by
-// category id, entries by rank. A covered category with no sales has empty, non-nil Entries.
-// It returns an error wrapping salesrank.ErrNoSnapshot if nothing was published.
-func (db *DB) Current(ctx context.Context) (*salesrank.Snapshot, error) {
-	return db.load(ctx, 0)
-}
-
-// Snapshot loads the stored snapshot with the given id, as Current does. It returns an error
-// wrapping salesrank.ErrNoSnapshot if there is none (never published, or pruned).
-func (db *DB) Snapshot(ctx context.Context, id int64) (*salesrank.Snapshot, error) {
-	if id <= 0 {
-		return nil, fmt.Errorf("snapshot %d: %w", id, salesrank.ErrNoSnapshot)
-	}
-	return db.load(ctx, id)
-}
-
-// load reads snapshot id, or the current one if id is 0.
-func (db *DB) load(ctx context.Context, id int64) (*salesrank.Snapshot, error) {
+// Load reads snapshot id, or the current one if id is 0 (for store.Core's Current and
+// Snapshot).
+func (db *DB) Load(ctx context.Context, id int64) (*salesrank.Snapshot, error) {
 	what := "current snapshot"
 	if id != 0 {
 		what = fmt.Sprintf("snapshot %d", id)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/migration"
 	"github.com/salesrank/salesrank/internal/storetest"
 )
 
@@ -118,7 +119,7 @@ func TestConcurrentOpen(t *testing.T) {
 		}
 		defer dbs[i].Close()
 	}
-	ms, _ := loadMigrations()
+	ms, _ := migration.Load(migrations, migration.Files)
 	var count int
 	if err := dbs[0].read.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&count); err != nil {
 		t.Fatal(err)

@@ -242,3 +242,19 @@ func (w *writeTx) InsertPartials(ctx context.Context, batch int64, parts []sales
 	}
 	return nil
 }
+
+func (w *writeTx) LastBatchOf(ctx context.Context, hour int64) (int64, bool, error) {
+	var last *int64
+	if err := w.tx.QueryRowContext(ctx, `SELECT max(batch_id) FROM partials WHERE hour = ?`, hour).Scan(&last); err != nil || last == nil {
+		return 0, false, err
+	}
+	return *last, true, nil
+}
+
+func (w *writeTx) DeletePartials(ctx context.Context, from, to int64) (int64, error) {
+	res, err := w.tx.ExecContext(ctx, `DELETE FROM partials WHERE hour >= ? AND hour < ?`, from, to)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

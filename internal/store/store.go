@@ -13,7 +13,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -33,8 +35,10 @@ var PublishSteps = []string{"snapshot", "products", "sales_rank", "rejects", "co
 // BatchSteps are the steps of CommitBatch, in order.
 var BatchSteps = []string{"batch:batch", "batch:objects", "batch:partials", "batch:rejects", "batch:commit"}
 
-// Backend begins write transactions in one database's dialect.
+// Backend begins write transactions in one database's dialect, and loads snapshots.
 type Backend interface {
+	// Load reads snapshot id, or the current one if id is 0, in one read transaction.
+	Load(ctx context.Context, id int64) (*salesrank.Snapshot, error)
 	// BeginWrite starts a transaction that holds the database's one write lock: writes
 	// run one at a time, so "already taken?" checks, id reservations and pruning are exact.
 	BeginWrite(ctx context.Context) (Tx, error)
@@ -98,6 +102,15 @@ type Tx interface {
 	InsertObjects(ctx context.Context, batch int64, objs []salesrank.TakenObject) error
 	// InsertPartials stores the batch's partial sums.
 	InsertPartials(ctx context.Context, batch int64, parts []salesrank.HourPartial) error
+
+	// Compaction and expiry of partial sums.
+
+	// LastBatchOf returns the highest batch id among the partials of the bucket starting
+	// at hour (unix seconds), and false if it has none.
+	LastBatchOf(ctx context.Context, hour int64) (int64, bool, error)
+	// DeletePartials deletes the partials of the buckets starting in [from, to) (unix
+	// seconds) and returns how many rows it deleted.
+	DeletePartials(ctx context.Context, from, to int64) (int64, error)
 }
 
 // SnapshotRow is the snapshots table's row of a publication.
@@ -409,6 +422,92 @@ func (c *Core) commitBatch(ctx context.Context, b *salesrank.Batch, objs []sales
 		return 0, fmt.Errorf("commit: %w", err)
 	}
 	return id, nil
+}
+
+// ReplacePartials replaces every stored partial of hour by one row holding data, the merge
+// of them all (compaction: the sixty batches of an hour refreshed every minute become one
+// row). The row keeps the highest batch id it replaces, so it still sorts after nothing
+// newer. It fails if hour has no partials.
+//
+// It replaces the rows the hour holds when it runs, including any committed after the
+// caller read them to merge: only the one active ranker may compact, between its own
+// commits.
+func (c *Core) ReplacePartials(ctx context.Context, hour time.Time, data []byte) error {
+	if err := salesrank.CheckBucketStart(hour); err != nil {
+		return fmt.Errorf("replace partials: %w", err)
+	}
+	if err := c.replacePartials(ctx, hour, data); err != nil {
+		return fmt.Errorf("replace partials of %v: %w", hour.UTC(), err)
+	}
+	return nil
+}
+
+func (c *Core) replacePartials(ctx context.Context, hour time.Time, data []byte) error {
+	tx, err := c.backend.BeginWrite(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	h := hour.Unix()
+	last, ok, err := tx.LastBatchOf(ctx, h)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("the hour has no partials")
+	}
+	if _, err := tx.DeletePartials(ctx, h, h+1); err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	if err := tx.InsertPartials(ctx, last, []salesrank.HourPartial{{Hour: hour, Data: data}}); err != nil {
+		return fmt.Errorf("insert: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// DeletePartialsBefore deletes the partials of every hour before t, which have left the
+// window and its grace period, and returns how many rows it deleted. The manifest keeps
+// their objects: they stay taken.
+func (c *Core) DeletePartialsBefore(ctx context.Context, t time.Time) (int64, error) {
+	tx, err := c.backend.BeginWrite(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("delete partials before %v: begin: %w", t, err)
+	}
+	defer tx.Rollback()
+	n, err := tx.DeletePartials(ctx, math.MinInt64, CeilUnix(t))
+	if err != nil {
+		return 0, fmt.Errorf("delete partials before %v: %w", t, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("delete partials before %v: commit: %w", t, err)
+	}
+	return n, nil
+}
+
+// Current loads the current snapshot: its metadata and every category it covers, sorted by
+// category id, entries by rank. A covered category with no sales has empty, non-nil
+// Entries. It returns an error wrapping salesrank.ErrNoSnapshot if nothing was published.
+func (c *Core) Current(ctx context.Context) (*salesrank.Snapshot, error) {
+	return c.backend.Load(ctx, 0)
+}
+
+// Snapshot loads the stored snapshot with the given id, as Current does. It returns an
+// error wrapping salesrank.ErrNoSnapshot if there is none (never published, or pruned).
+func (c *Core) Snapshot(ctx context.Context, id int64) (*salesrank.Snapshot, error) {
+	if id <= 0 {
+		return nil, fmt.Errorf("snapshot %d: %w", id, salesrank.ErrNoSnapshot)
+	}
+	return c.backend.Load(ctx, id)
+}
+
+// PartialStats describes the stored partials, for reports and tests.
+type PartialStats struct {
+	Rows             int64
+	Bytes            int64     // total size of the blobs
+	MinHour, MaxHour time.Time // zero when there are no rows
 }
 
 // SetFailAt makes fn, if not nil, be called at each step of Publish and CommitBatch
