@@ -86,7 +86,6 @@ import (
 	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcp"
 
-	"github.com/salesrank/salesrank/internal/engine"
 	"github.com/salesrank/salesrank/internal/salelog"
 )
 
@@ -284,18 +283,4 @@ func etag(o *blob.ListObject) string {
 		return `"` + hex.EncodeToString(o.MD5) + `"`
 	}
 	return fmt.Sprintf(`W/"%x-%x"`, o.ModTime.UnixNano(), o.Size)
-}
-
-// List returns every log object in the bucket in key order, leaving out markers and
-// temporary files (see salelog.IsLogObject).
-func List(ctx context.Context, b *blob.Bucket) ([]engine.Object, error) {
-	objs, err := ListObjects(ctx, b)
-	if err != nil {
-		return nil, err
-	}
-	var out []engine.Object
-	for _, o := range objs {
-		out = append(out, engine.Object{Key: o.Key, Size: o.Size, ETag: o.ETag})
-	}
-	return out, nil
 }

@@ -369,10 +369,9 @@ func Bucket(interval time.Duration) time.Duration {
 
 // take counts one batch of new objects, commits it, and adds what falls in the window.
 func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain time.Time, bucket time.Duration, sum *Summary, log *slog.Logger) error {
-	eobjs := make([]engine.Object, len(objects))
+	eobjs := engineObjects(objects)
 	byKey := make(map[string]objstore.Object, len(objects))
-	for i, o := range objects {
-		eobjs[i] = engine.Object{Key: o.Key, Size: o.Size, ETag: o.ETag}
+	for _, o := range objects {
 		byKey[o.Key] = o
 	}
 	// Every sale from the retention on is kept, in the hour it was made: future hours too,

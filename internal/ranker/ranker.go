@@ -93,10 +93,11 @@ func (j *Job) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	}
 	w := salesrank.WindowEnding(cutoff)
 
-	objects, err := objstore.List(ctx, j.Logs)
+	listed, err := objstore.ListObjects(ctx, j.Logs)
 	if err != nil {
 		return nil, err
 	}
+	objects := engineObjects(listed)
 	log.Debug("listed logs", "objects", len(objects))
 	res, err := j.Engine.Count(ctx, j.Logs, objects, engine.Spec{Window: w, Top: top})
 	if err != nil {
@@ -146,4 +147,13 @@ func (j *Job) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		s.LinesPerSecond = float64(s.LinesRead) / s.Seconds
 	}
 	return s, nil
+}
+
+// engineObjects returns listed objects as an engine counts them.
+func engineObjects(listed []objstore.Object) []engine.Object {
+	out := make([]engine.Object, len(listed))
+	for i, o := range listed {
+		out[i] = engine.Object{Key: o.Key, Size: o.Size, ETag: o.ETag}
+	}
+	return out
 }
