@@ -17,6 +17,7 @@ import (
 	"github.com/salesrank/salesrank/internal/engine"
 	"github.com/salesrank/salesrank/internal/objstore"
 	"github.com/salesrank/salesrank/internal/partial"
+	"github.com/salesrank/salesrank/internal/window"
 )
 
 // Store is what the incremental ranker keeps in the database: the manifest of objects taken,
@@ -58,7 +59,7 @@ const (
 // publishes. Its work follows the new data and the hours that moved, not the week.
 //
 // A Ranker keeps the window in memory between runs; the first run of a process rebuilds it
-// from the stored partial sums. Only one Ranker may run against a store at a time (see
+// from the stored partial sums (package window). Only one Ranker may run against a store at a time (see
 // package lock); if two race anyway, the store refuses the second commit of an object.
 type Ranker struct {
 	Logs          *blob.Bucket
@@ -74,62 +75,7 @@ type Ranker struct {
 	loaded   bool
 	manifest map[string]salesrank.TakenObject
 	known    map[int32]struct{}
-	window   *engine.Counts // units per key over [at − 7 days, at)
-	at       time.Time      // the cutoff window stands for; zero until built
-
-	// lists rank window between runs; nil until built, and whenever the window is
-	// rebuilt. changed holds the keys whose totals moved since the lists were last brought
-	// up to date, unless there are too many to be worth it (changedAll): see track.
-	lists      *salesrank.TopLists
-	changed    []salesrank.Key
-	changedAll bool
-}
-
-// minTracked is how many changed keys are always worth updating the lists from, however
-// small the window: tiny windows (tests, a new system) still take the incremental path.
-const minTracked = 4096
-
-// trackedFraction bounds the changed keys tracked to a fraction of the window's keys;
-// beyond it the lists are built from scratch. At the seed's scale (11.3 M keys) a
-// 1-minute step changes 46 k keys and updates in 15 ms, against 0.3 s for a build; an
-// hourly step changes some 2 M keys and is rebuilt.
-const trackedFraction = 16
-
-// track records that the total of a key changed, for the next update of the lists.
-func (r *Ranker) track(cat int32, product int64) {
-	if r.lists == nil || r.changedAll {
-		return
-	}
-	if len(r.changed) >= max(minTracked, r.window.Len()/trackedFraction) {
-		r.changed, r.changedAll = nil, true // cheaper to build the lists again
-		return
-	}
-	r.changed = append(r.changed, salesrank.Key{CategoryID: cat, ProductID: product})
-}
-
-// forgetLists drops the ranking kept between runs, so that the next is built from scratch:
-// when the window is rebuilt, or was left half moved.
-func (r *Ranker) forgetLists() {
-	r.lists, r.changed, r.changedAll = nil, nil, false
-}
-
-// rank brings the lists up to date with the window and returns the rankings of every
-// known category: from the keys that changed since the last run when the lists are kept,
-// from scratch otherwise.
-func (r *Ranker) rank(top int, known []int32, sum *Summary) []salesrank.Ranking {
-	parts := r.window.Shards(runtime.GOMAXPROCS(0))
-	if r.lists == nil || r.lists.Top() != top || r.changedAll {
-		r.lists = &salesrank.TopLists{}
-		r.lists.Build(parts, top)
-		sum.RankedFromScratch = true
-	} else {
-		sum.ChangedKeys = len(r.changed)
-		sum.RescannedCategories = r.lists.Update(parts, r.changed, func(k salesrank.Key) int64 {
-			return r.window.Get(k.CategoryID, k.ProductID)
-		})
-	}
-	r.changed, r.changedAll = r.changed[:0], false
-	return r.lists.Rankings(known)
+	window   window.Window
 }
 
 // Run takes new objects and publishes the snapshot for the cutoff of now.
@@ -162,7 +108,13 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	// Move the window first, from what is already committed; new batches are then added
 	// to it as they commit, so nothing is added twice.
 	log.Debug("moving window", "cutoff", cutoff)
-	if err := r.moveWindow(ctx, cutoff, bucket, sum); err != nil {
+	var ws window.Stats
+	err = r.window.Move(ctx, cutoff, bucket, func(ctx context.Context, from, to time.Time, fn func(time.Time, []byte) error) error {
+		ctx, cancel := r.dbContext(ctx)
+		defer cancel()
+		return r.Store.Partials(ctx, from, to, fn)
+	}, &ws)
+	if err != nil {
 		return nil, err
 	}
 	counted := time.Now()
@@ -183,8 +135,10 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		Window:   w,
 		Interval: interval,
 		Top:      top,
-		Rankings: r.rank(top, known, sum),
+		Rankings: r.window.Rank(top, known, &ws),
 	}
+	sum.WindowRebuilt, sum.PartialsRead = ws.Rebuilt, ws.PartialsRead
+	sum.RankedFromScratch, sum.ChangedKeys, sum.RescannedCategories = ws.RankedFromScratch, ws.ChangedKeys, ws.RescannedCategories
 	sum.RankSeconds = time.Since(ranked).Seconds()
 	published := time.Now()
 	log.Debug("publishing snapshot", "cutoff", w.End)
@@ -283,73 +237,6 @@ func (r *Ranker) batchLen(objects []objstore.Object, bucket time.Duration) int {
 	return len(objects)
 }
 
-// moveWindow makes the in-memory window stand for cutoff: by adding the hours that entered
-// it and subtracting those that left when it moves forward by less than a week, and by
-// rebuilding it from the stored partial sums otherwise (first run, a backfill, downtime of a
-// week or more).
-func (r *Ranker) moveWindow(ctx context.Context, cutoff time.Time, bucket time.Duration, sum *Summary) error {
-	if r.window != nil && r.at.Equal(cutoff) {
-		return nil
-	}
-	if r.window == nil || cutoff.Before(r.at) || !cutoff.Before(r.at.Add(salesrank.WindowLength)) {
-		r.window, r.at = &engine.Counts{}, time.Time{}
-		r.forgetLists()
-		sum.WindowRebuilt = true
-		if err := r.apply(ctx, cutoff.Add(-salesrank.WindowLength), cutoff, +1, bucket, sum); err != nil {
-			return err
-		}
-		r.at = cutoff
-		return nil
-	}
-	// Forward by less than a week: [at−7d, cutoff−7d) left, [at, cutoff) entered.
-	if err := r.apply(ctx, r.at.Add(-salesrank.WindowLength), cutoff.Add(-salesrank.WindowLength), -1, bucket, sum); err != nil {
-		r.window, r.at = nil, time.Time{} // half moved: rebuild next time
-		r.forgetLists()
-		return err
-	}
-	if err := r.apply(ctx, r.at, cutoff, +1, bucket, sum); err != nil {
-		r.window, r.at = nil, time.Time{}
-		r.forgetLists()
-		return err
-	}
-	r.at = cutoff
-	return nil
-}
-
-// apply adds (sign +1) or subtracts (−1) every stored partial of the buckets in [from, to).
-// A stored bucket must divide this ranker's bucket: coarser ones would straddle the edges of
-// its windows. Each blob is checked whole before any of it is applied (partial.Decode).
-func (r *Ranker) apply(ctx context.Context, from, to time.Time, sign int64, bucket time.Duration, sum *Summary) error {
-	ctx, cancel := r.dbContext(ctx)
-	defer cancel()
-	return r.Store.Partials(ctx, from, to, func(start time.Time, data []byte) error {
-		sum.PartialsRead++
-		_, stored, err := partial.Len(data)
-		if err != nil {
-			return fmt.Errorf("partial sums of %s: %w", start.Format(time.RFC3339), err)
-		}
-		if bucket%stored != 0 {
-			return fmt.Errorf("partial sums of %s are kept per %v, too coarse for cutoffs every %v: keep the interval a multiple of %v, or rank into a new database", start.Format(time.RFC3339), stored, bucket, stored)
-		}
-		if sign < 0 {
-			_, err = partial.Decode(data, func(e partial.Entry) {
-				r.window.Add(e.CategoryID, e.ProductID, -e.Units)
-				r.track(e.CategoryID, e.ProductID)
-			})
-			return err
-		}
-		// Adding is batched: a rebuild adds tens of millions of entries, each a likely
-		// cache miss in a table of hundreds of megabytes.
-		var b engine.Batch
-		_, err = partial.Decode(data, func(e partial.Entry) {
-			r.window.Push(&b, 0, e.CategoryID, e.ProductID, e.Units)
-			r.track(e.CategoryID, e.ProductID)
-		})
-		r.window.AddBatch(&b)
-		return err
-	})
-}
-
 // dbContext returns ctx bounded by the ranker's DBTimeout, for one database step.
 func (r *Ranker) dbContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, cmp.Or(r.DBTimeout, DefaultDBTimeout))
@@ -434,16 +321,7 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	}
 
 	// The window [at − 7d, at) gains what the batch sold in it.
-	secs := int64(bucket / time.Second)
-	lo, hi := uint32(r.at.Add(-salesrank.WindowLength).Unix()/secs), uint32(r.at.Unix()/secs)
-	var wb engine.Batch
-	res.Totals.Each(func(hour uint32, cat int32, product int64, units int64) {
-		if hour >= lo && hour < hi {
-			r.window.Push(&wb, 0, cat, product, units)
-			r.track(cat, product)
-		}
-	})
-	r.window.AddBatch(&wb)
+	r.window.Add(res.Totals, bucket)
 	return nil
 }
 

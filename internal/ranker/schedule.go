@@ -108,6 +108,6 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 // Reset forgets what the ranker holds in memory, so its next run starts from the store.
 func (r *Ranker) Reset() {
-	r.loaded, r.window, r.at = false, nil, time.Time{}
-	r.forgetLists()
+	r.loaded = false
+	r.window.Reset()
 }

@@ -1,0 +1,191 @@
+// Package window is the ranking week in memory: the units of every (category, product)
+// over [cutoff − 7 days, cutoff), moved forward by adding the buckets of partial sums that
+// enter it and subtracting those that leave, and ranked from the keys whose totals changed
+// since the last ranking rather than from every key.
+//
+// A Window is built from the stored partial sums the first time (or after a backfill, or a
+// week of downtime), then moved: its work follows the buckets that moved and the new
+// batches, not the week.
+package window
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/partial"
+)
+
+// Partials calls fn with every stored partial sum of the buckets that start in [from, to),
+// as a store's Partials does.
+type Partials func(ctx context.Context, from, to time.Time, fn func(start time.Time, data []byte) error) error
+
+// Stats is what moving and ranking a window did.
+type Stats struct {
+	Rebuilt             bool // Move rebuilt it from every stored partial of the week
+	PartialsRead        int  // stored partials Move read
+	RankedFromScratch   bool // Rank built the lists from every key
+	ChangedKeys         int  // else, the keys Rank updated the lists from
+	RescannedCategories int  // categories whose list Rank had to rebuild
+}
+
+// Window is the week's totals and the top lists ranked from them. The zero value is an
+// empty window, built on the first Move.
+type Window struct {
+	counts *engine.Counts // units per key over [at − 7 days, at)
+	at     time.Time      // the cutoff counts stand for; zero until built
+
+	// lists rank counts between runs; nil until built, and whenever the window is
+	// rebuilt. changed holds the keys whose totals moved since the lists were last brought
+	// up to date, unless there are too many to be worth it (changedAll): see track.
+	lists      *salesrank.TopLists
+	changed    []salesrank.Key
+	changedAll bool
+}
+
+// minTracked is how many changed keys are always worth updating the lists from, however
+// small the window: tiny windows (tests, a new system) still take the incremental path.
+const minTracked = 4096
+
+// trackedFraction bounds the changed keys tracked to a fraction of the window's keys;
+// beyond it the lists are built from scratch. At the seed's scale (11.3 M keys) a
+// 1-minute step changes 46 k keys and updates in 15 ms, against 0.3 s for a build; an
+// hourly step changes some 2 M keys and is rebuilt.
+const trackedFraction = 16
+
+// Len returns how many keys the window holds.
+func (w *Window) Len() int {
+	if w.counts == nil {
+		return 0
+	}
+	return w.counts.Len()
+}
+
+// Reset empties the window: the next Move rebuilds it from the stored partials.
+func (w *Window) Reset() {
+	*w = Window{}
+}
+
+// Move makes the window stand for cutoff: by adding the buckets that entered it and
+// subtracting those that left when it moves forward by less than a week, and by rebuilding
+// it from the stored partial sums otherwise (first run, a backfill, downtime of a week or
+// more). bucket is the length of this ranker's buckets. A move that fails half-way leaves
+// the window empty, to be rebuilt.
+func (w *Window) Move(ctx context.Context, cutoff time.Time, bucket time.Duration, read Partials, st *Stats) error {
+	if w.counts != nil && w.at.Equal(cutoff) {
+		return nil
+	}
+	if w.counts == nil || cutoff.Before(w.at) || !cutoff.Before(w.at.Add(salesrank.WindowLength)) {
+		w.Reset()
+		w.counts = &engine.Counts{}
+		st.Rebuilt = true
+		if err := w.apply(ctx, cutoff.Add(-salesrank.WindowLength), cutoff, +1, bucket, read, st); err != nil {
+			w.Reset()
+			return err
+		}
+		w.at = cutoff
+		return nil
+	}
+	// Forward by less than a week: [at−7d, cutoff−7d) left, [at, cutoff) entered.
+	if err := w.apply(ctx, w.at.Add(-salesrank.WindowLength), cutoff.Add(-salesrank.WindowLength), -1, bucket, read, st); err != nil {
+		w.Reset() // half moved: rebuild next time
+		return err
+	}
+	if err := w.apply(ctx, w.at, cutoff, +1, bucket, read, st); err != nil {
+		w.Reset()
+		return err
+	}
+	w.at = cutoff
+	return nil
+}
+
+// apply adds (sign +1) or subtracts (−1) every stored partial of the buckets in [from, to).
+// A stored bucket must divide this ranker's bucket: coarser ones would straddle the edges of
+// its windows. Each blob is checked whole before any of it is applied (partial.Decode).
+func (w *Window) apply(ctx context.Context, from, to time.Time, sign int64, bucket time.Duration, read Partials, st *Stats) error {
+	return read(ctx, from, to, func(start time.Time, data []byte) error {
+		st.PartialsRead++
+		_, stored, err := partial.Len(data)
+		if err != nil {
+			return fmt.Errorf("partial sums of %s: %w", start.Format(time.RFC3339), err)
+		}
+		if bucket%stored != 0 {
+			return fmt.Errorf("partial sums of %s are kept per %v, too coarse for cutoffs every %v: keep the interval a multiple of %v, or rank into a new database", start.Format(time.RFC3339), stored, bucket, stored)
+		}
+		if sign < 0 {
+			_, err = partial.Decode(data, func(e partial.Entry) {
+				w.counts.Add(e.CategoryID, e.ProductID, -e.Units)
+				w.track(e.CategoryID, e.ProductID)
+			})
+			return err
+		}
+		// Adding is batched: a rebuild adds tens of millions of entries, each a likely
+		// cache miss in a table of hundreds of megabytes.
+		var b engine.Batch
+		_, err = partial.Decode(data, func(e partial.Entry) {
+			w.counts.Push(&b, 0, e.CategoryID, e.ProductID, e.Units)
+			w.track(e.CategoryID, e.ProductID)
+		})
+		w.counts.AddBatch(&b)
+		return err
+	})
+}
+
+// Add adds a new batch's sums, keyed by bucket of sale time (buckets of length bucket), to
+// the window: the ones that fall in it. The window must have been moved to its cutoff.
+func (w *Window) Add(totals *engine.Counts, bucket time.Duration) {
+	secs := int64(bucket / time.Second)
+	lo, hi := uint32(w.at.Add(-salesrank.WindowLength).Unix()/secs), uint32(w.at.Unix()/secs)
+	var b engine.Batch
+	totals.Each(func(start uint32, cat int32, product int64, units int64) {
+		if start >= lo && start < hi {
+			w.counts.Push(&b, 0, cat, product, units)
+			w.track(cat, product)
+		}
+	})
+	w.counts.AddBatch(&b)
+}
+
+// Compact drops the keys whose totals fell to zero.
+func (w *Window) Compact() {
+	if w.counts != nil {
+		w.counts.Compact()
+	}
+}
+
+// track records that the total of a key changed, for the next update of the lists.
+func (w *Window) track(cat int32, product int64) {
+	if w.lists == nil || w.changedAll {
+		return
+	}
+	if len(w.changed) >= max(minTracked, w.counts.Len()/trackedFraction) {
+		w.changed, w.changedAll = nil, true // cheaper to build the lists again
+		return
+	}
+	w.changed = append(w.changed, salesrank.Key{CategoryID: cat, ProductID: product})
+}
+
+// Rank brings the lists up to date with the window and returns the rankings of every
+// known category: from the keys that changed since the last ranking when the lists are
+// kept, from scratch otherwise.
+func (w *Window) Rank(top int, known []int32, st *Stats) []salesrank.Ranking {
+	if w.counts == nil {
+		w.counts = &engine.Counts{}
+	}
+	parts := w.counts.Shards(runtime.GOMAXPROCS(0))
+	if w.lists == nil || w.lists.Top() != top || w.changedAll {
+		w.lists = &salesrank.TopLists{}
+		w.lists.Build(parts, top)
+		st.RankedFromScratch = true
+	} else {
+		st.ChangedKeys = len(w.changed)
+		st.RescannedCategories = w.lists.Update(parts, w.changed, func(k salesrank.Key) int64 {
+			return w.counts.Get(k.CategoryID, k.ProductID)
+		})
+	}
+	w.changed, w.changedAll = w.changed[:0], false
+	return w.lists.Rankings(known)
+}
