@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/delta"
+	"github.com/salesrank/salesrank/internal/sharedrows"
 )
 
 // Load reads snapshot id, or the current one if id is 0 (for store.Core's Current and
@@ -92,7 +92,7 @@ func (db *DB) Load(ctx context.Context, id int64) (*salesrank.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %d: sales_rank: %w", s.ID, err)
 	}
-	asm := delta.NewAssembler(&s, cats, int(nEntries))
+	asm := sharedrows.NewAssembler(&s, cats, int(nEntries))
 	var (
 		e salesrank.Entry
 		c int32

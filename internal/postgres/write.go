@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/delta"
+	"github.com/salesrank/salesrank/internal/sharedrows"
 	"github.com/salesrank/salesrank/internal/store"
 )
 
@@ -55,14 +55,14 @@ func (w *writeTx) LatestSnapshot(ctx context.Context) (int64, error) {
 	return id, err
 }
 
-func (w *writeTx) OpenRows(ctx context.Context) ([]delta.Row, error) {
+func (w *writeTx) OpenRows(ctx context.Context) ([]sharedrows.Row, error) {
 	rows, err := w.tx.Query(ctx, `SELECT id, category_id, product_id, total_sold FROM sales_rank
 		WHERE last_snapshot_id = $1`, int64(openEnd))
 	if err != nil {
 		return nil, err
 	}
-	var all []delta.Row
-	var r delta.Row
+	var all []sharedrows.Row
+	var r sharedrows.Row
 	_, err = pgx.ForEachRow(rows, []any{&r.ID, &r.Category, &r.ProductID, &r.TotalSold}, func() error {
 		all = append(all, r)
 		return nil
@@ -93,7 +93,7 @@ func (w *writeTx) UpsertProducts(ctx context.Context, products []int64, at int64
 	return upsertIDs(ctx, w.tx, "products", products, at)
 }
 
-func (w *writeTx) CloseRows(ctx context.Context, rows []delta.Row, prev int64) error {
+func (w *writeTx) CloseRows(ctx context.Context, rows []sharedrows.Row, prev int64) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -116,7 +116,7 @@ func (w *writeTx) ReserveRowIDs(ctx context.Context, n int) (int64, error) {
 	return last - int64(n), err
 }
 
-func (w *writeTx) InsertRows(ctx context.Context, rows []delta.Row, snapshot int64) error {
+func (w *writeTx) InsertRows(ctx context.Context, rows []sharedrows.Row, snapshot int64) error {
 	_, err := copyFrom(ctx, w.tx, len(rows), pgx.Identifier{"sales_rank"},
 		[]string{"id", "category_id", "product_id", "total_sold", "first_snapshot_id", "last_snapshot_id"},
 		copyRows(len(rows), 6, func(row []any, i int) {

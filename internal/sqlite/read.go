@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/delta"
+	"github.com/salesrank/salesrank/internal/sharedrows"
 )
 
 // currentSQL picks the current snapshot: the latest cutoff, then the latest publication, so
@@ -89,7 +89,7 @@ func (db *DB) Load(ctx context.Context, id int64) (*salesrank.Snapshot, error) {
 		return nil, fmt.Errorf("snapshot %d: sales_rank: %w", s.ID, err)
 	}
 	defer rows.Close()
-	asm := delta.NewAssembler(&s, cats, nEntries)
+	asm := sharedrows.NewAssembler(&s, cats, nEntries)
 	for rows.Next() {
 		var (
 			e salesrank.Entry

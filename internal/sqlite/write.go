@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/delta"
+	"github.com/salesrank/salesrank/internal/sharedrows"
 	"github.com/salesrank/salesrank/internal/store"
 )
 
@@ -46,16 +46,16 @@ func (w *writeTx) LatestSnapshot(ctx context.Context) (int64, error) {
 	return id, err
 }
 
-func (w *writeTx) OpenRows(ctx context.Context) ([]delta.Row, error) {
+func (w *writeTx) OpenRows(ctx context.Context) ([]sharedrows.Row, error) {
 	rows, err := w.tx.QueryContext(ctx, `SELECT id, category_id, product_id, total_sold FROM sales_rank
 		WHERE last_snapshot_id = ?`, openEnd)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var all []delta.Row
+	var all []sharedrows.Row
 	for rows.Next() {
-		var r delta.Row
+		var r sharedrows.Row
 		if err := rows.Scan(&r.ID, &r.Category, &r.ProductID, &r.TotalSold); err != nil {
 			return nil, err
 		}
@@ -93,12 +93,12 @@ func (w *writeTx) UpsertProducts(ctx context.Context, products []int64, at int64
 // CloseRows finds each row by its key, the table being clustered on it (see migration
 // 0003), one prepared statement a row in key order: at 8k rows a publication, 40% cheaper
 // than IN (VALUES …) lists, whose rows SQLite first sorts into a temporary index.
-func (w *writeTx) CloseRows(ctx context.Context, rows []delta.Row, prev int64) error {
+func (w *writeTx) CloseRows(ctx context.Context, rows []sharedrows.Row, prev int64) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	byKey := slices.Clone(rows)
-	slices.SortFunc(byKey, func(a, b delta.Row) int {
+	slices.SortFunc(byKey, func(a, b sharedrows.Row) int {
 		return cmp.Or(cmp.Compare(a.Category, b.Category), cmp.Compare(b.TotalSold, a.TotalSold), cmp.Compare(a.ProductID, b.ProductID))
 	})
 	stmt, err := w.tx.PrepareContext(ctx, `UPDATE sales_rank SET last_snapshot_id = ?
@@ -132,7 +132,7 @@ func (w *writeTx) ReserveRowIDs(ctx context.Context, n int) (int64, error) {
 	return base, err
 }
 
-func (w *writeTx) InsertRows(ctx context.Context, rows []delta.Row, snapshot int64) error {
+func (w *writeTx) InsertRows(ctx context.Context, rows []sharedrows.Row, snapshot int64) error {
 	return execRows(ctx, w.tx,
 		"INSERT INTO sales_rank (id, category_id, product_id, total_sold, first_snapshot_id, last_snapshot_id) VALUES", "",
 		6, len(rows), func(args []any, i int) []any {

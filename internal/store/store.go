@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/delta"
+	"github.com/salesrank/salesrank/internal/sharedrows"
 )
 
 // DefaultKeep is how many snapshots a store keeps: the current one and two before it, so
@@ -60,7 +60,7 @@ type Tx interface {
 	// LatestSnapshot returns the id of the latest publication, or 0.
 	LatestSnapshot(ctx context.Context) (int64, error)
 	// OpenRows reads the rows that are still open (valid in the latest publication).
-	OpenRows(ctx context.Context) ([]delta.Row, error)
+	OpenRows(ctx context.Context) ([]sharedrows.Row, error)
 	// InsertSnapshot inserts the snapshot's row and returns its id.
 	InsertSnapshot(ctx context.Context, s SnapshotRow) (int64, error)
 	// UpsertCategories records cats, each with first_seen_at at unless already there.
@@ -70,11 +70,11 @@ type Tx interface {
 	// UpsertProducts records products, each with first_seen_at at unless already there.
 	UpsertProducts(ctx context.Context, products []int64, at int64) error
 	// CloseRows ends rows, which are open, at snapshot prev.
-	CloseRows(ctx context.Context, rows []delta.Row, prev int64) error
+	CloseRows(ctx context.Context, rows []sharedrows.Row, prev int64) error
 	// ReserveRowIDs reserves n new sales_rank ids, which are base+1 … base+n.
 	ReserveRowIDs(ctx context.Context, n int) (base int64, err error)
 	// InsertRows inserts rows, numbered, open from snapshot on.
-	InsertRows(ctx context.Context, rows []delta.Row, snapshot int64) error
+	InsertRows(ctx context.Context, rows []sharedrows.Row, snapshot int64) error
 	// InsertRejects puts rejects in the quarantine, owned by a snapshot or a batch.
 	InsertRejects(ctx context.Context, owner Owner, rejects []salesrank.Reject, at int64) error
 	// Prunable returns, sorted, the ids of the snapshots beyond the keep latest cutoffs,
@@ -145,10 +145,10 @@ type Core struct {
 	products   map[int64]struct{}
 
 	// open is the rows of this handle's latest publication, which the next one is compared
-	// with (see package delta). Publish trusts it only if that publication is still the
+	// with (see package sharedrows). Publish trusts it only if that publication is still the
 	// latest in the database, and reads the open rows back otherwise.
 	openMu sync.Mutex
-	open   *delta.Open
+	open   *sharedrows.Open
 }
 
 // New returns a Core that writes through b and keeps DefaultKeep snapshots.
@@ -161,7 +161,7 @@ func New(b Backend) *Core {
 //
 // In the same transaction it records every category in known and every ranked category
 // (known ones with no sales come back from Current with empty entries), the ranked
-// products, the sales_rank rows that changed since the latest publication (package delta: a
+// products, the sales_rank rows that changed since the latest publication (package sharedrows: a
 // row whose product and total stay the same is shared, id and all), and rejects in the
 // quarantine; then it prunes all but the Keep snapshots with the latest cutoffs. A backfill
 // whose cutoff is older than all of those is therefore pruned at once; its rejects stay.
@@ -202,7 +202,7 @@ func (c *Core) Publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	if err != nil {
 		return 0, fmt.Errorf("publish: read open sales_rank rows: %w", err)
 	}
-	plan := delta.Diff(open, snap)
+	plan := sharedrows.Diff(open, snap)
 	// Only new rows can name a product the table lacks.
 	products := plan.NewProducts()
 	c.productsMu.Lock()
@@ -292,7 +292,7 @@ func (c *Core) Publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 
 // openRows returns the open rows, which belong to snapshot prev (the latest publication):
 // from memory if this handle made that publication, else read back from the database.
-func (c *Core) openRows(ctx context.Context, tx Tx, prev int64) (*delta.Open, error) {
+func (c *Core) openRows(ctx context.Context, tx Tx, prev int64) (*sharedrows.Open, error) {
 	c.openMu.Lock()
 	o := c.open
 	c.openMu.Unlock()
@@ -303,7 +303,7 @@ func (c *Core) openRows(ctx context.Context, tx Tx, prev int64) (*delta.Open, er
 	if err != nil {
 		return nil, err
 	}
-	return delta.NewOpen(prev, rows), nil
+	return sharedrows.NewOpen(prev, rows), nil
 }
 
 // prune deletes all but the Keep snapshots with the latest cutoffs, and the closed rows that

@@ -1,4 +1,4 @@
-// Package delta works out how the sales_rank rows of the latest publication change into
+// Package sharedrows works out how the sales_rank rows of the latest publication change into
 // those of the next one, so that a store writes only what changed.
 //
 // Both stores keep a sales_rank row for as long as it stays true: a row (category, product,
@@ -12,7 +12,7 @@
 // A row carries no rank: the rank is its position in the category's rows ordered by total
 // descending, then product id ascending, which is the ranking's own order. Storing it would
 // make every row below a product that moved up change too.
-package delta
+package sharedrows
 
 import (
 	"cmp"

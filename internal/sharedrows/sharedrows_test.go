@@ -1,4 +1,4 @@
-package delta
+package sharedrows
 
 import (
 	"math/rand/v2"
