@@ -33,7 +33,7 @@ import (
 
 // query is the one query per request: the current snapshot's rows of a category, in rank
 // order, the default page. The rows of the latest publication are the open ones
-// (last_snapshot_id at its maximum, see internal/delta), in ranking order in the index
+// (last_snapshot_id at its maximum, see internal/sharedrows), in ranking order in the index
 // sales_rank_by_last; the latest publication is the current snapshot unless a backfill of an
 // older cutoff was published last, which the benchmark never does.
 const query = `SELECT id, product_id, total_sold FROM sales_rank
