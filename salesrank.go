@@ -378,22 +378,22 @@ type TakenObject struct {
 	TakenAt       time.Time
 }
 
-// HourPartial is the encoded partial sums (units per category and product) of one bucket of
+// Partial is the encoded partial sums (units per category and product) of one bucket of
 // sales time from one batch of objects. A bucket is an hour, or the refresh interval when
 // that is shorter (a 1-minute refresh keeps minute buckets), so that every window
 // [cutoff − 7 days, cutoff) is a union of whole buckets and the ranking stays exact. The
 // store keeps the data opaque; package partial encodes it.
-type HourPartial struct {
-	Hour time.Time // the bucket's first second, UTC
-	Data []byte
+type Partial struct {
+	Start time.Time // the bucket's first second, UTC
+	Data  []byte
 }
 
 // Batch is what taking a set of objects contributes, committed atomically: the manifest
-// entries, the hourly partial sums, the quarantined lines and the categories named.
+// entries, the partial sums per bucket, the quarantined lines and the categories named.
 type Batch struct {
 	ID         int64 // set by the store
 	Objects    []TakenObject
-	Partials   []HourPartial
+	Partials   []Partial
 	Rejects    []Reject
 	Categories []int32
 }

@@ -87,13 +87,13 @@ func (b *Batch) Validate() error {
 	}
 	hours := make(map[int64]bool, len(b.Partials))
 	for _, p := range b.Partials {
-		if err := CheckBucketStart(p.Hour); err != nil {
+		if err := CheckBucketStart(p.Start); err != nil {
 			return fmt.Errorf("partial: %w", err)
 		}
-		if hours[p.Hour.Unix()] {
-			return fmt.Errorf("partial of %v: hour named twice in one batch", p.Hour.UTC())
+		if hours[p.Start.Unix()] {
+			return fmt.Errorf("partial of %v: hour named twice in one batch", p.Start.UTC())
 		}
-		hours[p.Hour.Unix()] = true
+		hours[p.Start.Unix()] = true
 	}
 	for _, c := range b.Categories {
 		if c < 0 {

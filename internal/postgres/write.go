@@ -212,10 +212,10 @@ func (w *writeTx) InsertObjects(ctx context.Context, batch int64, objs []salesra
 
 // InsertPartials COPYs the partials: COPY sends rows in chunks as it encodes them, so a
 // batch of large partials is never held encoded all at once.
-func (w *writeTx) InsertPartials(ctx context.Context, batch int64, parts []salesrank.HourPartial) error {
+func (w *writeTx) InsertPartials(ctx context.Context, batch int64, parts []salesrank.Partial) error {
 	_, err := copyFrom(ctx, w.tx, len(parts), pgx.Identifier{"partials"}, []string{"hour", "batch_id", "data"},
 		copyRows(len(parts), 3, func(row []any, i int) {
-			row[0], row[1], row[2] = parts[i].Hour.Unix(), batch, store.Blob(parts[i].Data)
+			row[0], row[1], row[2] = parts[i].Start.Unix(), batch, store.Blob(parts[i].Data)
 		}))
 	return err
 }

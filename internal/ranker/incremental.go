@@ -21,7 +21,7 @@ import (
 )
 
 // Store is what the incremental ranker keeps in the database: the manifest of objects taken,
-// their hourly partial sums (committed together, so a sale is counted exactly once whatever
+// their partial sums per bucket of sale time (committed together, so a sale is counted exactly once whatever
 // fails and when), the known categories and the published snapshots.
 type Store interface {
 	Publisher
@@ -34,7 +34,7 @@ type Store interface {
 
 // Defaults of the incremental ranker.
 const (
-	// DefaultGrace is how long hourly partial sums are kept past the window: late objects
+	// DefaultGrace is how long partial sums are kept past the window: late objects
 	// for hours up to a day before the window still land somewhere, and a backfill
 	// (rank --once --now EARLIER) may go back that far.
 	DefaultGrace = 24 * time.Hour
@@ -54,7 +54,7 @@ const (
 )
 
 // Ranker ranks incrementally: each run takes only the objects it has not taken before,
-// commits their hourly partial sums with their manifest entries in one transaction, moves
+// commits their partial sums (per bucket: an hour, or a minute for a 1-minute refresh) with their manifest entries in one transaction, moves
 // the window by adding the hours that entered it and subtracting the hours that left, and
 // publishes. Its work follows the new data and the hours that moved, not the week.
 //
@@ -328,23 +328,23 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 // encodeBuckets splits bucket-keyed counts into one encoded partial per bucket. Buckets are
 // sorted and encoded on every core: on a first run over a week, encoding is a quarter of
 // the work, most of it sorting.
-func encodeBuckets(c *engine.Counts, bucket time.Duration) ([]salesrank.HourPartial, error) {
+func encodeBuckets(c *engine.Counts, bucket time.Duration) ([]salesrank.Partial, error) {
 	byBucket := map[uint32][]partial.Entry{}
 	c.Each(func(b uint32, cat int32, product int64, units int64) {
 		byBucket[b] = append(byBucket[b], partial.Entry{CategoryID: cat, ProductID: product, Units: units})
 	})
-	out := make([]salesrank.HourPartial, 0, len(byBucket))
+	out := make([]salesrank.Partial, 0, len(byBucket))
 	for b := range byBucket {
-		out = append(out, salesrank.HourPartial{Hour: time.Unix(int64(b)*int64(bucket/time.Second), 0).UTC()})
+		out = append(out, salesrank.Partial{Start: time.Unix(int64(b)*int64(bucket/time.Second), 0).UTC()})
 	}
-	slices.SortFunc(out, func(a, b salesrank.HourPartial) int { return a.Hour.Compare(b.Hour) })
+	slices.SortFunc(out, func(a, b salesrank.Partial) int { return a.Start.Compare(b.Start) })
 	errs := make([]error, len(out))
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(out)) {
 		wg.Go(func() {
 			for i := range next {
-				b := uint32(out[i].Hour.Unix() / int64(bucket/time.Second))
+				b := uint32(out[i].Start.Unix() / int64(bucket/time.Second))
 				out[i].Data, errs[i] = partial.Encode(nil, bucket, byBucket[b])
 			}
 		})

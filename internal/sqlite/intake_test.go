@@ -25,7 +25,7 @@ var hour0 = time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
 
 func smallBatch(keys ...string) *salesrank.Batch {
 	b := &salesrank.Batch{
-		Partials:   []salesrank.HourPartial{{Hour: hour0, Data: []byte("p")}},
+		Partials:   []salesrank.Partial{{Start: hour0, Data: []byte("p")}},
 		Categories: []int32{42},
 	}
 	for _, k := range keys {
@@ -96,9 +96,9 @@ func TestPartialStats(t *testing.T) {
 		t.Errorf("PartialStats of an empty store = %+v, %v; want zero", s, err)
 	}
 	b1 := smallBatch("a")
-	b1.Partials = []salesrank.HourPartial{{Hour: hour0, Data: make([]byte, 1000)}, {Hour: hour0.Add(-5 * time.Hour), Data: nil}}
+	b1.Partials = []salesrank.Partial{{Start: hour0, Data: make([]byte, 1000)}, {Start: hour0.Add(-5 * time.Hour), Data: nil}}
 	b2 := smallBatch("b")
-	b2.Partials = []salesrank.HourPartial{{Hour: hour0, Data: make([]byte, 24)}, {Hour: hour0.Add(3 * time.Hour), Data: []byte("xyz")}}
+	b2.Partials = []salesrank.Partial{{Start: hour0, Data: make([]byte, 24)}, {Start: hour0.Add(3 * time.Hour), Data: []byte("xyz")}}
 	for _, b := range []*salesrank.Batch{b1, b2} {
 		if err := db.CommitBatch(ctx, b); err != nil {
 			t.Fatal(err)
@@ -145,7 +145,7 @@ func BenchmarkCommitBatch(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for i := 0; b.Loop(); i++ {
 		batch := &salesrank.Batch{
-			Partials:   []salesrank.HourPartial{{Hour: hour0.Add(time.Duration(i) * time.Hour), Data: data}},
+			Partials:   []salesrank.Partial{{Start: hour0.Add(time.Duration(i) * time.Hour), Data: data}},
 			Categories: []int32{1, 2, 3},
 		}
 		for j := range 10 {
@@ -166,7 +166,7 @@ func BenchmarkPartials(b *testing.B) {
 	for h := range 168 {
 		batch := &salesrank.Batch{
 			Objects:  []salesrank.TakenObject{{Key: fmt.Sprint(h)}},
-			Partials: []salesrank.HourPartial{{Hour: hour0.Add(time.Duration(h) * time.Hour), Data: data}},
+			Partials: []salesrank.Partial{{Start: hour0.Add(time.Duration(h) * time.Hour), Data: data}},
 		}
 		if err := db.CommitBatch(ctx, batch); err != nil {
 			b.Fatal(err)
@@ -196,7 +196,7 @@ func BenchmarkPartial20MB(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			batch := &salesrank.Batch{
 				Objects:  []salesrank.TakenObject{{Key: fmt.Sprint(i)}},
-				Partials: []salesrank.HourPartial{{Hour: hour0, Data: data}},
+				Partials: []salesrank.Partial{{Start: hour0, Data: data}},
 			}
 			if err := db.CommitBatch(ctx, batch); err != nil {
 				b.Fatal(err)
@@ -207,7 +207,7 @@ func BenchmarkPartial20MB(b *testing.B) {
 		db := openTemp(b)
 		batch := &salesrank.Batch{
 			Objects:  []salesrank.TakenObject{{Key: "big"}},
-			Partials: []salesrank.HourPartial{{Hour: hour0, Data: data}},
+			Partials: []salesrank.Partial{{Start: hour0, Data: data}},
 		}
 		if err := db.CommitBatch(ctx, batch); err != nil {
 			b.Fatal(err)
@@ -229,7 +229,7 @@ func BenchmarkPartial20MB(b *testing.B) {
 		db := openTemp(b)
 		batch := &salesrank.Batch{
 			Objects:  []salesrank.TakenObject{{Key: "big"}},
-			Partials: []salesrank.HourPartial{{Hour: hour0, Data: data}},
+			Partials: []salesrank.Partial{{Start: hour0, Data: data}},
 		}
 		if err := db.CommitBatch(ctx, batch); err != nil {
 			b.Fatal(err)

@@ -226,7 +226,7 @@ func (w *writeTx) InsertObjects(ctx context.Context, batch int64, objs []salesra
 // driver copies every bound blob to C memory before the statement runs, so a multi-row
 // INSERT would hold all of them at once. Per-row overhead is nothing next to writing a
 // megabyte.
-func (w *writeTx) InsertPartials(ctx context.Context, batch int64, parts []salesrank.HourPartial) error {
+func (w *writeTx) InsertPartials(ctx context.Context, batch int64, parts []salesrank.Partial) error {
 	if len(parts) == 0 {
 		return nil
 	}
@@ -236,8 +236,8 @@ func (w *writeTx) InsertPartials(ctx context.Context, batch int64, parts []sales
 	}
 	defer stmt.Close()
 	for _, p := range parts {
-		if _, err := stmt.ExecContext(ctx, p.Hour.Unix(), batch, store.Blob(p.Data)); err != nil {
-			return fmt.Errorf("partial of %v: %w", p.Hour.UTC(), err)
+		if _, err := stmt.ExecContext(ctx, p.Start.Unix(), batch, store.Blob(p.Data)); err != nil {
+			return fmt.Errorf("partial of %v: %w", p.Start.UTC(), err)
 		}
 	}
 	return nil

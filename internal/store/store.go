@@ -101,7 +101,7 @@ type Tx interface {
 	// InsertObjects puts objs in the manifest as taken by batch.
 	InsertObjects(ctx context.Context, batch int64, objs []salesrank.TakenObject) error
 	// InsertPartials stores the batch's partial sums.
-	InsertPartials(ctx context.Context, batch int64, parts []salesrank.HourPartial) error
+	InsertPartials(ctx context.Context, batch int64, parts []salesrank.Partial) error
 
 	// Compaction and expiry of partial sums.
 
@@ -338,7 +338,7 @@ func (c *Core) prune(ctx context.Context, tx Tx, id int64) error {
 }
 
 // CommitBatch records b in one transaction: a new batch id, every object's manifest entry,
-// every hourly partial, the rejects in the quarantine and the categories named.
+// every bucket's partial sums, the rejects in the quarantine and the categories named.
 //
 // If any object's key is already in the manifest, it commits nothing and returns an error
 // wrapping salesrank.ErrAlreadyTaken that names the key. The check and the inserts happen
@@ -371,7 +371,7 @@ func (c *Core) CommitBatch(ctx context.Context, b *salesrank.Batch) error {
 func (c *Core) commitBatch(ctx context.Context, b *salesrank.Batch, objs []salesrank.TakenObject) (int64, error) {
 	committedAt := time.Now().UnixNano()
 	parts := slices.Clone(b.Partials)
-	slices.SortFunc(parts, func(x, y salesrank.HourPartial) int { return x.Hour.Compare(y.Hour) })
+	slices.SortFunc(parts, func(x, y salesrank.Partial) int { return x.Start.Compare(y.Start) })
 	cats := slices.Clone(b.Categories)
 	slices.Sort(cats)
 	cats = slices.Compact(cats)
@@ -459,7 +459,7 @@ func (c *Core) replacePartials(ctx context.Context, hour time.Time, data []byte)
 	if _, err := tx.DeletePartials(ctx, h, h+1); err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
-	if err := tx.InsertPartials(ctx, last, []salesrank.HourPartial{{Hour: hour, Data: data}}); err != nil {
+	if err := tx.InsertPartials(ctx, last, []salesrank.Partial{{Start: hour, Data: data}}); err != nil {
 		return fmt.Errorf("insert: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -140,7 +140,7 @@ func batch(tag string, keys []string, hours []int, cats ...int32) *salesrank.Bat
 		b.Rejects = append(b.Rejects, salesrank.Reject{Object: k, Line: 3, Reason: "bad", Text: []byte(tag)})
 	}
 	for _, h := range hours {
-		b.Partials = append(b.Partials, salesrank.HourPartial{Hour: hour(h), Data: fmt.Appendf(nil, "%s@%d", tag, h)})
+		b.Partials = append(b.Partials, salesrank.Partial{Start: hour(h), Data: fmt.Appendf(nil, "%s@%d", tag, h)})
 	}
 	return b
 }
@@ -180,10 +180,10 @@ func testCommitRoundTrip(t *testing.T, s Intake, _ error) {
 	}
 	b := &salesrank.Batch{
 		Objects: slices.Clone(objs),
-		Partials: []salesrank.HourPartial{
-			{Hour: hour(1), Data: []byte("one")},
-			{Hour: hour(-167).In(paris), Data: []byte{0, 1, 2, 0xff}}, // any zone: hours are instants
-			{Hour: hour(2), Data: nil},
+		Partials: []salesrank.Partial{
+			{Start: hour(1), Data: []byte("one")},
+			{Start: hour(-167).In(paris), Data: []byte{0, 1, 2, 0xff}}, // any zone: hours are instants
+			{Start: hour(2), Data: nil},
 		},
 		Rejects:    rejects,
 		Categories: []int32{7, 0, salesrank.MaxCategoryID, 7},
@@ -349,8 +349,8 @@ func testInvalidBatch(t *testing.T, s Intake, _ error) {
 		"no objects":             func(b *salesrank.Batch) { b.Objects = nil },
 		"empty key":              func(b *salesrank.Batch) { b.Objects[0].Key = "" },
 		"repeated key":           func(b *salesrank.Batch) { b.Objects = append(b.Objects, b.Objects[0]) },
-		"bucket not on a minute": func(b *salesrank.Batch) { b.Partials[0].Hour = b.Partials[0].Hour.Add(time.Second) },
-		"hour with ns":           func(b *salesrank.Batch) { b.Partials[0].Hour = b.Partials[0].Hour.Add(1) },
+		"bucket not on a minute": func(b *salesrank.Batch) { b.Partials[0].Start = b.Partials[0].Start.Add(time.Second) },
+		"hour with ns":           func(b *salesrank.Batch) { b.Partials[0].Start = b.Partials[0].Start.Add(1) },
 		"repeated hour":          func(b *salesrank.Batch) { b.Partials = append(b.Partials, b.Partials[0]) },
 		"negative cat":           func(b *salesrank.Batch) { b.Categories = append(b.Categories, -1) },
 		"negative lines":         func(b *salesrank.Batch) { b.Objects[0].LinesRead = -1 },
@@ -565,7 +565,7 @@ func testBigPartial(t *testing.T, s Intake, _ error) {
 	}
 	b := &salesrank.Batch{
 		Objects:  []salesrank.TakenObject{{Key: "big.log.gz"}},
-		Partials: []salesrank.HourPartial{{Hour: hour(0), Data: data}},
+		Partials: []salesrank.Partial{{Start: hour(0), Data: data}},
 	}
 	start := time.Now()
 	commit(t, s, b)
