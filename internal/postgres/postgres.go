@@ -3,8 +3,9 @@
 // read replicas) read. It speaks the same contract as package sqlite (see storetest) with
 // the pgx driver and its pool.
 //
-// Writes (Publish, CommitBatch, ReplacePartials) take a transaction-level advisory lock, so
-// they run one at a time as SQLite's do: the ranker is one process anyway, and a single
+// Every write (package store's Publish, CommitBatch, ReplacePartials and
+// DeletePartialsBefore) takes a transaction-level advisory lock, so they run one at a time
+// as SQLite's do: the ranker is one process anyway, and a single
 // writer keeps "already taken?" checks, id reservations and pruning simple and exact.
 // Readers never take it and never wait for a writer: Current reads in one REPEATABLE READ
 // transaction, so it sees one committed snapshot whole even while another commits.
@@ -80,7 +81,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "salesrank"
 	}
 	db := &DB{desc: describe(cfg.ConnConfig)}
-	db.Core = store.New(db)
+	db.Core = store.New(backend{db})
 	db.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", db.desc, err)

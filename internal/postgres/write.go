@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -16,12 +17,16 @@ import (
 // uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
 const uniqueViolation = "23505"
 
-// BeginWrite starts a transaction holding the write lock (see the package comment). Package
-// store runs Publish and CommitBatch through it: the sales_rank rows, the snapshot's
+// backend is the DB as package store writes through it: unexported, so that no caller
+// opens a write transaction around the store's caches.
+type backend struct{ *DB }
+
+// BeginWrite starts a transaction holding the write lock (see the package comment).
+// Package store runs every write through it: the sales_rank rows, the snapshot's
 // categories, the manifest entries, the partials and the rejects go in with COPY;
 // categories and products, which may exist already, with one INSERT … ON CONFLICT DO
 // NOTHING of an array each (COPY cannot skip existing rows).
-func (db *DB) BeginWrite(ctx context.Context) (store.Tx, error) {
+func (db backend) BeginWrite(ctx context.Context) (store.Tx, error) {
 	tx, err := db.beginWrite(ctx)
 	if err != nil {
 		return nil, err
@@ -31,7 +36,7 @@ func (db *DB) BeginWrite(ctx context.Context) (store.Tx, error) {
 
 // AlreadyTaken names the key when the manifest's primary key refused an object: only a
 // writer that skipped the write lock can get there, and the check would have named it.
-func (db *DB) AlreadyTaken(ctx context.Context, err error, objs []salesrank.TakenObject) error {
+func (db backend) AlreadyTaken(ctx context.Context, err error, objs []salesrank.TakenObject) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != uniqueViolation || pgErr.TableName != "objects" {
 		return nil
@@ -101,6 +106,7 @@ func (w *writeTx) CloseRows(ctx context.Context, rows []sharedrows.Row, prev int
 	for i, r := range rows {
 		ids[i] = r.ID
 	}
+	slices.Sort(ids) // row locks in one order, whoever takes them
 	_, err := w.tx.Exec(ctx, `UPDATE sales_rank SET last_snapshot_id = $1 WHERE id = ANY($2)`, prev, ids)
 	return err
 }
@@ -127,8 +133,12 @@ func (w *writeTx) InsertRows(ctx context.Context, rows []sharedrows.Row, snapsho
 }
 
 func (w *writeTx) InsertRejects(ctx context.Context, owner store.Owner, rejects []salesrank.Reject, at int64) error {
+	column := "snapshot_id"
+	if owner.Batch {
+		column = "batch_id"
+	}
 	_, err := copyFrom(ctx, w.tx, len(rejects), pgx.Identifier{"rejected_lines"},
-		[]string{owner.Column, "object", "line", "reason", "text", "recorded_at"},
+		[]string{column, "object", "line", "reason", "text", "recorded_at"},
 		copyRows(len(rejects), 6, func(row []any, i int) {
 			r := &rejects[i]
 			row[0], row[1], row[2], row[3], row[4], row[5] = owner.ID, []byte(r.Object), r.Line, r.Reason, store.Blob(r.Text), at

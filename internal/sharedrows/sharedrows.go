@@ -139,15 +139,6 @@ func Diff(o *Open, snap *salesrank.Snapshot) *Plan {
 	return p
 }
 
-// CloseIDs returns the ids of the rows to close, ascending.
-func (p *Plan) CloseIDs() []int64 {
-	ids := make([]int64, len(p.Close))
-	for i, r := range p.Close {
-		ids[i] = r.ID
-	}
-	return ids
-}
-
 // NewProducts returns the products of the new rows, sorted and without repeats: the only
 // ones a store's products table may lack, since every kept row names a product already.
 func (p *Plan) NewProducts() []int64 {

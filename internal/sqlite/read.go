@@ -17,7 +17,7 @@ const currentSQL = `SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC LIMIT
 
 // Load reads snapshot id, or the current one if id is 0 (for store.Core's Current and
 // Snapshot).
-func (db *DB) Load(ctx context.Context, id int64) (*salesrank.Snapshot, error) {
+func (db backend) Load(ctx context.Context, id int64) (*salesrank.Snapshot, error) {
 	what := "current snapshot"
 	if id != 0 {
 		what = fmt.Sprintf("snapshot %d", id)

@@ -53,7 +53,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	db := &DB{path: abs}
-	db.Core = store.New(db)
+	db.Core = store.New(backend{db})
 
 	// journal_mode=WAL is persistent in the file, but setting it on every write connection
 	// costs nothing and makes a fresh file WAL before the first table is written.

@@ -19,10 +19,14 @@ import (
 // later one closes it.
 const openEnd = math.MaxInt64
 
+// backend is the DB as package store writes through it: unexported, so that no caller
+// opens a write transaction around the store's caches.
+type backend struct{ *DB }
+
 // BeginWrite starts an IMMEDIATE transaction on the one write connection: it holds the
 // file's write lock from its first statement (see the package comment). Package store
-// runs Publish and CommitBatch through it.
-func (db *DB) BeginWrite(ctx context.Context) (store.Tx, error) {
+// runs every write through it.
+func (db backend) BeginWrite(ctx context.Context) (store.Tx, error) {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -32,7 +36,7 @@ func (db *DB) BeginWrite(ctx context.Context) (store.Tx, error) {
 
 // AlreadyTaken returns nil: the check under the write lock is the only way an object is
 // refused, and it names the key itself.
-func (db *DB) AlreadyTaken(context.Context, error, []salesrank.TakenObject) error { return nil }
+func (db backend) AlreadyTaken(context.Context, error, []salesrank.TakenObject) error { return nil }
 
 // writeTx is store.Tx in SQLite's dialect.
 type writeTx struct{ tx *sql.Tx }
@@ -142,8 +146,12 @@ func (w *writeTx) InsertRows(ctx context.Context, rows []sharedrows.Row, snapsho
 }
 
 func (w *writeTx) InsertRejects(ctx context.Context, owner store.Owner, rejects []salesrank.Reject, at int64) error {
+	column := "snapshot_id"
+	if owner.Batch {
+		column = "batch_id"
+	}
 	return execRows(ctx, w.tx,
-		"INSERT INTO rejected_lines ("+owner.Column+", object, line, reason, text, recorded_at) VALUES", "",
+		"INSERT INTO rejected_lines ("+column+", object, line, reason, text, recorded_at) VALUES", "",
 		6, len(rejects), func(args []any, i int) []any {
 			r := &rejects[i]
 			return append(args, owner.ID, r.Object, r.Line, r.Reason, store.Blob(r.Text), at)

@@ -48,9 +48,11 @@ type Backend interface {
 	AlreadyTaken(ctx context.Context, err error, objs []salesrank.TakenObject) error
 }
 
-// Tx is one write transaction: the operations Publish and CommitBatch are made of. Every
-// slice it is given is sorted by key, so that inserts go into indexes in order and two
-// writers that ever took the same keys would lock them in the same order.
+// Tx is one write transaction: the operations Publish, CommitBatch, ReplacePartials and
+// DeletePartialsBefore are made of. The ids, keys and categories it is given are sorted,
+// so that inserts go into indexes in order and two writers that ever took the same keys
+// would lock them in the same order; new rows come in (category, rank) order, rows to
+// close and rejects in no particular order.
 type Tx interface {
 	Commit(ctx context.Context) error
 	Rollback() // after Commit, a no-op
@@ -122,10 +124,10 @@ type SnapshotRow struct {
 	Categories, Entries int
 }
 
-// Owner is what quarantined lines came with: a snapshot or a batch.
+// Owner is what quarantined lines came with: the snapshot or the batch whose id they carry.
 type Owner struct {
-	Column string // snapshot_id or batch_id
-	ID     int64
+	Batch bool // a batch's; else a snapshot's
+	ID    int64
 }
 
 // Core writes through a backend. A backend's DB holds one and lets it do its Publish and
@@ -140,7 +142,10 @@ type Core struct {
 
 	// products remembers the product ids this handle has committed to the products table,
 	// which is never pruned, so a publish upserts only products new to it: a refresh every
-	// minute re-ranks 100k products of which a handful are new.
+	// minute re-ranks 100k products of which a handful are new. A database restored from
+	// a backup, or a replica promoted after losing the last commits, may lack some of them:
+	// the products are forgotten (see forget) whenever the latest publication is not this
+	// handle's, and after a failed publication, and the next one upserts every product.
 	productsMu sync.Mutex
 	products   map[int64]struct{}
 
@@ -171,6 +176,26 @@ func (c *Core) Publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	if err := snap.Validate(known); err != nil {
 		return 0, fmt.Errorf("publish: %w", err)
 	}
+	id, err := c.publish(ctx, snap, known, rejects)
+	if err != nil {
+		c.forget()
+		return 0, err
+	}
+	return id, nil
+}
+
+// forget drops what the handle remembers of the database, to be read again: after a
+// failed write, the database may not be what the handle believes it is.
+func (c *Core) forget() {
+	c.productsMu.Lock()
+	c.products = nil
+	c.productsMu.Unlock()
+	c.openMu.Lock()
+	c.open = nil
+	c.openMu.Unlock()
+}
+
+func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []int32, rejects []salesrank.Reject) (int64, error) {
 	publishedAt := snap.PublishedAt
 	if publishedAt.IsZero() {
 		publishedAt = time.Now().UTC().Round(0) // Round(0) drops the monotonic reading
@@ -198,9 +223,14 @@ func (c *Core) Publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	if err != nil {
 		return 0, fmt.Errorf("publish: latest snapshot: %w", err)
 	}
-	open, err := c.openRows(ctx, tx, prev)
+	open, remembered, err := c.openRows(ctx, tx, prev)
 	if err != nil {
 		return 0, fmt.Errorf("publish: read open sales_rank rows: %w", err)
+	}
+	if !remembered {
+		// Another process published since this handle last did, or the database was
+		// restored: what the handle remembers of its products may not hold either.
+		c.forget()
 	}
 	plan := sharedrows.Diff(open, snap)
 	// Only new rows can name a product the table lacks.
@@ -255,7 +285,7 @@ func (c *Core) Publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	if err := c.step("sales_rank"); err != nil {
 		return 0, fmt.Errorf("publish: %w", err)
 	}
-	if err := tx.InsertRejects(ctx, Owner{"snapshot_id", id}, rejects, at); err != nil {
+	if err := tx.InsertRejects(ctx, Owner{ID: id}, rejects, at); err != nil {
 		return 0, fmt.Errorf("publish: insert rejected lines: %w", err)
 	}
 	if err := c.step("rejects"); err != nil {
@@ -291,19 +321,20 @@ func (c *Core) Publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 }
 
 // openRows returns the open rows, which belong to snapshot prev (the latest publication):
-// from memory if this handle made that publication, else read back from the database.
-func (c *Core) openRows(ctx context.Context, tx Tx, prev int64) (*sharedrows.Open, error) {
+// from memory if this handle made that publication (remembered), else read back from the
+// database.
+func (c *Core) openRows(ctx context.Context, tx Tx, prev int64) (o *sharedrows.Open, remembered bool, err error) {
 	c.openMu.Lock()
-	o := c.open
+	o = c.open
 	c.openMu.Unlock()
 	if o != nil && o.Snapshot == prev {
-		return o, nil
+		return o, true, nil
 	}
 	rows, err := tx.OpenRows(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return sharedrows.NewOpen(prev, rows), nil
+	return sharedrows.NewOpen(prev, rows), false, nil
 }
 
 // prune deletes all but the Keep snapshots with the latest cutoffs, and the closed rows that
@@ -406,7 +437,7 @@ func (c *Core) commitBatch(ctx context.Context, b *salesrank.Batch, objs []sales
 	if err := c.step("batch:partials"); err != nil {
 		return 0, err
 	}
-	if err := tx.InsertRejects(ctx, Owner{"batch_id", id}, b.Rejects, committedAt); err != nil {
+	if err := tx.InsertRejects(ctx, Owner{Batch: true, ID: id}, b.Rejects, committedAt); err != nil {
 		return 0, fmt.Errorf("insert rejected lines: %w", err)
 	}
 	if err := c.step("batch:rejects"); err != nil {
