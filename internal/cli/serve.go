@@ -15,7 +15,6 @@ import (
 	"github.com/salesrank/salesrank/internal/httpapi"
 	"github.com/salesrank/salesrank/internal/metrics"
 	"github.com/salesrank/salesrank/internal/ranker"
-	"github.com/salesrank/salesrank/internal/rpc"
 )
 
 const serveSynopsis = `
@@ -147,20 +146,6 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	// The RPC service shares the listener and the snapshot with the REST API. gRPC needs
 	// HTTP/2, which without TLS is h2c with prior knowledge: net/http serves it beside
 	// HTTP/1.1 once Protocols allows it, with no x/net/http2/h2c wrapper.
-	rpcPath, rpcHandler := rpc.NewHandler(&holder)
-	api := srv.Handler
-	public := http.NewServeMux()
-	public.Handle(rpcPath, rpcHandler)
-	public.Handle("/", api)
-	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The read API's requests, nearly all of them, skip this mux's pattern match: it
-		// would hand them to api anyway.
-		if r.URL.Path == httpapi.PopularPath {
-			api.ServeHTTP(w, r)
-			return
-		}
-		public.ServeHTTP(w, r)
-	})
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
