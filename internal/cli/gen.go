@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"sync"
@@ -35,7 +36,44 @@ from --start or back from --end. The volume is --rate (average sales a second) o
 A final one-line JSON summary goes to stdout; on a terminal, progress goes to stderr.
 `
 
+// genJob is what gen was asked to write, checked.
+type genJob struct {
+	cfg     loggen.Config
+	out     string // the folder for hour-partitioned objects, or "" when outFile is set
+	outFile string // the one file to write instead
+	workers int
+}
+
 func runGen(ctx context.Context, e *env, args []string) error {
+	job, err := parseGen(e, args)
+	if err != nil {
+		return err
+	}
+	var written atomic.Int64
+	opts := loggen.Options{Workers: job.workers, Progress: func(n int64) { written.Add(n) }}
+	total := job.cfg.TotalLines()
+	began := time.Now()
+	stopProgress := func() {}
+	if isTerminal(e.stderr) {
+		stopProgress = genProgress(ctx, e, total, &written, began)
+	}
+	var st loggen.Stats
+	output := job.out
+	if job.outFile != "" {
+		output = job.outFile
+		st, err = loggen.WriteFile(ctx, job.outFile, job.cfg, opts)
+	} else {
+		st, err = loggen.WriteDir(ctx, job.out, job.cfg, opts)
+	}
+	stopProgress()
+	if err != nil {
+		return fmt.Errorf("gen: %w", err)
+	}
+	return writeGenSummary(e.stdout, st, output, time.Since(began))
+}
+
+// parseGen reads gen's flags, from the command line and the environment, and checks them.
+func parseGen(e *env, args []string) (genJob, error) {
 	fs := newFlagSet(e, "gen", genSynopsis)
 	out := fs.String("out", "", "output `folder` for hour-partitioned objects")
 	outFile := fs.String("out-file", "", "write every line into this one `file`, sorted by time, instead of --out")
@@ -57,12 +95,54 @@ func runGen(ctx context.Context, e *env, args []string) error {
 	workers := fs.Int("workers", 0, "`goroutines` generating at once, 0 for one per core; never changes the output")
 	cmdline, err := parseFlagSources(e, fs, args)
 	if err != nil {
-		return err
+		return genJob{}, err
 	}
-	set := map[string]bool{}
+	set := resolveGenExclusions(fs, cmdline)
+
+	job := genJob{out: *out, outFile: *outFile, workers: *workers, cfg: loggen.Config{
+		Products:   *products,
+		Categories: int32(*categories),
+		Sellers:    *sellers,
+		Buyers:     *buyers,
+		Seed:       *seed,
+		BadRate:    *badRate,
+		TimeFormat: loggen.TimeFormat(*timeFormat),
+		Header:     *header,
+		Parts:      *parts,
+		Gzip:       *gz,
+	}}
+	if job.cfg.Start, job.cfg.End, err = genRange(e.now(), *start, *end, *days, set["days"]); err != nil {
+		return genJob{}, fmt.Errorf("gen: %w", err)
+	}
+	if job.cfg.Lines, job.cfg.Rate, err = genVolume(*lines, *rate, set["lines"], set["rate"]); err != nil {
+		return genJob{}, err
+	}
+	if err := checkGenSizes(*products, *sellers, *buyers, *parts, *categories); err != nil {
+		return genJob{}, err
+	}
+	switch {
+	case *out == "" && *outFile == "":
+		return genJob{}, errors.New("gen: no output: set --out DIR for hour-partitioned objects or --out-file PATH for one file")
+	case *out != "" && *outFile != "":
+		return genJob{}, errors.New("gen: --out and --out-file both set; choose one")
+	case *outFile != "" && set["parts"]:
+		return genJob{}, errors.New("gen: --parts applies to --out only; --out-file writes one file")
+	case *workers < 0:
+		return genJob{}, fmt.Errorf("gen: --workers must be ≥ 0; got %d", *workers)
+	}
+	if err := job.cfg.Validate(); err != nil {
+		return genJob{}, fmt.Errorf("gen: %w (see salesrank gen --help)", genFlagError(err))
+	}
+	return job, nil
+}
+
+// resolveGenExclusions returns the set of flags given, on the command line or in the
+// environment, after dropping those that the command line overrides: of flags that exclude
+// each other, one given on the command line wins over the other coming from the environment
+// (SALESRANK_DAYS=7 with --start and --end, say), which goes back to its default.
+func resolveGenExclusions(fs *flag.FlagSet, cmdline map[string]bool) (set map[string]bool) {
+	set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	// Flags that exclude each other: one given on the command line wins over the other
-	// coming from the environment (SALESRANK_DAYS=7 with --start and --end, say).
 	for _, group := range [][]string{{"days", "start", "end"}, {"lines", "rate"}, {"out", "out-file"}, {"parts", "out-file"}} {
 		onCmdline := false
 		for _, name := range group {
@@ -76,84 +156,49 @@ func runGen(ctx context.Context, e *env, args []string) error {
 			}
 		}
 	}
+	return set
+}
 
-	cfg := loggen.Config{
-		Products:   *products,
-		Categories: int32(*categories),
-		Sellers:    *sellers,
-		Buyers:     *buyers,
-		Seed:       *seed,
-		BadRate:    *badRate,
-		TimeFormat: loggen.TimeFormat(*timeFormat),
-		Header:     *header,
-		Parts:      *parts,
-		Gzip:       *gz,
-	}
-	if cfg.Start, cfg.End, err = genRange(e.now(), *start, *end, *days, set["days"]); err != nil {
-		return fmt.Errorf("gen: %w", err)
-	}
+// genVolume resolves how much to write: a total of lines, or a rate of sales a second.
+// Exactly one of the two results is set.
+func genVolume(lines int64, rate float64, linesSet, rateSet bool) (int64, float64, error) {
 	switch {
-	case set["lines"] && set["rate"]:
-		return errors.New("gen: --lines and --rate both set; choose one (--lines is a total, --rate sales a second)")
-	case *lines < 0:
-		return fmt.Errorf("gen: --lines must be ≥ 1; got %d", *lines)
-	case set["lines"] && *lines == 0:
-		return errors.New("gen: --lines must be ≥ 1; got 0")
-	case *lines > 0:
-		cfg.Lines = *lines
-	case !(*rate > 0) || math.IsInf(*rate, 0):
-		return fmt.Errorf("gen: --rate must be a positive number of sales a second; got %v", *rate)
+	case linesSet && rateSet:
+		return 0, 0, errors.New("gen: --lines and --rate both set; choose one (--lines is a total, --rate sales a second)")
+	case lines < 0:
+		return 0, 0, fmt.Errorf("gen: --lines must be ≥ 1; got %d", lines)
+	case linesSet && lines == 0:
+		return 0, 0, errors.New("gen: --lines must be ≥ 1; got 0")
+	case lines > 0:
+		return lines, 0, nil
+	case !(rate > 0) || math.IsInf(rate, 0):
+		return 0, 0, fmt.Errorf("gen: --rate must be a positive number of sales a second; got %v", rate)
 	default:
-		cfg.Rate = *rate
+		return 0, rate, nil
 	}
-	// Zero means "the default" in a loggen.Config, so an explicit zero is caught here.
+}
+
+// checkGenSizes checks the sizes of the catalog and the parts per hour. Zero means "the default"
+// in a loggen.Config, so an explicit zero is caught here.
+func checkGenSizes(products, sellers, buyers int64, parts, categories int) error {
 	for _, c := range []struct {
 		flag string
 		v    int64
-	}{{"products", *products}, {"sellers", *sellers}, {"buyers", *buyers}, {"parts", int64(*parts)}} {
+	}{{"products", products}, {"sellers", sellers}, {"buyers", buyers}, {"parts", int64(parts)}} {
 		if c.v < 1 {
 			return fmt.Errorf("gen: --%s must be ≥ 1; got %d", c.flag, c.v)
 		}
 	}
-	if *categories < 1 || *categories > math.MaxInt32 {
-		return fmt.Errorf("gen: --categories must be 1 … %d; got %d", math.MaxInt32, *categories)
+	if categories < 1 || categories > math.MaxInt32 {
+		return fmt.Errorf("gen: --categories must be 1 … %d; got %d", math.MaxInt32, categories)
 	}
-	switch {
-	case *out == "" && *outFile == "":
-		return errors.New("gen: no output: set --out DIR for hour-partitioned objects or --out-file PATH for one file")
-	case *out != "" && *outFile != "":
-		return errors.New("gen: --out and --out-file both set; choose one")
-	case *outFile != "" && set["parts"]:
-		return errors.New("gen: --parts applies to --out only; --out-file writes one file")
-	case *workers < 0:
-		return fmt.Errorf("gen: --workers must be ≥ 0; got %d", *workers)
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("gen: %w (see salesrank gen --help)", genFlagError(err))
-	}
+	return nil
+}
 
-	var written atomic.Int64
-	opts := loggen.Options{Workers: *workers, Progress: func(n int64) { written.Add(n) }}
-	total := cfg.TotalLines()
-	began := time.Now()
-	stopProgress := func() {}
-	if isTerminal(e.stderr) {
-		stopProgress = genProgress(ctx, e, total, &written, began)
-	}
-	var st loggen.Stats
-	output := *out
-	if *outFile != "" {
-		output = *outFile
-		st, err = loggen.WriteFile(ctx, *outFile, cfg, opts)
-	} else {
-		st, err = loggen.WriteDir(ctx, *out, cfg, opts)
-	}
-	stopProgress()
-	if err != nil {
-		return fmt.Errorf("gen: %w", err)
-	}
-	secs := time.Since(began).Seconds()
-	return json.NewEncoder(e.stdout).Encode(struct {
+// writeGenSummary writes gen's one-line JSON summary of what it wrote in elapsed.
+func writeGenSummary(w io.Writer, st loggen.Stats, output string, elapsed time.Duration) error {
+	secs := elapsed.Seconds()
+	return json.NewEncoder(w).Encode(struct {
 		Lines       int64   `json:"lines"`
 		BadLines    int64   `json:"bad_lines"`
 		Objects     int64   `json:"objects"`

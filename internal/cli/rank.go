@@ -54,7 +54,72 @@ Examples:
   salesrank rank --logs ./logs --db ./s.db --once --now 2026-11-20T13:00:00Z   # a backfill
 `
 
+// rankConfig is rank's command line, checked.
+type rankConfig struct {
+	logs, dsn   string
+	full        bool
+	every       time.Duration // 0 for one run
+	now         time.Time     // the run's time, which sets the cutoff
+	top         int
+	interval    time.Duration
+	grace       time.Duration
+	workers     int
+	batchBytes  int64
+	level       slog.Level
+	cpuProfile  string
+	metricsAddr string
+}
+
 func runRank(ctx context.Context, e *env, args []string) error {
+	cfg, err := parseRank(e, args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(e.stderr, cfg.level).With("component", "rank")
+
+	bucket, err := objstore.Open(ctx, cfg.logs)
+	if err != nil {
+		return fmt.Errorf("rank: %w", err)
+	}
+	defer bucket.Close()
+	db, err := openDB(ctx, cfg.dsn)
+	if err != nil {
+		return fmt.Errorf("rank: %w", err)
+	}
+	defer db.Close()
+
+	if cfg.cpuProfile != "" {
+		stop, err := startCPUProfile(cfg.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("rank: --cpuprofile: %w", err)
+		}
+		defer stop()
+	}
+	eng, progress, closeEngine, err := rankEngine(ctx, e, cfg, log)
+	if err != nil {
+		return fmt.Errorf("rank: %w", err)
+	}
+	defer closeEngine()
+
+	if cfg.full {
+		stopProgress := progress()
+		job := &ranker.Job{Logs: bucket, Engine: eng, Store: db, Top: cfg.top, Interval: cfg.interval, Logger: log}
+		sum, err := job.Run(ctx, cfg.now)
+		stopProgress()
+		if err != nil {
+			return fmt.Errorf("rank: %w", err)
+		}
+		return reportOnce(e, log, sum)
+	}
+	rk := &ranker.Ranker{Logs: bucket, Engine: eng, Store: db, Top: cfg.top, Interval: cfg.interval, Grace: cfg.grace, MaxBatchBytes: cfg.batchBytes, Logger: log}
+	if cfg.every != 0 {
+		return runRankScheduler(ctx, e, cfg, log, rk, db)
+	}
+	return runRankOnce(ctx, e, cfg, log, rk, db, progress)
+}
+
+// parseRank reads rank's flags, and a Counter's, and checks them.
+func parseRank(e *env, args []string) (rankConfig, error) {
 	synopsis := strings.ReplaceAll(rankSynopsis, "salesrank rank", e.prog.name()+" rank")
 	if c := e.prog.Counter; c != nil {
 		synopsis += "\n" + c.Help()
@@ -81,27 +146,27 @@ func runRank(ctx context.Context, e *env, args []string) error {
 		e.prog.Counter.Flags(fs)
 	}
 	if err := parseFlags(e, fs, args); err != nil {
-		return err
+		return rankConfig{}, err
 	}
 	level, err := parseLevel(*logLevel)
 	if err != nil {
-		return err
+		return rankConfig{}, err
 	}
 	switch {
 	case *once == (*every != 0):
-		return errors.New("rank: say either --once (one run) or --every PERIOD (the scheduler)")
+		return rankConfig{}, errors.New("rank: say either --once (one run) or --every PERIOD (the scheduler)")
 	case *metricsAddr != "" && *every == 0:
-		return errors.New("rank: --metrics-addr goes with --every; a --once run reports in its JSON summary")
+		return rankConfig{}, errors.New("rank: --metrics-addr goes with --every; a --once run reports in its JSON summary")
 	case *full && !*once:
-		return errors.New("rank: --full goes with --once")
+		return rankConfig{}, errors.New("rank: --full goes with --once")
 	case *top < 1 || *top > 10000:
-		return fmt.Errorf("rank: --top must be between 1 and 10000, got %d", *top)
+		return rankConfig{}, fmt.Errorf("rank: --top must be between 1 and 10000, got %d", *top)
 	case *batchBytes < 0:
-		return fmt.Errorf("rank: --batch-bytes must not be negative, got %d", *batchBytes)
+		return rankConfig{}, fmt.Errorf("rank: --batch-bytes must not be negative, got %d", *batchBytes)
 	case *grace < 0:
-		return fmt.Errorf("rank: --grace must not be negative, got %v", *grace)
+		return rankConfig{}, fmt.Errorf("rank: --grace must not be negative, got %v", *grace)
 	case *dsn == "":
-		return errors.New("rank: no database: set --db (or SALESRANK_DB) to a SQLite path such as ./data/salesrank.db")
+		return rankConfig{}, errors.New("rank: no database: set --db (or SALESRANK_DB) to a SQLite path such as ./data/salesrank.db")
 	}
 	if *every != 0 {
 		*interval = *every
@@ -109,75 +174,55 @@ func runRank(ctx context.Context, e *env, args []string) error {
 	now := e.now()
 	if *nowFlag != "" {
 		if *every != 0 {
-			return errors.New("rank: --now goes with --once; the scheduler runs on the clock")
+			return rankConfig{}, errors.New("rank: --now goes with --once; the scheduler runs on the clock")
 		}
 		if now, err = time.Parse(time.RFC3339, *nowFlag); err != nil {
-			return fmt.Errorf("rank: --now %q is not an RFC 3339 time such as 2026-11-20T13:00:00Z", *nowFlag)
+			return rankConfig{}, fmt.Errorf("rank: --now %q is not an RFC 3339 time such as 2026-11-20T13:00:00Z", *nowFlag)
 		}
 	}
 	if _, err := salesrank.Cutoff(now, *interval); err != nil {
-		return fmt.Errorf("rank: --every/--interval: %w", err)
+		return rankConfig{}, fmt.Errorf("rank: --every/--interval: %w", err)
 	}
-	log := newLogger(e.stderr, level).With("component", "rank")
+	return rankConfig{
+		logs: *logs, dsn: *dsn, full: *full, every: *every, now: now,
+		top: *top, interval: *interval, grace: *grace, workers: *workers, batchBytes: *batchBytes,
+		level: level, cpuProfile: *cpuProfile, metricsAddr: *metricsAddr,
+	}, nil
+}
 
-	bucket, err := objstore.Open(ctx, *logs)
-	if err != nil {
-		return fmt.Errorf("rank: %w", err)
-	}
-	defer bucket.Close()
-	db, err := openDB(ctx, *dsn)
-	if err != nil {
-		return fmt.Errorf("rank: %w", err)
-	}
-	defer db.Close()
-
-	if *cpuProfile != "" {
-		stop, err := startCPUProfile(*cpuProfile)
+// rankEngine returns the engine that counts: the program's Counter if it has one, else the
+// local engine, whose progress shows on a terminal while a run counts. closeEngine releases
+// it.
+func rankEngine(ctx context.Context, e *env, cfg rankConfig, log *slog.Logger) (eng ranker.Engine, progress func() (stop func()), closeEngine func(), err error) {
+	if c := e.prog.Counter; c != nil {
+		eng, closeEngine, err := c.Engine(ctx, cfg.logs, log)
 		if err != nil {
-			return fmt.Errorf("rank: --cpuprofile: %w", err)
+			return nil, nil, nil, err
+		}
+		return eng, func() func() { return func() {} }, closeEngine, nil
+	}
+	local := &engine.Local{Workers: cfg.workers}
+	return local, func() func() { return startProgress(e, local) }, func() {}, nil
+}
+
+// runRankScheduler runs rk at every cutoff until ctx is done, as the active ranker or a
+// standby, serving its metrics when asked to.
+func runRankScheduler(ctx context.Context, e *env, cfg rankConfig, log *slog.Logger, rk *ranker.Ranker, db store) error {
+	s := &ranker.Scheduler{Ranker: rk, Lock: db.RankerLock(), Now: e.now, Logger: log}
+	if cfg.metricsAddr != "" {
+		stop, err := serveRankMetrics(log, cfg.metricsAddr, e.now, s)
+		if err != nil {
+			return fmt.Errorf("rank: --metrics-addr: %w", err)
 		}
 		defer stop()
 	}
-	var eng ranker.Engine
-	progress := func() (stop func()) { return func() {} }
-	if c := e.prog.Counter; c != nil {
-		ce, closeEngine, err := c.Engine(ctx, *logs, log)
-		if err != nil {
-			return fmt.Errorf("rank: %w", err)
-		}
-		defer closeEngine()
-		eng = ce
-	} else {
-		local := &engine.Local{Workers: *workers}
-		eng = local
-		progress = func() func() { return startProgress(e, local) }
-	}
+	log.Info("scheduler starting", "every", cfg.every.String(), "db", db.Describe())
+	return s.Run(ctx)
+}
 
-	if *full {
-		stopProgress := progress()
-		job := &ranker.Job{Logs: bucket, Engine: eng, Store: db, Top: *top, Interval: *interval, Logger: log}
-		sum, err := job.Run(ctx, now)
-		stopProgress()
-		if err != nil {
-			return fmt.Errorf("rank: %w", err)
-		}
-		return reportOnce(e, log, sum)
-	}
-
-	rk := &ranker.Ranker{Logs: bucket, Engine: eng, Store: db, Top: *top, Interval: *interval, Grace: *grace, MaxBatchBytes: *batchBytes, Logger: log}
+// runRankOnce runs rk once at cfg.now, if no other ranker is active, and reports the run.
+func runRankOnce(ctx context.Context, e *env, cfg rankConfig, log *slog.Logger, rk *ranker.Ranker, db store, progress func() (stop func())) error {
 	lk := db.RankerLock()
-	if *every != 0 {
-		s := &ranker.Scheduler{Ranker: rk, Lock: lk, Now: e.now, Logger: log}
-		if *metricsAddr != "" {
-			stop, err := serveRankMetrics(log, *metricsAddr, e.now, s)
-			if err != nil {
-				return fmt.Errorf("rank: --metrics-addr: %w", err)
-			}
-			defer stop()
-		}
-		log.Info("scheduler starting", "every", every.String(), "db", db.Describe())
-		return s.Run(ctx)
-	}
 	ok, err := lk.TryLock()
 	if err != nil {
 		return fmt.Errorf("rank: %w", err)
@@ -187,7 +232,7 @@ func runRank(ctx context.Context, e *env, args []string) error {
 	}
 	defer lk.Unlock()
 	stopProgress := progress()
-	sum, err := rk.Run(ctx, now)
+	sum, err := rk.Run(ctx, cfg.now)
 	stopProgress()
 	if err != nil {
 		return fmt.Errorf("rank: %w", err)

@@ -15,7 +15,6 @@ import (
 	"github.com/salesrank/salesrank/internal/httpapi"
 	"github.com/salesrank/salesrank/internal/metrics"
 	"github.com/salesrank/salesrank/internal/ranker"
-	"github.com/salesrank/salesrank/internal/rpc"
 )
 
 const serveSynopsis = `
@@ -87,7 +86,76 @@ func raiseGCTarget(getenv func(string) string) bool {
 // beyond guessing at the rate one listener answers.
 const minAdminToken = 16
 
+// serveConfig is serve's command line, checked.
+type serveConfig struct {
+	dsn             string
+	addr            string
+	poll            time.Duration
+	drain           time.Duration
+	shutdownTimeout time.Duration
+	adminAddr       string
+	adminToken      string
+	level           slog.Level
+}
+
 func runServe(ctx context.Context, e *env, args []string) error {
+	cfg, err := parseServe(e, args)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(e.stderr, cfg.level)
+	if raiseGCTarget(e.getenv) {
+		defer debug.SetGCPercent(debug.SetGCPercent(serveGCPercent))
+	}
+
+	db, err := openDB(ctx, cfg.dsn)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer db.Close()
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+
+	var (
+		holder   httpapi.Holder
+		draining atomic.Bool
+	)
+	reg := metrics.NewRegistry()
+	metrics.NewSnapshot(reg, holder.Snapshot, e.now)
+	srv := newPublicServer(logger, &holder, metrics.NewHTTP(reg), e.now, draining.Load)
+
+	// The watcher runs until the server has shut down, so a snapshot published while
+	// draining is still picked up; it does not stop with ctx.
+	watchCtx, stopWatching := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	defer func() {
+		// Whichever way runServe returns, every goroutine it started has ended before the
+		// database closes: Serve has returned by then, and the watchers stop here.
+		stopWatching()
+		wg.Wait()
+	}()
+	watcher := startWatcher(watchCtx, logger, db, &holder, cfg.poll, metrics.NewWatcher(reg), &wg)
+
+	if cfg.adminAddr != "" {
+		adminLogger := logger.With("component", "admin")
+		if stop := startAdmin(adminLogger, cfg, metrics.Handler(reg, adminLogger), watcher, &wg); stop != nil {
+			defer stop(context.WithoutCancel(ctx), cfg.shutdownTimeout)
+		}
+	}
+
+	serveErr := make(chan error, 1)
+	wg.Go(func() { serveErr <- srv.Serve(ln) })
+	logger.Info("serving", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/", "poll", cfg.poll.String(),
+		"max_header_bytes", httpapi.MaxHeaderBytes, "read_header_timeout", httpapi.ReadHeaderTimeout.String())
+	return drainAndStop(ctx, logger, srv, serveErr, &draining, cfg.drain, cfg.shutdownTimeout)
+}
+
+// parseServe reads serve's flags and checks them. A mistake on the command line exits 2,
+// like one the flag package finds.
+func parseServe(e *env, args []string) (serveConfig, error) {
 	fs := newFlagSet(e, "serve", serveSynopsis)
 	dsn := fs.String("db", "", "`DSN` of the database: sqlite:PATH (or a bare path) or postgres://… (required)")
 	addr := fs.String("addr", "127.0.0.1:8080", "`HOST:PORT` to listen on; port 0 picks a free one")
@@ -99,13 +167,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	level := slog.LevelInfo
 	fs.TextVar(&level, "log-level", level, "log `level`: debug, info, warn or error")
 	if err := parseFlags(e, fs, args); err != nil {
-		return err
+		return serveConfig{}, err
 	}
-	// A mistake on the command line exits 2, like one the flag package finds.
-	usage := func(format string, args ...any) error {
+	usage := func(format string, args ...any) (serveConfig, error) {
 		fmt.Fprintf(e.stderr, "serve: "+format+"\n", args...)
 		fmt.Fprintln(e.stderr, `Run "salesrank serve --help" for usage.`)
-		return errUsage
+		return serveConfig{}, errUsage
 	}
 	switch {
 	case *dsn == "":
@@ -120,91 +187,68 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		// The token itself is never echoed.
 		return usage("--admin-token must be at least %d characters, got %d", minAdminToken, len(*adminToken))
 	}
-	logger := newLogger(e.stderr, level)
-	if raiseGCTarget(e.getenv) {
-		defer debug.SetGCPercent(debug.SetGCPercent(serveGCPercent))
-	}
+	return serveConfig{
+		dsn:             *dsn,
+		addr:            *addr,
+		poll:            *poll,
+		drain:           *drain,
+		shutdownTimeout: *shutdownTimeout,
+		adminAddr:       *adminAddr,
+		adminToken:      *adminToken,
+		level:           level,
+	}, nil
+}
 
-	db, err := openDB(ctx, *dsn)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	defer db.Close()
-
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-
-	var (
-		holder   httpapi.Holder
-		draining atomic.Bool
-	)
-	reg := metrics.NewRegistry()
-	metrics.NewSnapshot(reg, holder.Snapshot, e.now)
+// newPublicServer returns the server of the public listener: the routes of httpapi.NewServer,
+// counted by m, with the listener's bounds.
+func newPublicServer(logger *slog.Logger, h *httpapi.Holder, m *metrics.HTTP, now func() time.Time, draining func() bool) *http.Server {
 	httpLogger := logger.With("component", "http")
-	srv := httpapi.NewHTTPServer(httpapi.NewServer(httpLogger, &holder, metrics.NewHTTP(reg), e.now, draining.Load), httpLogger)
+	srv := httpapi.NewHTTPServer(httpapi.NewServer(httpLogger, h, m, now, draining), httpLogger)
 	// The RPC service shares the listener and the snapshot with the REST API. gRPC needs
 	// HTTP/2, which without TLS is h2c with prior knowledge: net/http serves it beside
 	// HTTP/1.1 once Protocols allows it, with no x/net/http2/h2c wrapper.
-	rpcPath, rpcHandler := rpc.NewHandler(&holder)
-	api := srv.Handler
-	public := http.NewServeMux()
-	public.Handle(rpcPath, rpcHandler)
-	public.Handle("/", api)
-	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The read API's requests, nearly all of them, skip this mux's pattern match: it
-		// would hand them to api anyway.
-		if r.URL.Path == httpapi.PopularPath {
-			api.ServeHTTP(w, r)
-			return
-		}
-		public.ServeHTTP(w, r)
-	})
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
+	return srv
+}
 
-	// The watcher runs until the server has shut down, so a snapshot published while
-	// draining is still picked up; it does not stop with ctx.
-	watchCtx, stopWatching := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	defer func() {
-		// Whichever way runServe returns, both goroutines have ended before the database
-		// closes: Serve has returned by then, and the watcher stops here.
-		stopWatching()
-		wg.Wait()
-	}()
-	watcher := httpapi.NewWatcher(logger.With("component", "watcher"), db, &holder, *poll, metrics.NewWatcher(reg))
-	wg.Go(func() { watcher.Run(watchCtx) })
+// startWatcher starts, in goroutines counted by wg, the watcher that keeps h current from db
+// every poll, and, when db announces publications, a listener that pokes it sooner. Both run
+// until ctx is done.
+func startWatcher(ctx context.Context, logger *slog.Logger, db store, h *httpapi.Holder, poll time.Duration, m *metrics.Watcher, wg *sync.WaitGroup) *httpapi.Watcher {
+	watcher := httpapi.NewWatcher(logger.With("component", "watcher"), db, h, poll, m)
+	wg.Go(func() { watcher.Run(ctx) })
 	if n, ok := db.(notifier); ok {
 		// PostgreSQL announces each publication; polling stays as the fallback.
-		wg.Go(func() { n.Watch(watchCtx, func(int64) { watcher.Poke() }) })
+		wg.Go(func() { n.Watch(ctx, func(int64) { watcher.Poke() }) })
 	}
+	return watcher
+}
 
-	if *adminAddr != "" {
-		adminLogger := logger.With("component", "admin")
-		if *adminToken == "" {
-			adminLogger.Warn("no admin token: /debug/pprof/ and /admin/refresh are disabled; set SALESRANK_ADMIN_TOKEN to enable them")
-		}
-		admin := httpapi.NewHTTPServer(httpapi.NewAdmin(adminLogger, *adminToken, metrics.Handler(reg, adminLogger), watcher), adminLogger)
-		admin.WriteTimeout = adminWriteTimeout
-		stop, err := startServer(adminLogger, admin, *adminAddr, &wg)
-		if err != nil {
-			// The read API does not depend on the admin listener: a port taken by another
-			// replica on the host costs metrics (Prometheus reports the target down), not
-			// availability.
-			adminLogger.Error("admin listener disabled: cannot listen", "addr", *adminAddr, "err", err)
-		} else {
-			defer stop(context.WithoutCancel(ctx), *shutdownTimeout)
-		}
+// startAdmin starts the admin listener on cfg.adminAddr in a goroutine counted by wg and
+// returns the function that stops it, or nil if it could not listen.
+func startAdmin(adminLogger *slog.Logger, cfg serveConfig, metricsHandler http.Handler, r httpapi.Refresher, wg *sync.WaitGroup) (stop func(ctx context.Context, timeout time.Duration)) {
+	if cfg.adminToken == "" {
+		adminLogger.Warn("no admin token: /debug/pprof/ and /admin/refresh are disabled; set SALESRANK_ADMIN_TOKEN to enable them")
 	}
+	admin := httpapi.NewHTTPServer(httpapi.NewAdmin(adminLogger, cfg.adminToken, metricsHandler, r), adminLogger)
+	admin.WriteTimeout = adminWriteTimeout
+	stop, err := startServer(adminLogger, admin, cfg.adminAddr, wg)
+	if err != nil {
+		// The read API does not depend on the admin listener: a port taken by another
+		// replica on the host costs metrics (Prometheus reports the target down), not
+		// availability.
+		adminLogger.Error("admin listener disabled: cannot listen", "addr", cfg.adminAddr, "err", err)
+		return nil
+	}
+	return stop
+}
 
-	serveErr := make(chan error, 1)
-	wg.Go(func() { serveErr <- srv.Serve(ln) })
-	logger.Info("serving", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/", "poll", poll.String(),
-		"max_header_bytes", httpapi.MaxHeaderBytes, "read_header_timeout", httpapi.ReadHeaderTimeout.String())
-
+// drainAndStop waits for ctx to end, then reports not ready (through draining) for drain
+// while still serving, then shuts srv down, giving requests in flight up to timeout.
+// serveErr carries what srv.Serve returned; an early return is a listener failure.
+func drainAndStop(ctx context.Context, logger *slog.Logger, srv *http.Server, serveErr <-chan error, draining *atomic.Bool, drain, timeout time.Duration) error {
 	select {
 	case err := <-serveErr:
 		// Serve only returns early on a listener failure.
@@ -217,7 +261,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	// other replicas instead of reusing one that is about to close under it.
 	srv.SetKeepAlivesEnabled(false)
 	logger.Info("shutting down: reporting not ready", "drain", drain.String())
-	t := time.NewTimer(*drain)
+	t := time.NewTimer(drain)
 	select {
 	case <-t.C:
 	case err := <-serveErr:
@@ -225,7 +269,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		// Requests still running past the timeout are cut off; that is the timeout's job,

@@ -148,7 +148,7 @@ type popularQuery struct {
 // than a silent default. Values are plain decimal digits. It allocates only for
 // percent-encoded queries and errors.
 func parsePopular(raw string) (popularQuery, error) {
-	q := popularQuery{limit: defaultLimit}
+	q := popularQuery{limit: salesrank.DefaultLimit}
 	var seenCategory, seenLimit, seenOffset bool
 	for raw != "" {
 		var pair string
@@ -181,9 +181,9 @@ func parsePopular(raw string) (popularQuery, error) {
 				return q, repeated(key)
 			}
 			seenLimit = true
-			n, ok := parseDigits(value, maxLimit)
-			if !ok || n < 1 {
-				return q, &paramError{param: key, detail: fmt.Sprintf("limit must be an integer from 1 to %d (default %d); got %q", maxLimit, defaultLimit, clip(value))}
+			n, ok := parseDigits(value, salesrank.MaxLimit)
+			if !ok || !salesrank.ValidLimit(n) {
+				return q, &paramError{param: key, detail: fmt.Sprintf("%s; got %q", salesrank.LimitRule(), clip(value))}
 			}
 			q.limit = n
 		case "offset":

@@ -9,12 +9,6 @@ import (
 	"github.com/salesrank/salesrank"
 )
 
-// Defaults and bounds of the popular endpoint's paging parameters.
-const (
-	defaultLimit = 10
-	maxLimit     = 1000
-)
-
 // Holder holds the snapshot a replica serves, pre-rendered. Store swaps it atomically, so a
 // request sees either the old snapshot or the new one, never a mix. The zero value holds no
 // snapshot and is ready to use.
@@ -165,7 +159,7 @@ func renderCategory(r salesrank.Ranking) *category {
 		c.elems = b
 	}
 	c.starts = append(c.starts, len(c.elems)+1)
-	c.first = c.appendPage(nil, 0, defaultLimit)
+	c.first = c.appendPage(nil, 0, salesrank.DefaultLimit)
 	return c
 }
 
@@ -174,25 +168,18 @@ func (c *category) len() int { return len(c.starts) - 1 }
 
 // count returns how many entries page(offset, limit) holds.
 func (c *category) count(offset, limit int64) int {
-	n := int64(c.len())
-	if offset >= n {
-		return 0
-	}
-	return int(min(limit, n-offset))
+	lo, hi := salesrank.PageBounds(c.len(), offset, limit)
+	return hi - lo
 }
 
 // page returns the JSON of entries [offset, offset+limit) without the brackets; it is empty
 // when offset is past the end.
 func (c *category) page(offset, limit int64) []byte {
-	n := int64(c.len())
-	if offset >= n {
+	lo, hi := salesrank.PageBounds(c.len(), offset, limit)
+	if lo == hi {
 		return nil
 	}
-	end := n
-	if limit < n-offset {
-		end = offset + limit
-	}
-	return c.elems[c.starts[offset] : c.starts[end]-1]
+	return c.elems[c.starts[lo] : c.starts[hi]-1]
 }
 
 func (c *category) appendPage(b []byte, offset, limit int64) []byte {
@@ -208,7 +195,7 @@ var (
 
 // writePage writes entries [offset, offset+limit) as a JSON array without encoding anything.
 func (c *category) writePage(w http.ResponseWriter, offset, limit int64) {
-	if offset == 0 && limit == defaultLimit {
+	if offset == 0 && limit == salesrank.DefaultLimit {
 		w.Write(c.first)
 		return
 	}

@@ -1,6 +1,7 @@
 // Package httpapi serves the current snapshot's rankings over HTTP: the read API
-// (GET /api/v1/popular), health and readiness probes, and a small page for people
-// (NewServer, the public listener); and, on a separate admin listener kept off the public
+// (GET /api/v1/popular), the RPC service of package rpc, health and readiness probes, and
+// a small page for people (NewServer, the public listener; routes.go lists every route);
+// and, on a separate admin listener kept off the public
 // network, Prometheus metrics, runtime profiles and a forced reload (NewAdmin).
 //
 // Every public request gets an id (X-Request-Id, the proxy's when it sent a sane one), is

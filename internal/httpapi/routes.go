@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank/internal/metrics"
+	"github.com/salesrank/salesrank/internal/rpc"
 )
 
 // PopularPath is the path of the read API's one endpoint.
@@ -14,8 +15,9 @@ const PopularPath = "/api/v1/popular"
 
 // addRoutes lists every route of the public listener. Methods are checked by getOnly rather
 // than by the mux patterns, so a wrong method gets a problem+json 405 like every other error.
-// Each route is observed under its own pattern, so metrics and logs never carry a raw URL.
-// It returns the popular endpoint's handler, as registered, for router's fast path.
+// Each route of the REST API is observed under its own pattern, so metrics and logs never
+// carry a raw URL. It returns the popular endpoint's handler, as registered, for router's
+// fast path.
 func addRoutes(mux *http.ServeMux, logger *slog.Logger, h *Holder, m *metrics.HTTP, now func() time.Time, draining func() bool) (popular http.Handler) {
 	ids := newRequestIDs()
 	handle := func(pattern string, next http.Handler) http.Handler {
@@ -30,6 +32,11 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, h *Holder, m *metrics.HT
 	handle("/app.js", getOnly(logger, handleStatic("app.js")))
 	handle("/style.css", getOnly(logger, handleStatic("style.css")))
 	handle("/", handleNotFound(logger))
+	// The RPC service answers from the same snapshot on the same listener. Connect checks
+	// methods and reports errors in its own protocols' terms, so it is mounted as it is,
+	// without getOnly or observe.
+	rpcPath, rpcHandler := rpc.NewHandler(h)
+	mux.Handle(rpcPath, rpcHandler)
 	return popular
 }
 

@@ -13,7 +13,8 @@ import (
 )
 
 // NewServer returns the HTTP handler of a replica's public listener, serving the snapshot in
-// h. m counts its requests (nil counts nothing). now is the clock Cache-Control counts down
+// h through the REST API and the RPC service (package rpc; it needs HTTP/2 for gRPC, which
+// is the server's to allow). m counts its requests (nil counts nothing). now is the clock Cache-Control counts down
 // with (time.Now if nil); draining reports that the replica is shutting down, which makes
 // /readyz fail so load balancers stop sending traffic (nil means never).
 //

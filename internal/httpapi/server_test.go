@@ -725,3 +725,29 @@ func TestStaleWhenSourceSilent(t *testing.T) {
 		}
 	}
 }
+
+// TestServerRoutesRPC checks that the public handler serves the RPC service beside the REST
+// API, from the same snapshot, over the Connect protocol's JSON.
+func TestServerRoutesRPC(t *testing.T) {
+	ts := newTestServer(t, seedSnapshot(7))
+	r := httptest.NewRequest("POST", "/salesrank.v1.RankingService/GetPopular", strings.NewReader(`{"categoryId":2,"limit":1}`))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	ts.handler.ServeHTTP(w, r)
+	if got, want := w.Code, http.StatusOK; got != want {
+		t.Fatalf("GetPopular: status %d, want %d; body %s", got, want, w.Body)
+	}
+	var resp struct {
+		SnapshotID string `json:"snapshotId"`
+		Entries    []struct {
+			ProductID string `json:"productId"`
+			Rank      string `json:"rank"`
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
+		t.Fatalf("GetPopular: %v; body %s", err, w.Body)
+	}
+	if resp.SnapshotID != "7" || len(resp.Entries) != 1 || resp.Entries[0].ProductID != "3" || resp.Entries[0].Rank != "1" {
+		t.Errorf("GetPopular = %s, want snapshot 7 with product 3 at rank 1", w.Body)
+	}
+}

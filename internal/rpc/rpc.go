@@ -24,11 +24,11 @@ import (
 	"github.com/salesrank/salesrank/internal/rpc/gen/salesrank/v1/salesrankv1connect"
 )
 
-// The paging bounds of GetPopular: the REST API's, so that a client gets the same answer
-// from either.
+// The paging bounds of GetPopular: the domain's (salesrank.ValidLimit), which the REST API
+// applies too, so that a client gets the same answer from either.
 const (
-	DefaultLimit = 10
-	MaxLimit     = 1000
+	DefaultLimit = salesrank.DefaultLimit
+	MaxLimit     = salesrank.MaxLimit
 )
 
 // maxRequestBytes bounds a request message. A GetPopularRequest is at most about 30 bytes in
@@ -78,9 +78,9 @@ func (s *Service) GetPopular(ctx context.Context, req *connect.Request[salesrank
 		return nil, invalid("category_id is required: an integer from 0 to %d", salesrank.MaxCategoryID)
 	case *m.CategoryId < 0:
 		return nil, invalid("category_id must be an integer from 0 to %d; got %d", salesrank.MaxCategoryID, *m.CategoryId)
-	case m.Limit != nil && (*m.Limit < 1 || *m.Limit > MaxLimit):
-		return nil, invalid("limit must be an integer from 1 to %d (default %d); got %d", MaxLimit, DefaultLimit, *m.Limit)
-	case m.Offset < 0:
+	case m.Limit != nil && !salesrank.ValidLimit(int64(*m.Limit)):
+		return nil, invalid("%s; got %d", salesrank.LimitRule(), *m.Limit)
+	case !salesrank.ValidOffset(m.Offset):
 		return nil, invalid("offset must be 0 or more; got %d", m.Offset)
 	}
 	if m.Limit != nil {
@@ -101,8 +101,8 @@ func (s *Service) GetPopular(ctx context.Context, req *connect.Request[salesrank
 			fmt.Errorf("category_id %d is not a category this service knows", cat))
 	}
 	entries := snap.Rankings[i].Entries
-	offset := min(m.Offset, int64(len(entries)))
-	page := entries[offset : offset+min(limit, int64(len(entries))-offset)]
+	lo, hi := salesrank.PageBounds(len(entries), m.Offset, limit)
+	page := entries[lo:hi]
 
 	out := make([]*salesrankv1.RankedProduct, len(page))
 	// One allocation for the page's messages rather than one each.
@@ -112,7 +112,7 @@ func (s *Service) GetPopular(ctx context.Context, req *connect.Request[salesrank
 		r.Id = e.ID
 		r.ProductId = e.ProductID
 		r.TotalSold = e.TotalSold
-		r.Rank = offset + int64(j) + 1
+		r.Rank = int64(lo+j) + 1
 		out[j] = r
 	}
 	return connect.NewResponse(&salesrankv1.GetPopularResponse{

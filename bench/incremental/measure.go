@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/salesrank/salesrank/internal/ranker"
+)
+
+// step is one measured Ranker.Run.
+type step struct {
+	Name    string           `json:"name"`
+	Seconds float64          `json:"seconds"`
+	CPU     float64          `json:"cpu_seconds"` // user + system, all threads: on a shared machine, what the step itself cost
+	Sum     *ranker.Summary  `json:"summary"`
+	Mem     mem              `json:"mem"`
+	Extra   map[string]int64 `json:"extra,omitempty"`
+}
+
+// mem is the process's memory after a step. HWM is the peak RSS since the last reset (see
+// resetPeak), so each step reports its own peak.
+type mem struct {
+	HWMKiB    int64  `json:"hwm_kib"`
+	RSSKiB    int64  `json:"rss_kib"`
+	HeapInuse uint64 `json:"heap_inuse"`
+	PeakReset bool   `json:"peak_reset"` // false: HWM is the peak since the process started
+}
+
+// countRows records in s.Extra how many sales_rank rows its publication inserted and how
+// many it closed (sales_rank rows are shared between snapshots: see internal/delta). It reads
+// the file through a connection of its own, after the step.
+func countRows(ctx context.Context, path string, s *step) error {
+	conn, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	id := s.Sum.SnapshotID
+	var inserted, closed int64
+	err = conn.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM sales_rank WHERE first_snapshot_id = ?1),
+		(SELECT count(*) FROM sales_rank WHERE last_snapshot_id = (SELECT max(id) FROM snapshots WHERE id < ?1))`, id).Scan(&inserted, &closed)
+	if err != nil {
+		return fmt.Errorf("count rows of snapshot %d: %w", id, err)
+	}
+	s.Extra = map[string]int64{"rows_inserted": inserted, "rows_closed": closed}
+	return nil
+}
+
+// cpuSeconds returns the user and system CPU time of the process so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return math.NaN()
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// resetPeak resets the process's peak RSS (VmHWM) to its current RSS, so the next readMem
+// reports the peak of what happened in between (Linux ≥ 4.0: clear_refs value 5).
+func resetPeak() bool {
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+}
+
+var peakResettable = resetPeak()
+
+func readMem() mem {
+	var m mem
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmHWM:":
+			m.HWMKiB = v
+		case "VmRSS:":
+			m.RSSKiB = v
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	m.HeapInuse = ms.HeapInuse
+	m.PeakReset = peakResettable
+	return m
+}
+
+// startProfile profiles the CPU into PREFIX-name.pprof until stop is called; with no prefix
+// it does nothing. Profiles of the same name (the hourly steps) go to one file per step.
+func startProfile(prefix, name string) (stop func()) {
+	if prefix == "" {
+		return func() {}
+	}
+	path := fmt.Sprintf("%s-%s.pprof", prefix, name)
+	for i := 2; ; i++ {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		path = fmt.Sprintf("%s-%s-%d.pprof", prefix, name, i)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "incremental: cpuprofile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		fmt.Fprintln(os.Stderr, "incremental: cpuprofile:", err)
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
+func dbSize(path string) int64 {
+	var n int64
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
