@@ -37,7 +37,7 @@ type mem struct {
 }
 
 // countRows records in s.Extra how many sales_rank rows its publication inserted and how
-// many it closed (sales_rank rows are shared between snapshots: see internal/delta). It reads
+// many it closed (sales_rank rows are shared between snapshots: see internal/sharedrows). It reads
 // the file through a connection of its own, after the step.
 func countRows(ctx context.Context, path string, s *step) error {
 	conn, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
