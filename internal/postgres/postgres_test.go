@@ -162,7 +162,14 @@ func counts(t *testing.T, db *DB) string {
 func TestPostgresFailures(t *testing.T) {
 	t.Parallel()
 	storetest.RunFailures(t, func(t *testing.T) storetest.Failing { return openTemp(t) },
-		func(t *testing.T, s storetest.Failing) string { return counts(t, s.(*DB)) })
+		func(t *testing.T, s storetest.Failing) string { return counts(t, s.(*DB)) },
+		func(t *testing.T, s storetest.Failing) {
+			_, err := s.(*DB).pool.Exec(context.Background(), `TRUNCATE rejected_lines, snapshot_categories, sales_rank,
+				snapshots, products, categories, objects, partials, batches CASCADE`)
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
 }
 
 // TestPostgresIDsNotReused checks that a pruned snapshot's ids are not handed out again

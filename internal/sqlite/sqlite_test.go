@@ -162,6 +162,13 @@ func TestFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		return n
+	}, func(t *testing.T, s storetest.Failing) {
+		for _, table := range []string{"rejected_lines", "snapshot_categories", "sales_rank", "snapshots",
+			"products", "categories", "objects", "partials", "batches"} {
+			if _, err := s.(*DB).write.Exec(`DELETE FROM ` + table); err != nil {
+				t.Fatal(err)
+			}
+		}
 	})
 }
 
