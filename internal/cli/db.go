@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/salesrank/salesrank/internal/flock"
 	"github.com/salesrank/salesrank/internal/httpapi"
-	"github.com/salesrank/salesrank/internal/lock"
 	"github.com/salesrank/salesrank/internal/postgres"
 	"github.com/salesrank/salesrank/internal/ranker"
 	"github.com/salesrank/salesrank/internal/sqlite"
@@ -74,7 +74,7 @@ type store interface {
 // sqliteStore is a SQLite file, whose ranker lock is a lock file beside it.
 type sqliteStore struct{ *sqlite.DB }
 
-func (s sqliteStore) RankerLock() ranker.Lock { return lock.NewFile(s.Path() + ".rank.lock") }
+func (s sqliteStore) RankerLock() ranker.Lock { return flock.NewFile(s.Path() + ".rank.lock") }
 
 func (s sqliteStore) Describe() string {
 	return fmt.Sprintf("SQLite file %s (ranker lock %s.rank.lock)", s.Path(), s.Path())

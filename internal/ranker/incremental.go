@@ -60,7 +60,7 @@ const (
 //
 // A Ranker keeps the window in memory between runs; the first run of a process rebuilds it
 // from the stored partial sums (package window). Only one Ranker may run against a store at a time (see
-// package lock); if two race anyway, the store refuses the second commit of an object.
+// packages flock and postgres); if two race anyway, the store refuses the second commit of an object.
 type Ranker struct {
 	Logs          *blob.Bucket
 	Engine        Engine

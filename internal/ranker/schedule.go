@@ -9,7 +9,8 @@ import (
 	"github.com/salesrank/salesrank"
 )
 
-// Lock elects the one active ranker; see package lock. TryLock must not wait.
+// Lock elects the one active ranker: flock.File beside a SQLite database, or
+// postgres.AdvisoryLock. TryLock must not wait.
 type Lock interface {
 	TryLock() (bool, error)
 	Unlock() error

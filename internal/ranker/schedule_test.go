@@ -11,7 +11,7 @@ import (
 	"gocloud.dev/blob/memblob"
 
 	"github.com/salesrank/salesrank/internal/engine"
-	"github.com/salesrank/salesrank/internal/lock"
+	"github.com/salesrank/salesrank/internal/flock"
 	"github.com/salesrank/salesrank/internal/sqlite"
 )
 
@@ -51,7 +51,7 @@ func TestSchedulerStandbyTakesOver(t *testing.T) {
 	}
 
 	lockPath := filepath.Join(dir, "rank.lock")
-	active := lock.NewFile(lockPath)
+	active := flock.NewFile(lockPath)
 	if ok, _ := active.TryLock(); !ok {
 		t.Fatal("could not take the lock")
 	}
@@ -61,7 +61,7 @@ func TestSchedulerStandbyTakesOver(t *testing.T) {
 	standbyPolls := 0
 	s := &Scheduler{
 		Ranker: &Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db, Interval: time.Minute},
-		Lock:   lock.NewFile(lockPath),
+		Lock:   flock.NewFile(lockPath),
 		Now:    clock.Now,
 		After: func(d time.Duration) <-chan time.Time {
 			mu.Lock()

@@ -1,8 +1,8 @@
-// Package lock elects the one active ranker among several processes. A File lock is an
-// flock(2) on a file beside the SQLite database: the kernel drops it when its holder dies,
+// Package flock elects the one active ranker among processes sharing a SQLite database. A
+// File lock is an flock(2) on a file beside the database: the kernel drops it when its holder dies,
 // however it dies, so a standby can take over without a lease to expire. (PostgreSQL
 // deployments use an advisory lock behind the same two methods.)
-package lock
+package flock
 
 import (
 	"errors"
