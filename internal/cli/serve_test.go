@@ -81,7 +81,10 @@ func httpDo(t *testing.T, method, url, auth string) (int, string, http.Header) {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s: read body: %v", req.URL, err)
+	}
 	return res.StatusCode, string(b), res.Header
 }
 

@@ -355,7 +355,10 @@ func TestServeHostileOverHTTP(t *testing.T) {
 
 	get := func(target string, header http.Header) (*http.Response, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", srv.URL+target, nil)
+		req, err := http.NewRequest("GET", srv.URL+target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for k, v := range header {
 			req.Header[k] = v
 		}
@@ -364,7 +367,10 @@ func TestServeHostileOverHTTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatalf("%s: read body: %v", target, err)
+		}
 		return res, string(b)
 	}
 	// MaxHeaderBytes: net/http refuses before any handler runs, in plain text.

@@ -78,7 +78,10 @@ func getPage(t *testing.T, url string) ([]entry, int64) {
 	if err := json.Unmarshal(a.body, &es); err != nil {
 		t.Fatalf("GET %s: %v: %.300s", url, err, a.body)
 	}
-	id, _ := strconv.ParseInt(a.header.Get("X-Snapshot-Id"), 10, 64)
+	id, err := strconv.ParseInt(a.header.Get("X-Snapshot-Id"), 10, 64)
+	if err != nil {
+		t.Fatalf("GET %s: X-Snapshot-Id %q: %v", url, a.header.Get("X-Snapshot-Id"), err)
+	}
 	return es, id
 }
 

@@ -340,7 +340,10 @@ func rankings(t *testing.T, rep *replica) (int64, map[int32][]entry) {
 			if res.StatusCode != http.StatusOK {
 				t.Fatalf("GET %s: got %s, want 200 or 404: %s", u, res.Status, body)
 			}
-			id, _ := strconv.ParseInt(res.Header.Get("X-Snapshot-Id"), 10, 64)
+			id, err := strconv.ParseInt(res.Header.Get("X-Snapshot-Id"), 10, 64)
+			if err != nil {
+				t.Fatalf("GET %s: X-Snapshot-Id %q: %v", u, res.Header.Get("X-Snapshot-Id"), err)
+			}
 			if snap == 0 {
 				snap = id
 			} else if id != snap {
