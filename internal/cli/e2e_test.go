@@ -174,8 +174,8 @@ func startServe(t *testing.T, args ...string) *server {
 		s.base = "http://" + a
 	case <-s.done:
 		t.Fatalf("serve exited before serving: %v; log:\n%s", s.err, s.log.String())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("serve did not log its address within 15s; log:\n%s", s.log.String())
+	case <-time.After(hangBound):
+		t.Fatalf("serve did not log its address within %v; log:\n%s", hangBound, s.log.String())
 	}
 	return s
 }
@@ -345,7 +345,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	snapshotID := strconv.FormatInt(sum.SnapshotID, 10)
 
-	waitFor(t, 10*time.Second, "/readyz to answer 200 after rank", func() (bool, string) {
+	waitFor(t, hangBound, "/readyz to answer 200 after rank", func() (bool, string) {
 		res := get(t, srv.base+"/readyz")
 		return res.status == http.StatusOK, fmt.Sprintf("%d %s", res.status, res.body)
 	})
@@ -500,7 +500,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	secondID := strconv.FormatInt(second.SnapshotID, 10)
 	var oldETag string
-	waitFor(t, 10*time.Second, "serve to pick up snapshot "+secondID, func() (bool, string) {
+	waitFor(t, hangBound, "serve to pick up snapshot "+secondID, func() (bool, string) {
 		res := get(t, api+"category_id=1")
 		if res.header.Get("X-Snapshot-Id") == snapshotID {
 			oldETag = res.header.Get("ETag")
@@ -518,9 +518,9 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
-	// SIGTERM: not ready for --drain, then a graceful shutdown and exit 0, all within
-	// drain + shutdown (and a margin for a slow machine).
-	if code := srv.stop(t, syscall.SIGTERM, drain+shutdown+2*time.Second); code != 0 {
+	// SIGTERM: not ready for --drain, then a graceful shutdown and exit 0. The wait only
+	// catches a serve that never exits; how long it took is not the point.
+	if code := srv.stop(t, syscall.SIGTERM, hangBound); code != 0 {
 		t.Errorf("serve after SIGTERM: got exit code %d, want 0 (wait: %v)", code, srv.err)
 	}
 	if !strings.Contains(srv.log.String(), `"msg":"stopped"`) {

@@ -47,8 +47,8 @@ func startCommand(t *testing.T, vars map[string]string, args ...string) (*testbi
 			if err != nil {
 				t.Errorf("%s: got %v, want nil after cancel", args[0], err)
 			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("%s did not return within 15s of cancel", args[0])
+		case <-time.After(hangBound):
+			t.Errorf("%s did not return within %v of cancel", args[0], hangBound)
 		}
 	})
 	return &log, done
@@ -81,7 +81,10 @@ func httpDo(t *testing.T, method, url, auth string) (int, string, http.Header) {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s: read body: %v", req.URL, err)
+	}
 	return res.StatusCode, string(b), res.Header
 }
 
@@ -93,13 +96,13 @@ func TestServeAdminListener(t *testing.T) {
 	log, _ := startCommand(t, map[string]string{"SALESRANK_ADMIN_TOKEN": token},
 		"serve", "--db", dsn, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--poll", "50ms", "--drain", "0s")
 	var addr, admin string
-	waitFor(t, 10*time.Second, "serve to log both addresses", func() (bool, string) {
+	waitFor(t, hangBound, "serve to log both addresses", func() (bool, string) {
 		var ok1, ok2 bool
 		addr, ok1 = loggedAddr(log.String(), "serving", "")
 		admin, ok2 = loggedAddr(log.String(), "listening", "admin")
 		return ok1 && ok2, log.String()
 	})
-	waitFor(t, 10*time.Second, "/readyz to answer 200", func() (bool, string) {
+	waitFor(t, hangBound, "/readyz to answer 200", func() (bool, string) {
 		code, body, _ := httpDo(t, "GET", "http://"+addr+"/readyz", "")
 		return code == 200, body
 	})
@@ -153,7 +156,7 @@ func TestServeAdminDisabled(t *testing.T) {
 	_, dsn := rankedDB(t)
 	log, _ := startCommand(t, nil, "serve", "--db", dsn, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--drain", "0s")
 	var admin string
-	waitFor(t, 10*time.Second, "the admin listener", func() (bool, string) {
+	waitFor(t, hangBound, "the admin listener", func() (bool, string) {
 		var ok bool
 		admin, ok = loggedAddr(log.String(), "listening", "admin")
 		return ok, log.String()
@@ -169,7 +172,7 @@ func TestServeAdminDisabled(t *testing.T) {
 	}
 
 	log2, _ := startCommand(t, nil, "serve", "--db", dsn, "--addr", "127.0.0.1:0", "--admin-addr", "", "--drain", "0s")
-	waitFor(t, 10*time.Second, "serve to start", func() (bool, string) {
+	waitFor(t, hangBound, "serve to start", func() (bool, string) {
 		_, ok := loggedAddr(log2.String(), "serving", "")
 		return ok, log2.String()
 	})
@@ -193,13 +196,13 @@ func TestRankMetrics(t *testing.T) {
 	}
 	log, _ := startCommand(t, nil, "rank", "--logs", logs, "--db", dsn, "--every", "1h", "--metrics-addr", "127.0.0.1:0")
 	var addr string
-	waitFor(t, 10*time.Second, "the metrics listener", func() (bool, string) {
+	waitFor(t, hangBound, "the metrics listener", func() (bool, string) {
 		var ok bool
 		addr, ok = loggedAddr(log.String(), "listening", "metrics")
 		return ok, log.String()
 	})
 	var text string
-	waitFor(t, 20*time.Second, "a run in the metrics", func() (bool, string) {
+	waitFor(t, hangBound, "a run in the metrics", func() (bool, string) {
 		_, text, _ = httpDo(t, "GET", "http://"+addr+"/metrics", "")
 		return strings.Contains(text, `salesrank_rank_runs_total{result="ok"} 1`), text
 	})

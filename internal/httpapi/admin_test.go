@@ -153,14 +153,20 @@ func TestAdminPprofProfile(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	srv := httptest.NewServer(NewAdmin(logger, testToken, nil, nil))
 	defer srv.Close()
-	req, _ := http.NewRequest("GET", srv.URL+"/debug/pprof/profile?seconds=1", nil)
+	req, err := http.NewRequest("GET", srv.URL+"/debug/pprof/profile?seconds=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	res, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("profile: read body: %v", err)
+	}
 	if res.StatusCode != 200 || len(b) == 0 {
 		t.Errorf("profile: %s, %d bytes", res.Status, len(b))
 	}

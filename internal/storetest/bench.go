@@ -166,7 +166,7 @@ func CheckIDsNotReused(t *testing.T, s Store) {
 		}
 		lastSnap, lastEntry = id, snap.Rankings[0].Entries[1].ID
 	}
-	ids, _ := s.SnapshotIDs(ctx)
+	ids := snapshotIDs(t, s)
 	if len(ids) != 1 || ids[0] != lastSnap {
 		t.Errorf("with Keep 1, SnapshotIDs = %v, want [%d]", ids, lastSnap)
 	}

@@ -105,29 +105,52 @@ func commit(t *testing.T, s Intake, b *salesrank.Batch) {
 	}
 }
 
-// state renders everything the intake holds, so that "nothing changed" is one comparison.
-func state(t *testing.T, s Intake) string {
+// readManifest returns s's manifest, failing t if it cannot be read: a read error must not
+// pass for an empty manifest.
+func readManifest(t *testing.T, s Intake) []salesrank.TakenObject {
 	t.Helper()
-	ctx := context.Background()
-	var b strings.Builder
-	m, err := s.Manifest(ctx)
+	m, err := s.Manifest(context.Background())
 	if err != nil {
 		t.Fatalf("Manifest: %v", err)
 	}
-	fmt.Fprintf(&b, "manifest %+v\n", m)
-	for _, p := range partials(t, s, beginning, end) {
-		fmt.Fprintf(&b, "partial %v %x\n", p.Hour, sha256.Sum256(p.Data))
-	}
-	cats, err := s.KnownCategories(ctx)
+	return m
+}
+
+// readKnown returns s's known categories, failing t if they cannot be read.
+func readKnown(t *testing.T, s Intake) []int32 {
+	t.Helper()
+	cats, err := s.KnownCategories(context.Background())
 	if err != nil {
 		t.Fatalf("KnownCategories: %v", err)
 	}
-	fmt.Fprintf(&b, "categories %v\n", cats)
-	rs, err := s.Rejects(ctx, 1<<30)
+	return cats
+}
+
+// rejecter is the part of Intake and Store that reads the quarantine.
+type rejecter interface {
+	Rejects(ctx context.Context, limit int) ([]salesrank.Reject, error)
+}
+
+// readRejects returns up to limit quarantined lines of s, failing t if they cannot be read.
+func readRejects(t *testing.T, s rejecter, limit int) []salesrank.Reject {
+	t.Helper()
+	rs, err := s.Rejects(context.Background(), limit)
 	if err != nil {
-		t.Fatalf("Rejects: %v", err)
+		t.Fatalf("Rejects(%d): %v", limit, err)
 	}
-	fmt.Fprintf(&b, "rejects %+v\n", rs)
+	return rs
+}
+
+// state renders everything the intake holds, so that "nothing changed" is one comparison.
+func state(t *testing.T, s Intake) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "manifest %+v\n", readManifest(t, s))
+	for _, p := range partials(t, s, beginning, end) {
+		fmt.Fprintf(&b, "partial %v %x\n", p.Hour, sha256.Sum256(p.Data))
+	}
+	fmt.Fprintf(&b, "categories %v\n", readKnown(t, s))
+	fmt.Fprintf(&b, "rejects %+v\n", readRejects(t, s, 1<<30))
 	return b.String()
 }
 
@@ -247,13 +270,13 @@ func testCommitRoundTrip(t *testing.T, s Intake, _ error) {
 	if b2.ID <= b.ID {
 		t.Errorf("second batch id %d, want above %d", b2.ID, b.ID)
 	}
-	if m, _ := s.Manifest(ctx); len(m) != 4 {
+	if m := readManifest(t, s); len(m) != 4 {
 		t.Errorf("after a second batch, Manifest has %d objects, want 4", len(m))
 	}
 	if got := describe(partials(t, s, hour(1), hour(2))); got != "1:one 1:b2@1" {
 		t.Errorf("hour 1 partials = %q, want the first batch's then the second's", got)
 	}
-	if cats, _ := s.KnownCategories(ctx); !slices.Equal(cats, []int32{0, 7, 8, salesrank.MaxCategoryID}) {
+	if cats := readKnown(t, s); !slices.Equal(cats, []int32{0, 7, 8, salesrank.MaxCategoryID}) {
 		t.Errorf("KnownCategories = %v, want [0 7 8 %d]", cats, salesrank.MaxCategoryID)
 	}
 }
@@ -280,7 +303,7 @@ func testAlreadyTaken(t *testing.T, s Intake, errTaken error) {
 
 	// The objects that were not taken still can be.
 	commit(t, s, batch("rest", []string{"c", "d"}, []int{2}, 3))
-	if cats, _ := s.KnownCategories(ctx); !slices.Equal(cats, []int32{1, 2, 3}) {
+	if cats := readKnown(t, s); !slices.Equal(cats, []int32{1, 2, 3}) {
 		t.Errorf("KnownCategories = %v, want [1 2 3]", cats)
 	}
 }
@@ -335,7 +358,7 @@ func testConcurrentTake(t *testing.T, s Intake, errTaken error) {
 			t.Errorf("round %d: partials %q, want only the winner's %q", r, got, want)
 		}
 	}
-	cats, _ := s.KnownCategories(ctx)
+	cats := readKnown(t, s)
 	if len(cats) != rounds {
 		t.Errorf("KnownCategories = %v, want one per round: the winners'", cats)
 	}
@@ -435,7 +458,7 @@ func testReplacePartials(t *testing.T, s Intake, _ error) {
 			t.Errorf("ReplacePartials of an hour with %s succeeded, want an error", name)
 		}
 	}
-	if m, _ := s.Manifest(ctx); len(m) != 4 {
+	if m := readManifest(t, s); len(m) != 4 {
 		t.Errorf("Manifest has %d objects after compaction, want 4 (%s)", len(m), manifest)
 	}
 }
@@ -463,7 +486,7 @@ func testDeletePartialsBefore(t *testing.T, s Intake, _ error) {
 			t.Errorf("after DeletePartialsBefore(%v): %q, want %q", tc.before, got, tc.left)
 		}
 	}
-	if m, _ := s.Manifest(ctx); len(m) != 2 {
+	if m := readManifest(t, s); len(m) != 2 {
 		t.Errorf("Manifest has %d objects, want 2: deleting partials does not untake objects", len(m))
 	}
 }
@@ -517,7 +540,7 @@ func testCancelledCommit(t *testing.T, s Intake, _ error) {
 		err := s.CommitBatch(ctx, b)
 		cancel()
 		objs, parts, rejects := 0, 0, 0
-		m, _ := s.Manifest(context.Background())
+		m := readManifest(t, s)
 		for _, o := range m {
 			if strings.HasPrefix(o.Key, tag+"/") {
 				objs++
@@ -528,7 +551,7 @@ func testCancelledCommit(t *testing.T, s Intake, _ error) {
 				parts++
 			}
 		}
-		rs, _ := s.Rejects(context.Background(), 1<<30)
+		rs := readRejects(t, s, 1<<30)
 		for _, r := range rs {
 			if strings.HasPrefix(r.Object, tag+"/") {
 				rejects++

@@ -112,6 +112,16 @@ func current(t *testing.T, s Store) *salesrank.Snapshot {
 	return got
 }
 
+// snapshotIDs returns the stored snapshots' ids, failing t if they cannot be listed.
+func snapshotIDs(t *testing.T, s Store) []int64 {
+	t.Helper()
+	ids, err := s.SnapshotIDs(context.Background())
+	if err != nil {
+		t.Fatalf("SnapshotIDs: %v", err)
+	}
+	return ids
+}
+
 func currentID(t *testing.T, s Store) int64 {
 	t.Helper()
 	id, err := s.CurrentID(context.Background())
@@ -298,7 +308,7 @@ func testPrune(t *testing.T, s Store) {
 	// A backfill older than every kept snapshot stays readable until the next publication
 	// (an operator asked for it), and does not become current.
 	back := publish(t, s, snapshot(-10, 3, 4))
-	if got, _ := s.SnapshotIDs(ctx); !slices.Equal(got, append(slices.Clone(want), back)) {
+	if got := snapshotIDs(t, s); !slices.Equal(got, append(slices.Clone(want), back)) {
 		t.Errorf("after an old backfill, SnapshotIDs = %v, want %v", got, append(slices.Clone(want), back))
 	}
 	if got := currentID(t, s); got != want[0] {
@@ -307,7 +317,7 @@ func testPrune(t *testing.T, s Store) {
 	// The next publication prunes it.
 	next := publish(t, s, snapshot(Keep+3, 3, 4))
 	want = append([]int64{next}, want[:Keep-1]...)
-	if got, _ := s.SnapshotIDs(ctx); !slices.Equal(got, want) {
+	if got := snapshotIDs(t, s); !slices.Equal(got, want) {
 		t.Errorf("after the next publication, SnapshotIDs = %v, want %v", got, want)
 	}
 }
@@ -341,7 +351,7 @@ func testRejects(t *testing.T, s Store) {
 			t.Errorf("Rejects[%d] = {%q %d %q %q}, want {%q %d %q %q}", i, g.Object, g.Line, g.Reason, g.Text, w.Object, w.Line, w.Reason, w.Text)
 		}
 	}
-	if got, _ := s.Rejects(ctx, 2); len(got) != 2 || got[0].Object != want[0].Object || got[1].Line != want[1].Line {
+	if got := readRejects(t, s, 2); len(got) != 2 || got[0].Object != want[0].Object || got[1].Line != want[1].Line {
 		t.Errorf("Rejects(limit 2) = %+v, want the 2 newest", got)
 	}
 }
@@ -378,7 +388,7 @@ func testInvalidSnapshot(t *testing.T, s Store) {
 	if d := diff(current(t, s), good); d != "" {
 		t.Errorf("after failed publishes, Current: %s", d)
 	}
-	if rs, _ := s.Rejects(ctx, 10); len(rs) != 0 {
+	if rs := readRejects(t, s, 10); len(rs) != 0 {
 		t.Errorf("failed publishes left %d rejects behind, want none", len(rs))
 	}
 }

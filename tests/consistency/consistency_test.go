@@ -50,7 +50,7 @@ const (
 	pollEvery = 10 * time.Millisecond // the API server's Watcher interval
 	// idWait bounds how long a reader waits for the publisher to record an id it has seen:
 	// a reader may see a commit before Publish has returned to the publisher.
-	idWait = 10 * time.Second
+	idWait = time.Minute // catches only a publisher that never records it
 	// runTimeout bounds one backend's run, so that a hang fails the test instead of
 	// stalling it until go test's own timeout.
 	runTimeout = 150 * time.Second

@@ -4,16 +4,18 @@ package dbfaults_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	_ "modernc.org/sqlite" // the "sqlite" driver, to read the reference database
+	domain "github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/ranktest"
 )
 
 // The dataset: a week of synthetic sales ending at the current hour, in a few categories, so
@@ -223,83 +225,106 @@ func currentRows(t *testing.T, dsn string) (int64, []rankRow, []int64) {
 	return id, rows, cats
 }
 
-// referenceRows ranks the dataset's logs from scratch (rank --once --full) into a SQLite
-// file, at the cutoff that now gives, and returns the snapshot's rows and categories: what
-// an undisturbed run publishes.
-func (d *dataset) referenceRows(now string) ([]rankRow, []int64) {
+// allTop is the --top of the runs checked against the oracle: above the dataset's number
+// of products, so that every product sold in a category is in its ranking and the
+// comparison covers every product's total, not only the best sellers'.
+const allTop = numProducts + 1
+
+// objects reads every log object of the dataset, keyed by its path under the logs folder;
+// names starting with _ or . (gen's _SUCCESS markers) are not logs.
+func (d *dataset) objects() map[string][]byte {
 	t := d.t
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "reference.db")
-	salesrank(t, "rank", "--once", "--full", "--logs", d.logs, "--db", "sqlite:"+path, "--now", now)
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var id int64
-	if err := db.QueryRow(`SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC LIMIT 1`).Scan(&id); err != nil {
-		t.Fatalf("reference: %v", err)
-	}
-	r, err := db.Query(`SELECT category_id, rank, product_id, total_sold FROM snapshot_sales_rank WHERE snapshot_id = ? ORDER BY category_id, rank`, id)
-	if err != nil {
-		t.Fatalf("reference: %v", err)
-	}
-	defer r.Close()
-	var rows []rankRow
-	for r.Next() {
-		var x rankRow
-		if err := r.Scan(&x.category, &x.rank, &x.product, &x.totalSold); err != nil {
-			t.Fatalf("reference: %v", err)
+	objs := map[string][]byte{}
+	err := filepath.WalkDir(d.logs, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() || strings.HasPrefix(e.Name(), "_") || strings.HasPrefix(e.Name(), ".") {
+			return err
 		}
-		rows = append(rows, x)
-	}
-	if err := r.Err(); err != nil {
-		t.Fatalf("reference: %v", err)
-	}
-	c, err := db.Query(`SELECT category_id FROM snapshot_categories WHERE snapshot_id = ? ORDER BY 1`, id)
-	if err != nil {
-		t.Fatalf("reference: %v", err)
-	}
-	defer c.Close()
-	var cats []int64
-	for c.Next() {
-		var x int64
-		if err := c.Scan(&x); err != nil {
-			t.Fatalf("reference: %v", err)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
 		}
-		cats = append(cats, x)
+		key, err := filepath.Rel(d.logs, path)
+		objs[filepath.ToSlash(key)] = b
+		return err
+	})
+	if err != nil {
+		t.Fatalf("read the logs: %v", err)
 	}
-	return rows, cats
+	if len(objs) == 0 {
+		t.Fatalf("no log objects under %s", d.logs)
+	}
+	return objs
 }
 
-// checkComplete fails t unless the current snapshot on dsn is the one an undisturbed,
-// from-scratch run of the same logs at now publishes: no sale lost or counted twice.
+// checkComplete fails t unless the current snapshot on dsn is what the brute-force oracle
+// (internal/ranktest: the standard library's parsers, a map and a sort, sharing no code
+// with the ranker) makes of every log object at now's cutoff, product by product, and the
+// manifest holds every object once with the oracle's line counts: no sale lost, none
+// counted twice. The snapshot must have been ranked with --top allTop.
 func (d *dataset) checkComplete(now string) {
 	t := d.t
 	t.Helper()
-	wantRows, wantCats := d.referenceRows(now)
-	id, gotRows, gotCats := currentRows(t, d.dsn)
-	if !slices.Equal(gotCats, wantCats) {
-		t.Errorf("snapshot %d covers categories %v, want %v (a from-scratch run)", id, gotCats, wantCats)
+	at, err := time.Parse(time.RFC3339, now)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !slices.Equal(gotRows, wantRows) {
-		diff := 0
-		for i := range min(len(gotRows), len(wantRows)) {
-			if gotRows[i] != wantRows[i] {
-				diff = i
-				break
-			}
+	cutoff, err := domain.Cutoff(at, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := d.objects()
+	want, read, rejected := ranktest.Oracle(objs, cutoff, allTop)
+	id, rows, cats := currentRows(t, d.dsn)
+	got := ranktest.Format(toRankings(rows, cats))
+	if got != want {
+		gl, wl := strings.Split(got, "\n"), strings.Split(want, "\n")
+		i := 0
+		for i < min(len(gl), len(wl)) && gl[i] == wl[i] {
+			i++
 		}
-		t.Errorf("snapshot %d: %d rows, want %d (a from-scratch run); first difference at row %d: got %+v, want %+v",
-			id, len(gotRows), len(wantRows), diff, at(gotRows, diff), at(wantRows, diff))
+		t.Errorf("snapshot %d differs from the oracle over %d objects at cutoff %s: %d lines, want %d; first difference at line %d: got %q, want %q",
+			id, len(objs), cutoff.Format(time.RFC3339), len(gl), len(wl), i+1, line(gl, i), line(wl, i))
 	} else {
-		t.Logf("snapshot %d is complete: %d rows in %d categories, equal to a from-scratch run", id, len(gotRows), len(gotCats))
+		t.Logf("snapshot %d equals the oracle: %d products' totals in %d categories, from %d objects", id, len(rows), len(cats), len(objs))
+	}
+	perCat := map[int64]int{}
+	for _, r := range rows {
+		if perCat[r.category]++; perCat[r.category] >= allTop {
+			t.Fatalf("snapshot %d ranks %d products in category %d: --top %d may have cut it, and the check would miss products", id, perCat[r.category], r.category, allTop)
+		}
+	}
+
+	var nObjs, nRead, nRejected int64
+	err = withConn(t, d.dsn, func(ctx context.Context, conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, `SELECT count(*), coalesce(sum(lines_read), 0), coalesce(sum(lines_rejected), 0) FROM objects`).Scan(&nObjs, &nRead, &nRejected)
+	})
+	if err != nil {
+		t.Fatalf("read the manifest: %v", err)
+	}
+	if nObjs != int64(len(objs)) || nRead != read || nRejected != rejected {
+		t.Errorf("manifest: %d objects, %d lines read, %d rejected; the logs have %d objects, %d lines, %d bad (the oracle)",
+			nObjs, nRead, nRejected, len(objs), read, rejected)
 	}
 }
 
-func at(rows []rankRow, i int) any {
-	if i < len(rows) {
-		return rows[i]
+// toRankings turns a snapshot's rows (in category, rank order) and categories into the
+// domain's rankings, a category without rows having none.
+func toRankings(rows []rankRow, cats []int64) []domain.Ranking {
+	byCat := map[int64][]domain.Entry{}
+	for _, r := range rows {
+		byCat[r.category] = append(byCat[r.category], domain.Entry{ProductID: r.product, TotalSold: r.totalSold})
 	}
-	return "none"
+	out := make([]domain.Ranking, 0, len(cats))
+	for _, c := range cats {
+		out = append(out, domain.Ranking{CategoryID: int32(c), Entries: byCat[c]})
+	}
+	return out
+}
+
+func line(lines []string, i int) string {
+	if i < len(lines) {
+		return lines[i]
+	}
+	return "(none)"
 }

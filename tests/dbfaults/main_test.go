@@ -64,7 +64,10 @@ func TestMain(m *testing.M) {
 	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
 	if p := flag.Lookup("test.parallel"); p != nil && !explicit {
 		if n, _ := strconv.Atoi(p.Value.String()); n < minParallel {
-			p.Value.Set(strconv.Itoa(minParallel))
+			if err := p.Value.Set(strconv.Itoa(minParallel)); err != nil {
+				fmt.Fprintln(os.Stderr, "tests/dbfaults: set -test.parallel:", err)
+				os.Exit(1)
+			}
 		}
 	}
 	dir, bins, err := testbin.Build("salesrank-dbfaults-bin-", "github.com/salesrank/salesrank/cmd/salesrank")
@@ -138,6 +141,7 @@ func freePorts(t *testing.T, n int) []int {
 
 // process is a child process whose output goes to a file.
 type process struct {
+	t    *testing.T // fails when the process's log cannot be read
 	name string
 	cmd  *exec.Cmd
 	log  string
@@ -161,7 +165,7 @@ func startProcess(t *testing.T, name, logPath, stdoutPath string, args ...string
 			t.Fatal(err)
 		}
 	}
-	p := &process{name: name, cmd: exec.Command(binPath, args...), log: logPath, done: make(chan struct{})}
+	p := &process{t: t, name: name, cmd: exec.Command(binPath, args...), log: logPath, done: make(chan struct{})}
 	p.cmd.Env = testbin.CleanEnv()
 	p.cmd.Stdout, p.cmd.Stderr = out, f
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -213,9 +217,13 @@ func (p *process) kill() {
 	<-p.done
 }
 
-// output returns what the process wrote to its log.
+// output returns what the process wrote to its log. A log that cannot be read fails the
+// test: the checks that read it would otherwise pass on an empty one.
 func (p *process) output() string {
-	b, _ := os.ReadFile(p.log)
+	b, err := os.ReadFile(p.log)
+	if err != nil {
+		p.t.Errorf("%s: read its log: %v", p.name, err)
+	}
 	return string(b)
 }
 

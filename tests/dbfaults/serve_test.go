@@ -67,7 +67,10 @@ func (r *replica) readyz() (int, string) {
 		return 0, ""
 	}
 	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return 0, "read body: " + err.Error() // counted as not ready, with the reason
+	}
 	return res.StatusCode, string(b)
 }
 

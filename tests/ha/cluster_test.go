@@ -4,6 +4,7 @@ package ha_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,6 +32,12 @@ const (
 	drain           = 3 * time.Second
 	shutdownTimeout = 5 * time.Second
 )
+
+// hangBound is how long a test waits for something that must happen (a replica ready, a
+// switch to a new snapshot, nginx refreshing its cache, a process exiting) before it calls
+// it a hang. It bounds waits, not the system: serve polls every second and nginx keeps an
+// answer a second or two, so a wait anywhere near this long is a bug, not a busy machine.
+const hangBound = 60 * time.Second
 
 // cluster is N "salesrank serve" replicas on loopback ports behind one nginx, all started
 // by the test and all stopped when it ends.
@@ -156,7 +163,7 @@ func newCluster(t *testing.T, dsn string, n int) *cluster {
 	t.Cleanup(func() {
 		if c.proxy != nil {
 			c.proxy.signal(syscall.SIGQUIT)
-			if c.proxy.wait(10*time.Second) == stillRunning {
+			if c.proxy.wait(hangBound) == stillRunning {
 				c.proxy.kill()
 			}
 		}
@@ -174,7 +181,7 @@ func newCluster(t *testing.T, dsn string, n int) *cluster {
 		r.start()
 	}
 	for _, r := range c.replicas {
-		r.waitReady(15 * time.Second)
+		r.waitReady(hangBound)
 	}
 	c.startProxy(ports[0])
 	return c
@@ -216,7 +223,10 @@ func (r *replica) readyz() (int, string) {
 		return 0, ""
 	}
 	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return 0, "read body: " + err.Error() // counted as not ready, with the reason
+	}
 	return res.StatusCode, string(b)
 }
 
@@ -282,7 +292,7 @@ func (c *cluster) startProxy(port int) {
 	// leave running.
 	c.proxy = startProcess(t, syscall.SIGTERM, filepath.Join(c.dir, "nginx.out"), nginxPath, append(args, "-g", "daemon off;")...)
 	c.url = "http://127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(hangBound)
 	for {
 		res, err := probe.Get(c.url + "/healthz")
 		if err == nil {
@@ -305,7 +315,7 @@ func (c *cluster) stopProxy() accessStats {
 	t := c.t
 	t.Helper()
 	c.proxy.signal(syscall.SIGQUIT)
-	if code := c.proxy.wait(10 * time.Second); code != 0 {
+	if code := c.proxy.wait(hangBound); code != 0 {
 		t.Errorf("nginx: got exit code %d after SIGQUIT, want 0\n%s", code, c.proxy.tail())
 	}
 	return readAccessLog(t, filepath.Join(c.dir, "logs", "salesrank.access.log"))
@@ -397,13 +407,20 @@ func (s accessStats) String() string {
 // readAccessLog reads the JSON-lines access log that deploy/nginx.conf's log_format writes.
 func readAccessLog(t *testing.T, path string) accessStats {
 	t.Helper()
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	return parseAccessLog(t, b)
+}
+
+// parseAccessLog parses the whole lines of an access log; a last line that nginx has not
+// finished writing is left out, so a log can be read while nginx runs.
+func parseAccessLog(t *testing.T, b []byte) accessStats {
+	t.Helper()
+	b = b[:bytes.LastIndexByte(b, '\n')+1]
 	s := accessStats{statuses: map[string]int{}, lastOK: map[string]time.Time{}}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		var line struct {
 			Msec           float64 `json:"msec"`

@@ -9,6 +9,8 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -39,8 +41,8 @@ func testKillReplica(t *testing.T, dsn string) {
 	time.Sleep(2 * time.Second)
 	victim := c.replicas[1]
 	victim.p.signal(syscall.SIGKILL)
-	if victim.p.wait(5*time.Second) == stillRunning {
-		t.Fatalf("replica %s still running 5s after SIGKILL", victim.addr)
+	if victim.p.wait(hangBound) == stillRunning {
+		t.Fatalf("replica %s still running %v after SIGKILL", victim.addr, hangBound)
 	}
 	t.Logf("killed replica %s with SIGKILL at %v into the load", victim.addr, time.Since(l.began).Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
@@ -93,41 +95,61 @@ func testRollingRestart(t *testing.T, dsn string) {
 		if !sawNotReady {
 			t.Errorf("replica %s: /readyz never answered 503 while draining", rep.addr)
 		}
-		code := rep.p.wait(drain + shutdownTimeout + 5*time.Second)
+		code := rep.p.wait(hangBound)
 		if code != 0 {
 			t.Fatalf("replica %s: got exit code %d after SIGTERM (%d: still running), want 0\n%s", rep.addr, code, stillRunning, rep.p.tail())
 		}
 		exited := time.Now()
 		rep.start()
-		rep.waitReady(15 * time.Second)
+		rep.waitReady(hangBound)
 		back[rep.addr] = time.Now()
 		t.Logf("replica %s: SIGTERM → exit 0 in %v (drain %v); restarted and ready in %v",
 			rep.addr, exited.Sub(stop).Round(time.Millisecond), drain, back[rep.addr].Sub(exited).Round(time.Millisecond))
 	}
-	// Long enough for nginx to send the last replica requests again: fail_timeout, then
-	// the cache's lifetime, after which the cached pages need a replica again (nginx
-	// refreshes them in bursts, as they expire together).
-	time.Sleep(failTimeout + nginxCacheBound(t) + time.Second)
+	// Every replica must be back in nginx's rotation: its access log (flushed every
+	// second) shows an answer from each after it was ready again. nginx tries a replica
+	// again after fail_timeout, and the cached pages need a replica once they expire.
+	accessLog := filepath.Join(c.dir, "logs", "salesrank.access.log")
+	lastRestart := back[c.replicas[len(c.replicas)-1].addr]
+	for {
+		b, err := os.ReadFile(accessLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lastOK := parseAccessLog(t, b).lastOK
+		var missing []string
+		for _, rep := range c.replicas {
+			if !lastOK[rep.addr].After(back[rep.addr]) {
+				missing = append(missing, rep.addr)
+			}
+		}
+		if len(missing) == 0 {
+			t.Logf("every replica answered through nginx again; the last %v after it was ready (fail_timeout %v, cache bound %v)",
+				time.Since(lastRestart).Round(time.Millisecond), failTimeout, nginxCacheBound(t))
+			break
+		}
+		if time.Since(lastRestart) > hangBound {
+			t.Errorf("replicas %v: nginx sent them no request in the %v after their restart", missing, hangBound)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	r := l.stop()
 	r.check(t)
 
 	a := c.stopProxy()
 	t.Log(a)
 	a.check(t, r)
-	for _, rep := range c.replicas {
-		if last := a.lastOK[rep.addr]; !last.After(back[rep.addr]) {
-			t.Errorf("replica %s: nginx sent it no request after its restart (last answered at %v, ready again at %v)",
-				rep.addr, last.Format("15:04:05.000"), back[rep.addr].Format("15:04:05.000"))
-		}
-	}
 	t.Logf("%s took %v", t.Name(), time.Since(began).Round(time.Millisecond))
 }
 
 // TestPublishUnderLoad publishes a new snapshot while the load runs through nginx and its
-// response cache: every replica must move to it within 2 s (serve polls every second);
-// from then on, once the cache's bound has passed, every answer from nginx must come from
-// the new snapshot; and every response's body must be the page of the snapshot its
-// X-Snapshot-Id names, never a mix and never the wrong one.
+// response cache: every replica moves to it without a restart; once nginx has refreshed
+// its cache (a sweep of every page the load asks for comes back from the new snapshot),
+// no answer of the load to a request sent afterwards is from the old one; and every
+// response's body is the page of the snapshot its X-Snapshot-Id names, never a mix and
+// never the wrong one. How long the switch and the refresh took is logged, not asserted:
+// on a busy machine any figure is the machine's, and a hang is caught by hangBound.
 func TestPublishUnderLoad(t *testing.T) {
 	forEachBackend(t, testPublishUnderLoad)
 }
@@ -147,52 +169,64 @@ func testPublishUnderLoad(t *testing.T, dsn string) {
 	rankStart := time.Now()
 	sumB := d.publish(t)
 	rankEnd := time.Now()
-	// The lag counts from rank --once's exit, which follows its commit by the time it
-	// takes to close the database and print the summary: milliseconds.
-	const maxLag = 2 * time.Second
-	allSwitched := true
+	// Every replica must come to serve the new snapshot, without a restart.
 	for _, rep := range c.replicas {
-		for rep.snapshotID() != sumB.SnapshotID && time.Since(rankEnd) < maxLag+time.Second {
+		for rep.snapshotID() != sumB.SnapshotID && time.Since(rankEnd) < hangBound {
 			time.Sleep(5 * time.Millisecond)
 		}
-		lag := time.Since(rankEnd)
-		if id := rep.snapshotID(); id != sumB.SnapshotID || lag > maxLag {
-			t.Errorf("replica %s: serving snapshot %d %v after rank --once published (it ran %v), want %d within %v",
-				rep.addr, id, lag.Round(time.Millisecond), rankEnd.Sub(rankStart).Round(time.Millisecond), sumB.SnapshotID, maxLag)
-			allSwitched = false
-		} else {
-			t.Logf("replica %s: serving snapshot %d within %v of rank --once publishing it (it ran %v)",
-				rep.addr, sumB.SnapshotID, lag.Round(time.Millisecond), rankEnd.Sub(rankStart).Round(time.Millisecond))
+		if id := rep.snapshotID(); id != sumB.SnapshotID {
+			t.Fatalf("replica %s: serving snapshot %d %v after rank --once published snapshot %d; want it to switch\n%s",
+				rep.addr, id, time.Since(rankEnd).Round(time.Millisecond), sumB.SnapshotID, rep.p.tail())
 		}
+		t.Logf("replica %s: serving snapshot %d %v after rank --once exited (it ran %v)",
+			rep.addr, sumB.SnapshotID, time.Since(rankEnd).Round(time.Millisecond), rankEnd.Sub(rankStart).Round(time.Millisecond))
 	}
-	// Every replica serves the new snapshot since (at the latest) now. nginx may have stored
-	// an answer of the previous one just before, and answers with it for less than the
-	// cache's bound; cacheSlack covers the moments between a replica's switch and this test
-	// seeing it, and a busy machine's scheduling.
 	switched := time.Now()
-	bound := nginxCacheBound(t)
-	deadline := switched.Add(bound + cacheSlack)
-	time.Sleep(time.Until(deadline))
 	snapB, fullB := rankings(t, c.replicas[0])
 	if snapB != sumB.SnapshotID {
 		t.Fatalf("replica serves snapshot %d after the publication, want %d", snapB, sumB.SnapshotID)
 	}
-	// Past the bound, every page the load asks for comes from the new snapshot: each one
-	// once through nginx, while the load goes on.
-	swept := 0
+	// Every replica serves only the new snapshot now, so nginx's cache can only come to
+	// hold it: sweep every page the load asks for through nginx until a whole sweep is of
+	// the new snapshot, each page equal to the new ranking's.
+	type pageOf struct {
+		cat           int32
+		limit, offset int
+	}
+	var pages []pageOf
 	for _, cat := range slices.Sorted(maps.Keys(fullA)) {
 		for _, limit := range limits {
 			for _, offset := range slices.Compact(slices.Sorted(slices.Values(offsets))) {
-				got, id := getPage(t, c.url+pagePath(cat, limit, offset))
-				n := cmp.Or(limit, 10)
-				if want := page(fullB[cat], offset, n); id != snapB || !slices.Equal(got, want) {
-					t.Errorf("%v after every replica served snapshot %d: category %d, offset %d, limit %d: got snapshot %d, %v; want %v",
-						time.Since(switched).Round(time.Millisecond), snapB, cat, offset, n, id, got, want)
-				}
-				swept++
+				pages = append(pages, pageOf{cat, limit, offset})
 			}
 		}
 	}
+	swept, sweeps := 0, 0
+	var refreshed time.Time // when a whole sweep had answered from the new snapshot
+	for refreshed.IsZero() {
+		if time.Since(switched) > hangBound {
+			t.Fatalf("nginx still answers from snapshot %d %v after every replica served snapshot %d", snapA, time.Since(switched).Round(time.Millisecond), snapB)
+		}
+		sweeps++
+		old := 0
+		for _, p := range pages {
+			got, id := getPage(t, c.url+pagePath(p.cat, p.limit, p.offset))
+			swept++
+			n := cmp.Or(p.limit, 10)
+			switch {
+			case id == snapA:
+				old++
+			case id != snapB || !slices.Equal(got, page(fullB[p.cat], p.offset, n)):
+				t.Errorf("after every replica served snapshot %d: category %d, offset %d, limit %d: got snapshot %d, %v; want %v",
+					snapB, p.cat, p.offset, n, id, got, page(fullB[p.cat], p.offset, n))
+			}
+		}
+		if old == 0 {
+			refreshed = time.Now()
+		}
+	}
+	t.Logf("nginx answered every one of %d pages from snapshot %d %v after every replica served it (%d sweeps; the cache's bound is %v)",
+		len(pages), snapB, refreshed.Sub(switched).Round(time.Millisecond), sweeps, nginxCacheBound(t))
 	time.Sleep(time.Second)
 	r := l.stop()
 	r.check(t)
@@ -204,17 +238,18 @@ func testPublishUnderLoad(t *testing.T, dsn string) {
 	if r.snapshots[snapA] == 0 || r.snapshots[snapB] == 0 {
 		t.Errorf("got responses by snapshot %v, want some of both %d and %d", r.snapshots, snapA, snapB)
 	}
-	t.Logf("checked %d distinct pages (%d responses) against the full rankings of snapshots %d and %d; %d pages through nginx %v after every replica switched, all of snapshot %d",
-		checked, r.sent, snapA, snapB, swept, deadline.Sub(switched), snapB)
-	// The load's own answers: none of the previous snapshot to a request sent past the
-	// bound, and some straight from nginx's cache (or this test would prove nothing about it).
+	t.Logf("checked %d distinct pages (%d responses) against the full rankings of snapshots %d and %d; %d pages through nginx after every replica switched",
+		checked, r.sent, snapA, snapB, swept)
+	// The load's own answers: none of the previous snapshot to a request sent after nginx
+	// answered every page from the new one, and some straight from nginx's cache (or this
+	// test would prove nothing about it).
 	lastA := r.lastSent[snapA]
-	if allSwitched && lastA.After(deadline) {
-		t.Errorf("a request sent %v after every replica served snapshot %d was answered from snapshot %d; want none after %v (the cache's bound %v + %v)",
-			lastA.Sub(switched).Round(time.Millisecond), snapB, snapA, bound+cacheSlack, bound, cacheSlack)
+	if lastA.After(refreshed) {
+		t.Errorf("a request sent %v after nginx answered every page from snapshot %d was answered from snapshot %d; want none",
+			lastA.Sub(refreshed).Round(time.Millisecond), snapB, snapA)
 	}
-	t.Logf("the last answer from snapshot %d was to a request sent %v after rank --once exited, %v after this test saw every replica serve snapshot %d (bound %v)",
-		snapA, lastA.Sub(rankEnd).Round(time.Millisecond), lastA.Sub(switched).Round(time.Millisecond), snapB, bound)
+	t.Logf("the last answer from snapshot %d was to a request sent %v after rank --once exited, %v after this test saw every replica serve snapshot %d",
+		snapA, lastA.Sub(rankEnd).Round(time.Millisecond), lastA.Sub(switched).Round(time.Millisecond), snapB)
 	if r.cache["HIT"] == 0 {
 		t.Errorf("no answer of the load came from nginx's cache (X-Cache-Status %v)", r.cache)
 	}
@@ -305,7 +340,10 @@ func rankings(t *testing.T, rep *replica) (int64, map[int32][]entry) {
 			if res.StatusCode != http.StatusOK {
 				t.Fatalf("GET %s: got %s, want 200 or 404: %s", u, res.Status, body)
 			}
-			id, _ := strconv.ParseInt(res.Header.Get("X-Snapshot-Id"), 10, 64)
+			id, err := strconv.ParseInt(res.Header.Get("X-Snapshot-Id"), 10, 64)
+			if err != nil {
+				t.Fatalf("GET %s: X-Snapshot-Id %q: %v", u, res.Header.Get("X-Snapshot-Id"), err)
+			}
 			if snap == 0 {
 				snap = id
 			} else if id != snap {

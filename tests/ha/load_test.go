@@ -19,12 +19,12 @@ import (
 
 // The load: loadWorkers goroutines on keep-alive connections, paced to a total target rate
 // so that the load generator leaves CPU to the replicas and nginx on a small machine.
-// SALESRANK_HA_RPS sets the target; SALESRANK_HA_MIN_RPS the rate each test must reach
-// (default 1,000 requests/s through nginx; lower it only on a machine that cannot).
+// SALESRANK_HA_RPS sets the target. The rate reached is logged, never asserted: it says
+// how busy the machine was, not whether nginx and the replicas lost a request (bench/
+// serve.sh and serve-mix.sh measure throughput).
 const (
-	loadWorkers    = 16
-	defaultRate    = 3000
-	defaultMinRate = 1000
+	loadWorkers = 16
+	defaultRate = 3000
 )
 
 func envFloat(t *testing.T, name string, def float64) float64 {
@@ -255,7 +255,7 @@ func (l *load) stop() loadReport {
 	}
 }
 
-// check fails t unless the load lost no request and reached the minimum rate.
+// check fails t unless the load lost no request and never got two bodies for one page.
 func (r loadReport) check(t *testing.T) {
 	t.Helper()
 	t.Log(r)
@@ -264,9 +264,6 @@ func (r loadReport) check(t *testing.T) {
 	}
 	for _, c := range r.conflicts {
 		t.Errorf("two bodies for one page of one snapshot: %s", c)
-	}
-	if min := envFloat(t, "SALESRANK_HA_MIN_RPS", defaultMinRate); r.rate < min {
-		t.Errorf("got %.0f requests/s through nginx, want at least %.0f (SALESRANK_HA_MIN_RPS)", r.rate, min)
 	}
 }
 
