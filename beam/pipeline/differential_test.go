@@ -17,8 +17,8 @@ import (
 	"github.com/salesrank/salesrank/internal/engine"
 	"github.com/salesrank/salesrank/internal/objstore"
 	"github.com/salesrank/salesrank/internal/ranker"
-	"github.com/salesrank/salesrank/internal/ranktest"
 	"github.com/salesrank/salesrank/internal/sqlite"
+	"github.com/salesrank/salesrank/internal/testing/ranktest"
 )
 
 func TestMain(m *testing.M) {

@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/salesrank/salesrank/internal/testbin"
+	"github.com/salesrank/salesrank/internal/testing/testbin"
 )
 
 // The end-to-end tests build the salesrank binary once and run it as operators and scripts

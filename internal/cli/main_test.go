@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/salesrank/salesrank/internal/testbin"
+	"github.com/salesrank/salesrank/internal/testing/testbin"
 )
 
 // These tests call run in-process, as main does, with their own environment and buffers;

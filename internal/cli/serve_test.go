@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/salesrank/salesrank/internal/testbin"
+	"github.com/salesrank/salesrank/internal/testing/testbin"
 )
 
 // rankedDB generates a small day of logs, ranks it once and returns the logs folder and the

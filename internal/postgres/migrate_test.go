@@ -7,7 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/salesrank/salesrank/internal/migration"
-	"github.com/salesrank/salesrank/internal/storetest"
+	"github.com/salesrank/salesrank/internal/testing/storetest"
 )
 
 // TestPostgresMigrateSharedRows opens a schema written before migration 0003, when every

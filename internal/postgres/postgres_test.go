@@ -17,7 +17,7 @@ import (
 
 	"github.com/salesrank/salesrank"
 	"github.com/salesrank/salesrank/internal/migration"
-	"github.com/salesrank/salesrank/internal/storetest"
+	"github.com/salesrank/salesrank/internal/testing/storetest"
 )
 
 // envDSN names the database the tests run against. Each test works in a schema of its own,

@@ -13,8 +13,8 @@ import (
 	"gocloud.dev/blob/memblob"
 
 	"github.com/salesrank/salesrank/internal/engine"
-	"github.com/salesrank/salesrank/internal/ranktest"
 	"github.com/salesrank/salesrank/internal/sqlite"
+	"github.com/salesrank/salesrank/internal/testing/ranktest"
 )
 
 type step struct {

@@ -13,8 +13,8 @@ import (
 
 	"github.com/salesrank/salesrank"
 	"github.com/salesrank/salesrank/internal/engine"
-	"github.com/salesrank/salesrank/internal/ranktest"
 	"github.com/salesrank/salesrank/internal/sqlite"
+	"github.com/salesrank/salesrank/internal/testing/ranktest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/storetest"
+	"github.com/salesrank/salesrank/internal/testing/storetest"
 )
 
 func TestIntakeContract(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/salesrank/salesrank/internal/migration"
-	"github.com/salesrank/salesrank/internal/storetest"
+	"github.com/salesrank/salesrank/internal/testing/storetest"
 )
 
 // TestMigrateSharedRows opens a file written before migration 0003, when every snapshot had

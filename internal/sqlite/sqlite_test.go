@@ -9,7 +9,7 @@ import (
 
 	"github.com/salesrank/salesrank"
 	"github.com/salesrank/salesrank/internal/migration"
-	"github.com/salesrank/salesrank/internal/storetest"
+	"github.com/salesrank/salesrank/internal/testing/storetest"
 )
 
 func openTemp(tb testing.TB) *DB {

@@ -3,7 +3,7 @@ package consistency_test
 import (
 	"testing"
 
-	"github.com/salesrank/salesrank/internal/pgtest"
+	"github.com/salesrank/salesrank/internal/testing/pgtest"
 )
 
 // postgresDSN returns the DSN of a fresh schema, dropped when t ends (see pgtest.Schema).

@@ -15,7 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	domain "github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/ranktest"
+	"github.com/salesrank/salesrank/internal/testing/ranktest"
 )
 
 // The dataset: a week of synthetic sales ending at the current hour, in a few categories, so

@@ -26,8 +26,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/salesrank/salesrank/internal/pgtest"
-	"github.com/salesrank/salesrank/internal/testbin"
+	"github.com/salesrank/salesrank/internal/testing/pgtest"
+	"github.com/salesrank/salesrank/internal/testing/testbin"
 )
 
 // envPostgres names the PostgreSQL database the tests run against; unset, they skip.

@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/salesrank/salesrank/internal/testbin"
+	"github.com/salesrank/salesrank/internal/testing/testbin"
 )
 
 // bin is the salesrank binary built by TestMain; skipReason is set when the tests are not

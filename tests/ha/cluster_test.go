@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/salesrank/salesrank/internal/testbin"
+	"github.com/salesrank/salesrank/internal/testing/testbin"
 )
 
 // Replica settings in the tests. Production keeps serve's defaults (--drain 5s,

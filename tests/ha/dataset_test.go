@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/salesrank/salesrank/internal/pgtest"
+	"github.com/salesrank/salesrank/internal/testing/pgtest"
 )
 
 // The dataset: a week of synthetic sales in a few categories, ranked at cutoffA. publish

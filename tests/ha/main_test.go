@@ -20,7 +20,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/salesrank/salesrank/internal/testbin"
+	"github.com/salesrank/salesrank/internal/testing/testbin"
 )
 
 var (

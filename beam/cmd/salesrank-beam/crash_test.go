@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank/beam/internal/beamtest"
-	"github.com/salesrank/salesrank/internal/ranktest"
-	"github.com/salesrank/salesrank/internal/testbin"
+	"github.com/salesrank/salesrank/internal/testing/ranktest"
+	"github.com/salesrank/salesrank/internal/testing/testbin"
 )
 
 // phaseOf names the step a run was in from the last of its log lines that start one.

@@ -11,8 +11,8 @@ import (
 	"github.com/salesrank/salesrank/internal/engine"
 	"github.com/salesrank/salesrank/internal/objstore"
 	"github.com/salesrank/salesrank/internal/ranker"
-	"github.com/salesrank/salesrank/internal/ranktest"
 	"github.com/salesrank/salesrank/internal/sqlite"
+	"github.com/salesrank/salesrank/internal/testing/ranktest"
 )
 
 // TestStandaloneJobServer submits rank's pipelines to Prism's job server running as its own

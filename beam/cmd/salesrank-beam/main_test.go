@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/salesrank/salesrank/internal/testbin"
+	"github.com/salesrank/salesrank/internal/testing/testbin"
 )
 
 var bin struct {
