@@ -14,7 +14,7 @@ import (
 )
 
 func TestIntakeContract(t *testing.T) {
-	storetest.RunIntake(t, salesrank.ErrAlreadyTaken, func(t *testing.T) storetest.Intake {
+	storetest.RunIntake(t, func(t *testing.T) storetest.Intake {
 		db := openTemp(t)
 		t.Cleanup(func() { checkIntegrity(t, db) })
 		return db

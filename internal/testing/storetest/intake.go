@@ -30,13 +30,11 @@ type Intake interface {
 }
 
 // RunIntake runs the intake contract suite, separate from Run so that a backend can adopt
-// it on its own. open must return a new, empty store per subtest, as for Run. errTaken is the
-// backend's sentinel for an object already in the manifest (until it moves to the domain
-// package, each backend declares its own).
-func RunIntake(t *testing.T, errTaken error, open func(t *testing.T) Intake) {
+// it on its own. open must return a new, empty store per subtest, as for Run.
+func RunIntake(t *testing.T, open func(t *testing.T) Intake) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, s Intake, errTaken error)
+		fn   func(t *testing.T, s Intake)
 	}{
 		{"Empty", testIntakeEmpty},
 		{"CommitRoundTrip", testCommitRoundTrip},
@@ -50,7 +48,7 @@ func RunIntake(t *testing.T, errTaken error, open func(t *testing.T) Intake) {
 		{"BigPartial", testBigPartial},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t), errTaken) })
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
 	}
 }
 
@@ -168,7 +166,7 @@ func batch(tag string, keys []string, hours []int, cats ...int32) *salesrank.Bat
 	return b
 }
 
-func testIntakeEmpty(t *testing.T, s Intake, _ error) {
+func testIntakeEmpty(t *testing.T, s Intake) {
 	ctx := context.Background()
 	if m, err := s.Manifest(ctx); err != nil || len(m) != 0 {
 		t.Errorf("Manifest on an empty store = %v, %v; want none", m, err)
@@ -187,7 +185,7 @@ func testIntakeEmpty(t *testing.T, s Intake, _ error) {
 	}
 }
 
-func testCommitRoundTrip(t *testing.T, s Intake, _ error) {
+func testCommitRoundTrip(t *testing.T, s Intake) {
 	ctx := context.Background()
 	paris := time.FixedZone("CET", 3600)
 	objs := []salesrank.TakenObject{
@@ -281,15 +279,15 @@ func testCommitRoundTrip(t *testing.T, s Intake, _ error) {
 	}
 }
 
-func testAlreadyTaken(t *testing.T, s Intake, errTaken error) {
+func testAlreadyTaken(t *testing.T, s Intake) {
 	ctx := context.Background()
 	commit(t, s, batch("first", []string{"a", "b"}, []int{0, 1}, 1, 2))
 	before := state(t, s)
 
 	again := batch("again", []string{"c", "b", "d"}, []int{1, 2}, 3)
 	err := s.CommitBatch(ctx, again)
-	if !errors.Is(err, errTaken) {
-		t.Fatalf("CommitBatch of a taken object: err = %v, want %v", err, errTaken)
+	if !errors.Is(err, salesrank.ErrAlreadyTaken) {
+		t.Fatalf("CommitBatch of a taken object: err = %v, want %v", err, salesrank.ErrAlreadyTaken)
 	}
 	if !strings.Contains(err.Error(), `"b"`) {
 		t.Errorf("error %q does not name the taken key %q", err, "b")
@@ -309,7 +307,7 @@ func testAlreadyTaken(t *testing.T, s Intake, errTaken error) {
 }
 
 // testConcurrentTake has rankers race to take the same object: exactly one batch commits.
-func testConcurrentTake(t *testing.T, s Intake, errTaken error) {
+func testConcurrentTake(t *testing.T, s Intake) {
 	const (
 		rounds  = 5
 		rankers = 6
@@ -334,8 +332,8 @@ func testConcurrentTake(t *testing.T, s Intake, errTaken error) {
 				t.Fatalf("round %d: rankers %d and %d both committed object %q", r, winner, i, shared)
 			case err == nil:
 				winner = i
-			case !errors.Is(err, errTaken):
-				t.Fatalf("round %d: ranker %d: err = %v, want %v", r, i, err, errTaken)
+			case !errors.Is(err, salesrank.ErrAlreadyTaken):
+				t.Fatalf("round %d: ranker %d: err = %v, want %v", r, i, err, salesrank.ErrAlreadyTaken)
 			}
 		}
 		if winner < 0 {
@@ -364,7 +362,7 @@ func testConcurrentTake(t *testing.T, s Intake, errTaken error) {
 	}
 }
 
-func testInvalidBatch(t *testing.T, s Intake, _ error) {
+func testInvalidBatch(t *testing.T, s Intake) {
 	ctx := context.Background()
 	commit(t, s, batch("ok", []string{"a"}, []int{0}, 1))
 	before := state(t, s)
@@ -396,7 +394,7 @@ func testInvalidBatch(t *testing.T, s Intake, _ error) {
 	}
 }
 
-func testPartialsRange(t *testing.T, s Intake, _ error) {
+func testPartialsRange(t *testing.T, s Intake) {
 	ctx := context.Background()
 	// Committed out of hour order: reads come back by hour, then batch.
 	commit(t, s, batch("b1", []string{"1"}, []int{3, 1}))
@@ -429,7 +427,7 @@ func testPartialsRange(t *testing.T, s Intake, _ error) {
 	}
 }
 
-func testReplacePartials(t *testing.T, s Intake, _ error) {
+func testReplacePartials(t *testing.T, s Intake) {
 	ctx := context.Background()
 	commit(t, s, batch("b1", []string{"1"}, []int{0, 1}))
 	commit(t, s, batch("b2", []string{"2"}, []int{1}))
@@ -463,7 +461,7 @@ func testReplacePartials(t *testing.T, s Intake, _ error) {
 	}
 }
 
-func testDeletePartialsBefore(t *testing.T, s Intake, _ error) {
+func testDeletePartialsBefore(t *testing.T, s Intake) {
 	ctx := context.Background()
 	commit(t, s, batch("b1", []string{"1"}, []int{-200, 0, 1, 2}))
 	commit(t, s, batch("b2", []string{"2"}, []int{0, 2}))
@@ -491,7 +489,7 @@ func testDeletePartialsBefore(t *testing.T, s Intake, _ error) {
 	}
 }
 
-func testCancelledCommit(t *testing.T, s Intake, _ error) {
+func testCancelledCommit(t *testing.T, s Intake) {
 	commit(t, s, batch("ok", []string{"a"}, []int{0}, 1))
 	before := state(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -577,7 +575,7 @@ func testCancelledCommit(t *testing.T, s Intake, _ error) {
 }
 
 // testBigPartial stores a 20 MB partial: a week of a large catalogue's sums in one hour.
-func testBigPartial(t *testing.T, s Intake, _ error) {
+func testBigPartial(t *testing.T, s Intake) {
 	data := make([]byte, 20<<20)
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < len(data); i += 8 {
