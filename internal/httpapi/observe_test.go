@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/salesrank/salesrank/internal/metrics"
+	"github.com/salesrank/salesrank/internal/testing/testbin"
 )
 
 // scrape fetches /metrics of an admin handler over HTTP, as Prometheus does, and parses it.
@@ -261,7 +262,7 @@ func TestRequestIDsBatches(t *testing.T) {
 // TestServeRequestLogs checks the levels: successes and client errors at debug, so that
 // production logs at info stay quiet, and 5xx at warn.
 func TestServeRequestLogs(t *testing.T) {
-	var buf syncBuffer
+	var buf testbin.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h := NewServer(logger, new(Holder), nil, nil, nil) // no snapshot: popular answers 503
 	do := func(target, id string) {

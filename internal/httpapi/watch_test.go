@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/testing/testbin"
 )
 
 // fakeSource is a Source whose current snapshot and failure the test sets.
@@ -61,30 +61,12 @@ func (f *fakeSource) counts() (idCalls, loads int) {
 	return f.idCalls, f.loads
 }
 
-// syncBuffer is a log destination the watcher and the test can share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestWatcherPoll(t *testing.T) {
 	a, b := seedSnapshot(1), seedSnapshot(2)
 	dbDown := errors.New("database is locked")
 	src := new(fakeSource)
 	var h Holder
-	var log syncBuffer
+	var log testbin.Buffer
 	w := NewWatcher(slog.New(slog.NewTextHandler(&log, nil)), src, &h, time.Second, nil)
 
 	steps := []struct {

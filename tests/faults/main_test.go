@@ -15,14 +15,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/salesrank/salesrank/internal/testing/testbin"
 	"os"
 	"os/exec"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/salesrank/salesrank/internal/testing/testbin"
 )
 
 // bin is the salesrank binary built by TestMain; skipReason is set when the tests are not
@@ -66,29 +64,11 @@ func needBinary(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a process writing and a test reading at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is one salesrank process started by a test.
 type proc struct {
 	name           string
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *testbin.Buffer
 	started        time.Time
 	done           chan struct{} // closed once the process has exited and been reaped
 	err            error         // its exit error, once done
@@ -98,7 +78,7 @@ type proc struct {
 // still running and waits for it, so no test leaves a process behind.
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, stdout: &testbin.Buffer{}, stderr: &testbin.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	p.cmd.Env = testbin.CleanEnv()
