@@ -18,12 +18,13 @@ import (
 // for cache-busting parameters a client adds, which are then refused by name.
 const maxQueryBytes = 1 << 10
 
-// requestIDHeader carries a request's id in both directions. nginx sets it with
-// proxy_set_header X-Request-Id $request_id, so its access log and ours share the id.
+// requestIDHeader carries a request's id in both directions. The shipped nginx sets it
+// (deploy/nginx.conf: the client's own id when it looks like one, else one made from the
+// clock and connection counters), so its access log and ours share the id.
 const requestIDHeader = "X-Request-Id"
 
-// maxRequestID bounds an incoming request id; nginx's $request_id is 32 hex digits and a
-// UUID is 36 characters.
+// maxRequestID bounds an incoming request id, as deploy/nginx.conf does; a UUID is 36
+// characters.
 const maxRequestID = 128
 
 // observe is what every route of the public listener goes through: it gives the request an
