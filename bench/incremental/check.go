@@ -25,13 +25,13 @@ func (p *capture) Publish(_ context.Context, snap *salesrank.Snapshot, _ []int32
 
 // compare counts every object in bucket from scratch (ranker.Job) at now and returns how
 // the store's current snapshot differs from it ("" when it does not).
-func compare(ctx context.Context, db *sqlite.DB, bucket *blob.Bucket, eng *engine.Local, top int, interval time.Duration, now time.Time) (string, error) {
+func compare(ctx context.Context, db *sqlite.DB, logs *blob.Bucket, eng *engine.Local, top int, interval time.Duration, now time.Time) (string, error) {
 	cur, err := db.Current(ctx)
 	if err != nil {
 		return "", err
 	}
 	p := &capture{}
-	job := &ranker.Job{Logs: bucket, Engine: eng, Store: p, Top: top, Interval: interval}
+	job := &ranker.Job{Logs: logs, Engine: eng, Store: p, Top: top, Interval: interval}
 	if _, err := job.Run(ctx, now); err != nil {
 		return "", fmt.Errorf("from-scratch count at %s: %w", now.Format(time.RFC3339), err)
 	}

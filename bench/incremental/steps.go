@@ -22,15 +22,15 @@ import (
 	"github.com/salesrank/salesrank/internal/sqlite"
 )
 
-// session is what the steps of one benchmark run share: the run folder, the bucket the
+// session is what the steps of one benchmark run share: the run folder, the logs the
 // rankers read, the engine, and the warnings for the report.
 type session struct {
 	c        config
 	stderr   io.Writer
 	check    bool   // compare snapshots with a from-scratch count
 	tmp      string // the run folder
-	logsDir  string // the bucket's folder, into which each step lands its objects
-	bucket   *blob.Bucket
+	logsDir  string // the logs' folder, into which each step lands its objects
+	logs     *blob.Bucket
 	eng      *engine.Local
 	slogger  *slog.Logger
 	warnings []string
@@ -50,7 +50,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		defer data.remove()
 	}
 
-	// The run folder: the bucket the ranker reads, and the database.
+	// The run folder: the logs the ranker reads, and the database.
 	s.tmp, err = os.MkdirTemp(cmp.Or(c.tmp, c.out), "run-")
 	if err != nil {
 		return err
@@ -61,10 +61,10 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(s.logsDir, 0o755); err != nil {
 		return err
 	}
-	if s.bucket, err = fileblob.OpenBucket(s.logsDir, nil); err != nil {
+	if s.logs, err = fileblob.OpenBucket(s.logsDir, nil); err != nil {
 		return err
 	}
-	defer s.bucket.Close()
+	defer s.logs.Close()
 	db, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		return err
@@ -104,7 +104,7 @@ func (s *session) hourly(ctx context.Context, db *sqlite.DB, dbPath string, data
 	if _, err := linkTree(data.week, s.logsDir, nil); err != nil {
 		return nil, err
 	}
-	r := &ranker.Ranker{Logs: s.bucket, Engine: s.eng, Store: db, Top: s.c.top, Interval: time.Hour, Logger: s.slogger}
+	r := &ranker.Ranker{Logs: s.logs, Engine: s.eng, Store: db, Top: s.c.top, Interval: time.Hour, Logger: s.slogger}
 	first, err := s.timed(ctx, "first run (week)", "first", r, T)
 	if err != nil {
 		return nil, err
@@ -185,7 +185,7 @@ func (s *session) minutely(ctx context.Context, data dataset, C time.Time, d *re
 	}
 	defer db2.Close()
 	resetPeak()
-	mr := &ranker.Ranker{Logs: s.bucket, Engine: s.eng, Store: db2, Top: s.c.top, Interval: time.Minute, Logger: s.slogger}
+	mr := &ranker.Ranker{Logs: s.logs, Engine: s.eng, Store: db2, Top: s.c.top, Interval: time.Minute, Logger: s.slogger}
 	if d.mrFirst, err = s.timed(ctx, "1m ranker: first run (week + hours)", "first-1m", mr, C); err != nil {
 		return err
 	}
@@ -257,7 +257,7 @@ func (s *session) verify(ctx context.Context, db *sqlite.DB, interval time.Durat
 	if !s.check {
 		return nil
 	}
-	diff, err := compare(ctx, db, s.bucket, s.eng, s.c.top, interval, now)
+	diff, err := compare(ctx, db, s.logs, s.eng, s.c.top, interval, now)
 	switch {
 	case err != nil:
 		return err

@@ -79,16 +79,16 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 
 	fmt.Fprintf(e.stderr, "2/3 ranking the week before %s into %s\n", now.Truncate(time.Hour).Format(time.RFC3339), dbPath)
-	bucket, err := objstore.Open(ctx, logsDir)
+	logs, err := objstore.Open(ctx, logsDir)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	defer bucket.Close()
+	defer logs.Close()
 	db, err := openDB(ctx, dbPath)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	rk := &ranker.Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db, Top: salesrank.DefaultTop}
+	rk := &ranker.Ranker{Logs: logs, Engine: &engine.Local{}, Store: db, Top: salesrank.DefaultTop}
 	sum, err := rk.Run(ctx, now)
 	db.Close()
 	if err != nil {

@@ -77,11 +77,11 @@ func runRank(ctx context.Context, e *env, args []string) error {
 	}
 	log := newLogger(e.stderr, cfg.level).With("component", "rank")
 
-	bucket, err := objstore.Open(ctx, cfg.logs)
+	logs, err := objstore.Open(ctx, cfg.logs)
 	if err != nil {
 		return fmt.Errorf("rank: %w", err)
 	}
-	defer bucket.Close()
+	defer logs.Close()
 	db, err := openDB(ctx, cfg.dsn)
 	if err != nil {
 		return fmt.Errorf("rank: %w", err)
@@ -103,7 +103,7 @@ func runRank(ctx context.Context, e *env, args []string) error {
 
 	if cfg.full {
 		stopProgress := progress()
-		job := &ranker.Job{Logs: bucket, Engine: eng, Store: db, Top: cfg.top, Interval: cfg.interval, Logger: log}
+		job := &ranker.Job{Logs: logs, Engine: eng, Store: db, Top: cfg.top, Interval: cfg.interval, Logger: log}
 		sum, err := job.Run(ctx, cfg.now)
 		stopProgress()
 		if err != nil {
@@ -111,7 +111,7 @@ func runRank(ctx context.Context, e *env, args []string) error {
 		}
 		return reportOnce(e, log, sum)
 	}
-	rk := &ranker.Ranker{Logs: bucket, Engine: eng, Store: db, Top: cfg.top, Interval: cfg.interval, Grace: cfg.grace, MaxBatchBytes: cfg.batchBytes, Logger: log}
+	rk := &ranker.Ranker{Logs: logs, Engine: eng, Store: db, Top: cfg.top, Interval: cfg.interval, Grace: cfg.grace, MaxBatchBytes: cfg.batchBytes, Logger: log}
 	if cfg.every != 0 {
 		return runRankScheduler(ctx, e, cfg, log, rk, db)
 	}

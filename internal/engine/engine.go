@@ -130,7 +130,7 @@ type Local struct {
 // Count counts every object as spec says. It fails only for reasons that concern the whole
 // run (the context); an object that cannot be read is left out whole and reported in
 // Result.Failed.
-func (l *Local) Count(ctx context.Context, bucket *blob.Bucket, objects []Object, spec Spec) (*Result, error) {
+func (l *Local) Count(ctx context.Context, logs *blob.Bucket, objects []Object, spec Spec) (*Result, error) {
 	workers := cmp.Or(l.Workers, runtime.GOMAXPROCS(0))
 	readers := min(cmp.Or(l.Readers, 2), max(len(objects), 1))
 	blockSize := max(cmp.Or(l.BlockSize, 4<<20), 2*salelog.MaxLineLength)
@@ -139,7 +139,7 @@ func (l *Local) Count(ctx context.Context, bucket *blob.Bucket, objects []Object
 	defer cancel()
 
 	r := &run{
-		bucket:    bucket,
+		logs:      logs,
 		window:    [2]int64{spec.Window.Start.Unix(), spec.Window.End.Unix()},
 		bucketLen: int64(spec.Bucket / time.Second),
 		blocks:    make(chan *block, 2*workers),
@@ -221,7 +221,7 @@ func (l *Local) Count(ctx context.Context, bucket *blob.Bucket, objects []Object
 
 // run is the state shared by one Count call's goroutines.
 type run struct {
-	bucket    *blob.Bucket
+	logs      *blob.Bucket
 	window    [2]int64 // [start, end) in unix seconds
 	bucketLen int64    // seconds; 0: no bucketing
 	blocks    chan *block
@@ -276,7 +276,7 @@ func (r *run) read(ctx context.Context, o Object) *object {
 }
 
 func (r *run) readInto(ctx context.Context, obj *object) (err error) {
-	br, err := r.bucket.NewReader(ctx, obj.key, nil)
+	br, err := r.logs.NewReader(ctx, obj.key, nil)
 	if err != nil {
 		return fmt.Errorf("open: %w", err)
 	}

@@ -19,7 +19,7 @@ import (
 // Engine counts sales in log objects over a window. engine.Local does it on this machine; a
 // distributed engine must give the same Result for the same objects.
 type Engine interface {
-	Count(ctx context.Context, bucket *blob.Bucket, objects []engine.Object, spec engine.Spec) (*engine.Result, error)
+	Count(ctx context.Context, logs *blob.Bucket, objects []engine.Object, spec engine.Spec) (*engine.Result, error)
 }
 
 // Publisher stores a snapshot and makes it current atomically.
