@@ -10,9 +10,9 @@ import (
 	"strings"
 
 	"github.com/salesrank/salesrank/internal/flock"
-	"github.com/salesrank/salesrank/internal/httpapi"
 	"github.com/salesrank/salesrank/internal/postgres"
 	"github.com/salesrank/salesrank/internal/ranker"
+	"github.com/salesrank/salesrank/internal/replica"
 	"github.com/salesrank/salesrank/internal/sqlite"
 )
 
@@ -63,7 +63,7 @@ func openDB(ctx context.Context, dsn string) (store, error) {
 // store is what the subcommands need of a database, whichever backend --db names.
 type store interface {
 	ranker.Store
-	httpapi.Source
+	replica.Source
 	// RankerLock elects the one active ranker on this database.
 	RankerLock() ranker.Lock
 	// Describe names the database and its ranker lock for logs and errors.

@@ -15,6 +15,7 @@ import (
 	"github.com/salesrank/salesrank/internal/httpapi"
 	"github.com/salesrank/salesrank/internal/metrics"
 	"github.com/salesrank/salesrank/internal/ranker"
+	"github.com/salesrank/salesrank/internal/replica"
 )
 
 const serveSynopsis = `
@@ -216,8 +217,8 @@ func newPublicServer(logger *slog.Logger, h *httpapi.Holder, m *metrics.HTTP, no
 // startWatcher starts, in goroutines counted by wg, the watcher that keeps h current from db
 // every poll, and, when db announces publications, a listener that pokes it sooner. Both run
 // until ctx is done.
-func startWatcher(ctx context.Context, logger *slog.Logger, db store, h *httpapi.Holder, poll time.Duration, m *metrics.Watcher, wg *sync.WaitGroup) *httpapi.Watcher {
-	watcher := httpapi.NewWatcher(logger.With("component", "watcher"), db, h, poll, m)
+func startWatcher(ctx context.Context, logger *slog.Logger, db store, h *httpapi.Holder, poll time.Duration, m *metrics.Watcher, wg *sync.WaitGroup) *replica.Watcher {
+	watcher := replica.NewWatcher(logger.With("component", "watcher"), db, h, poll, m)
 	wg.Go(func() { watcher.Run(ctx) })
 	if n, ok := db.(notifier); ok {
 		// PostgreSQL announces each publication; polling stays as the fallback.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/replica"
 )
 
 // Refresher reloads the snapshot a replica serves from the store, now; Watcher is one.
@@ -20,8 +21,8 @@ type Refresher interface {
 	Refresh(ctx context.Context) (int64, error)
 }
 
-// refreshTimeout bounds POST /admin/refresh; the load itself is bounded by loadTimeout.
-const refreshTimeout = loadTimeout + 5*time.Second
+// refreshTimeout bounds POST /admin/refresh; the load itself is bounded by replica.LoadTimeout.
+const refreshTimeout = replica.LoadTimeout + 5*time.Second
 
 // NewAdmin returns the HTTP handler of a replica's admin listener:
 //

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/salesrank/salesrank/internal/metrics"
+	"github.com/salesrank/salesrank/internal/replica"
+	"github.com/salesrank/salesrank/internal/testing/replicatest"
 )
 
 const testToken = "s3cret-admin-token-0123456789"
@@ -97,10 +99,10 @@ func TestAdminToken(t *testing.T) {
 func TestAdminRefresh(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.DiscardHandler)
-	src := &fakeSource{}
-	src.set(seedSnapshot(3), nil)
+	src := &replicatest.Source{}
+	src.Set(seedSnapshot(3), nil)
 	var h Holder
-	w := NewWatcher(logger, src, &h, time.Hour, metrics.NewWatcher(reg))
+	w := replica.NewWatcher(logger, src, &h, time.Hour, metrics.NewWatcher(reg))
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
@@ -111,11 +113,11 @@ func TestAdminRefresh(t *testing.T) {
 	if res.Code != 200 || !strings.Contains(res.Body.String(), `"snapshot_id":"3"`) {
 		t.Fatalf("refresh: %d %s, want 200 and snapshot 3", res.Code, res.Body)
 	}
-	if _, loads := src.counts(); loads != 2 { // the first poll, then the forced reload
+	if _, loads := src.Counts(); loads != 2 { // the first poll, then the forced reload
 		t.Errorf("loads = %d, want 2: refresh must reload even when the id is unchanged", loads)
 	}
 
-	src.set(nil, errors.New(`sqlite: SELECT id FROM snapshots: database disk image is malformed`))
+	src.Set(nil, errors.New(`sqlite: SELECT id FROM snapshots: database disk image is malformed`))
 	res = adminRequest(t, admin, "POST", "/admin/refresh", "Bearer "+testToken)
 	checkProblem(t, res, http.StatusServiceUnavailable)
 	body := strings.ToLower(res.Body.String())
@@ -136,7 +138,7 @@ func TestAdminRefresh(t *testing.T) {
 
 // TestAdminRefreshWithoutWatcher checks that a refresh nobody serves ends with its context.
 func TestAdminRefreshWithoutWatcher(t *testing.T) {
-	w := NewWatcher(slog.New(slog.DiscardHandler), &fakeSource{}, new(Holder), time.Hour, nil)
+	w := replica.NewWatcher(slog.New(slog.DiscardHandler), &replicatest.Source{}, new(Holder), time.Hour, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := w.Refresh(ctx); !errors.Is(err, context.DeadlineExceeded) {

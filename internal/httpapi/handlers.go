@@ -67,7 +67,7 @@ func handlePopular(logger *slog.Logger, h *Holder, m *metrics.HTTP, now func() t
 		if clk.age != nil {
 			hdr["X-Snapshot-Age"] = clk.age
 		}
-		if clk.stale || h.sourceStale(t) {
+		if clk.stale || h.SourceStale(t) {
 			hdr["X-Snapshot-Stale"] = staleTrue
 		}
 		hdr["X-Snapshot-Id"] = v.snapshotID

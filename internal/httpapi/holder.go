@@ -7,69 +7,29 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/replica"
 )
 
-// Holder holds the snapshot a replica serves, pre-rendered. Store swaps it atomically, so a
-// request sees either the old snapshot or the new one, never a mix. The zero value holds no
-// snapshot and is ready to use.
+// Holder is a replica's holder (replica.Holder) whose snapshots are pre-rendered for HTTP
+// when stored: rendering happens before the swap, in the storing goroutine, so requests
+// never wait for it. The zero value holds no snapshot and is ready to use.
 type Holder struct {
-	v atomic.Pointer[view]
-	// unreachable is set while the snapshot source fails: answers keep coming from memory,
-	// marked stale, because a newer snapshot may exist that this replica cannot see.
-	unreachable atomic.Bool
-	// lastOK is when a poll last succeeded (unix ns; 0 before any) and silentAfter how long
-	// without one makes answers stale: a database that stops answering altogether (a
-	// partition) fails no poll until the poll's own timeout, so silence counts too.
-	lastOK      atomic.Int64
-	silentAfter atomic.Int64
+	replica.Holder
 }
 
-// SetSourceDown records whether the snapshot source (the database) is failing.
-func (h *Holder) SetSourceDown(down bool) { h.unreachable.Store(down) }
-
-// SourceOK records a successful poll at t; answers become stale if none follows within
-// silentAfter (0: never on silence alone).
-func (h *Holder) SourceOK(t time.Time, silentAfter time.Duration) {
-	h.lastOK.Store(t.UnixNano())
-	h.silentAfter.Store(int64(silentAfter))
-}
-
-// sourceStale reports whether answers at now must be marked stale for want of the source.
-func (h *Holder) sourceStale(now time.Time) bool {
-	if h.unreachable.Load() {
-		return true
-	}
-	last, after := h.lastOK.Load(), h.silentAfter.Load()
-	return last != 0 && after > 0 && now.UnixNano()-last > after
-}
-
-// Store renders s and makes it the snapshot served from now on. Rendering happens before the
-// swap, in the caller's goroutine, so requests never wait for it. A nil s is ignored.
+// Store renders s and makes it the snapshot served from now on. A nil s is ignored.
 func (h *Holder) Store(s *salesrank.Snapshot) {
 	if s == nil {
 		return
 	}
-	h.v.Store(render(s))
+	h.StoreView(s, render(s))
 }
 
-// Snapshot returns the snapshot being served, or nil if none was stored yet. It must not be
-// modified.
-func (h *Holder) Snapshot() *salesrank.Snapshot {
-	if v := h.v.Load(); v != nil {
-		return v.snap
-	}
-	return nil
+// load returns the view being served, or nil.
+func (h *Holder) load() *view {
+	v, _ := h.View().(*view)
+	return v
 }
-
-// ID returns the id of the snapshot being served and whether there is one.
-func (h *Holder) ID() (int64, bool) {
-	if v := h.v.Load(); v != nil {
-		return v.snap.ID, true
-	}
-	return 0, false
-}
-
-func (h *Holder) load() *view { return h.v.Load() }
 
 // view is one snapshot rendered for serving. It is immutable once built, except for the
 // Cache-Control cache, which is itself swapped atomically.

@@ -8,25 +8,9 @@
 // counted and timed by route pattern and status code, and is logged at debug level, or at
 // warn for a 5xx: the access log at production rates is the reverse proxy's.
 //
-// A replica holds the current snapshot in memory, pre-rendered to JSON once per snapshot, and
-// swaps it atomically when a Watcher sees a new one published in the store. Requests never
+// A replica holds the current snapshot in memory (package replica), pre-rendered to JSON once
+// per snapshot, and swaps it atomically when its watcher sees a new one published in the
+// store. Requests never
 // touch the database and, on the hot path, never encode or allocate: a page of a ranking is a
 // slice of bytes rendered when the snapshot was loaded.
 package httpapi
-
-import (
-	"context"
-
-	"github.com/salesrank/salesrank"
-)
-
-// Source is where published snapshots are read from: the SQL store.
-type Source interface {
-	// CurrentID returns the id of the current snapshot. It is cheap, so it can be polled.
-	// The error wraps salesrank.ErrNoSnapshot when none was published.
-	CurrentID(ctx context.Context) (int64, error)
-	// Current returns the whole current snapshot, with a Ranking for every known category
-	// (empty Entries for one that sold nothing). The error wraps salesrank.ErrNoSnapshot
-	// when none was published.
-	Current(ctx context.Context) (*salesrank.Snapshot, error)
-}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -147,28 +146,6 @@ func TestMetricsSnapshotBeforeLoad(t *testing.T) {
 	for _, name := range []string{"salesrank_snapshot_id", "salesrank_snapshot_age_seconds"} {
 		if _, ok := fams[name]; ok {
 			t.Errorf("%s reported before any snapshot was loaded", name)
-		}
-	}
-}
-
-func TestMetricsWatcherPollErrors(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	src := &fakeSource{}
-	src.set(seedSnapshot(1), nil)
-	var h Holder
-	w := NewWatcher(slog.New(slog.DiscardHandler), src, &h, time.Second, metrics.NewWatcher(reg))
-	w.poll(t.Context())
-	src.set(nil, errors.New("database is locked"))
-	w.poll(t.Context())
-	w.poll(t.Context())
-	ts := &testServer{reg: reg}
-	fams := scrape(t, newAdminForTest(ts, "", nil))
-	for name, want := range map[string]float64{
-		"salesrank_snapshot_poll_errors_total": 2,
-		"salesrank_snapshot_loads_total":       1,
-	} {
-		if got, ok := metricValue(fams, name); !ok || got != want {
-			t.Errorf("%s = %v (found %v), want %v", name, got, ok, want)
 		}
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/salesrank/salesrank"
 	"github.com/salesrank/salesrank/internal/httpapi"
 	"github.com/salesrank/salesrank/internal/postgres"
+	"github.com/salesrank/salesrank/internal/replica"
 	"github.com/salesrank/salesrank/internal/sqlite"
 )
 
@@ -62,7 +63,7 @@ var base = time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
 // store is what the test needs of a backend: Publish for the publisher, and the read side
 // that both the database readers and the server's Watcher use.
 type store interface {
-	httpapi.Source
+	replica.Source
 	Publish(ctx context.Context, snap *salesrank.Snapshot, known []int32, rejects []salesrank.Reject) (int64, error)
 }
 
@@ -277,7 +278,7 @@ func run(t *testing.T, s store, watch func(ctx context.Context, fn func(id int64
 	discard := slog.New(slog.DiscardHandler)
 
 	var holder httpapi.Holder
-	watcher := httpapi.NewWatcher(discard, s, &holder, pollEvery, nil)
+	watcher := replica.NewWatcher(discard, s, &holder, pollEvery, nil)
 	srv := httptest.NewServer(httpapi.NewServer(discard, &holder, nil, nil, nil))
 	defer srv.Close()
 	transport := &http.Transport{MaxIdleConns: apiReaders, MaxIdleConnsPerHost: apiReaders}

@@ -1,4 +1,4 @@
-package httpapi
+package replica
 
 import (
 	"context"
@@ -11,20 +11,20 @@ import (
 	"github.com/salesrank/salesrank/internal/metrics"
 )
 
-// loadTimeout bounds one poll of the source. A hung query must not stall the watcher for
+// LoadTimeout bounds one poll of the source. A hung query must not stall the watcher for
 // ever; the replica keeps serving the snapshot it holds meanwhile.
-const loadTimeout = 30 * time.Second
+const LoadTimeout = 30 * time.Second
 
 // pollTimeout bounds one CurrentID query: a few polls' worth, at least 2 s.
 func pollTimeout(every time.Duration) time.Duration { return max(2*time.Second, 3*every) }
 
-// Watcher keeps a Holder current: it polls the source's CurrentID, which is cheap, and
+// Watcher keeps a Holder (a Target) current: it polls the source's CurrentID, which is cheap, and
 // loads the whole snapshot only when the id changed. When the source fails it logs and keeps
 // the snapshot it holds, so a database outage degrades freshness, not availability.
 type Watcher struct {
 	logger  *slog.Logger
 	src     Source
-	holder  *Holder
+	holder  Target
 	every   time.Duration
 	metrics *metrics.Watcher
 	refresh chan chan refreshResult // see Refresh
@@ -36,7 +36,7 @@ type Watcher struct {
 
 // NewWatcher returns a Watcher that polls src every interval and stores new snapshots in h;
 // m counts its polls (nil counts nothing).
-func NewWatcher(logger *slog.Logger, src Source, h *Holder, every time.Duration, m *metrics.Watcher) *Watcher {
+func NewWatcher(logger *slog.Logger, src Source, h Target, every time.Duration, m *metrics.Watcher) *Watcher {
 	return &Watcher{logger: logger, src: src, holder: h, every: every, metrics: m,
 		refresh: make(chan chan refreshResult), poke: make(chan struct{}, 1)}
 }
@@ -105,7 +105,7 @@ func (w *Watcher) poll(ctx context.Context) bool {
 // load loads the current snapshot if force is set or its id differs from the one held, and
 // reports whether it stored one. Failures are logged and counted here.
 func (w *Watcher) load(ctx context.Context, force bool) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, loadTimeout)
+	ctx, cancel := context.WithTimeout(ctx, LoadTimeout)
 	defer cancel()
 	// The id is one small query: it gets a short deadline of its own, so a database that
 	// stopped answering is noticed in seconds, not after the load timeout.

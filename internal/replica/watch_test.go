@@ -1,70 +1,25 @@
-package httpapi
+package replica
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/metrics"
+	"github.com/salesrank/salesrank/internal/testing/replicatest"
 	"github.com/salesrank/salesrank/internal/testing/testbin"
 )
-
-// fakeSource is a Source whose current snapshot and failure the test sets.
-type fakeSource struct {
-	mu      sync.Mutex
-	snap    *salesrank.Snapshot
-	err     error // returned by both methods when set
-	idCalls int
-	loads   int
-}
-
-func (f *fakeSource) set(s *salesrank.Snapshot, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.snap, f.err = s, err
-}
-
-func (f *fakeSource) CurrentID(ctx context.Context) (int64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.idCalls++
-	if f.err != nil {
-		return 0, f.err
-	}
-	if f.snap == nil {
-		return 0, fmt.Errorf("current snapshot id: %w", salesrank.ErrNoSnapshot)
-	}
-	return f.snap.ID, nil
-}
-
-func (f *fakeSource) Current(ctx context.Context) (*salesrank.Snapshot, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.loads++
-	if f.err != nil {
-		return nil, f.err
-	}
-	if f.snap == nil {
-		return nil, fmt.Errorf("current snapshot: %w", salesrank.ErrNoSnapshot)
-	}
-	return f.snap, nil
-}
-
-func (f *fakeSource) counts() (idCalls, loads int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.idCalls, f.loads
-}
 
 func TestWatcherPoll(t *testing.T) {
 	a, b := seedSnapshot(1), seedSnapshot(2)
 	dbDown := errors.New("database is locked")
-	src := new(fakeSource)
+	src := new(replicatest.Source)
 	var h Holder
 	var log testbin.Buffer
 	w := NewWatcher(slog.New(slog.NewTextHandler(&log, nil)), src, &h, time.Second, nil)
@@ -89,7 +44,7 @@ func TestWatcherPoll(t *testing.T) {
 		{"snapshots gone keeps B", nil, nil, false, 2, 2, "no snapshot has been published", true},
 	}
 	for _, st := range steps {
-		src.set(st.snap, st.err)
+		src.Set(st.snap, st.err)
 		before := len(log.String())
 		if got := w.poll(t.Context()); got != st.wantNew {
 			t.Errorf("%s: poll = %v, want %v", st.name, got, st.wantNew)
@@ -101,7 +56,7 @@ func TestWatcherPoll(t *testing.T) {
 		if id != st.wantID {
 			t.Errorf("%s: holding snapshot %d, want %d", st.name, id, st.wantID)
 		}
-		if _, loads := src.counts(); loads != st.wantLoads {
+		if _, loads := src.Counts(); loads != st.wantLoads {
 			t.Errorf("%s: %d loads, want %d", st.name, loads, st.wantLoads)
 		}
 		if got := h.unreachable.Load(); got != st.wantDown {
@@ -113,11 +68,23 @@ func TestWatcherPoll(t *testing.T) {
 	}
 }
 
+// seedSnapshot is a snapshot of one category, with id id.
+func seedSnapshot(id int64) *salesrank.Snapshot {
+	return &salesrank.Snapshot{
+		ID:       id,
+		Window:   salesrank.WindowEnding(time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)),
+		Interval: time.Hour,
+		Top:      100,
+		Rankings: []salesrank.Ranking{{CategoryID: 1, Entries: []salesrank.Entry{{ID: 101, ProductID: 2, TotalSold: 3}}}},
+	}
+}
+
 // TestWatcherFailingLoad checks a failure between CurrentID and Current.
 func TestWatcherFailingLoad(t *testing.T) {
 	var h Holder
 	h.Store(seedSnapshot(1))
-	src := &failingLoad{fakeSource: fakeSource{snap: seedSnapshot(2)}}
+	src := &failingLoad{}
+	src.Set(seedSnapshot(2), nil)
 	w := NewWatcher(slog.New(slog.DiscardHandler), src, &h, time.Second, nil)
 	if w.poll(t.Context()) {
 		t.Error("poll stored a snapshot although Current failed")
@@ -127,14 +94,14 @@ func TestWatcherFailingLoad(t *testing.T) {
 	}
 }
 
-type failingLoad struct{ fakeSource }
+type failingLoad struct{ replicatest.Source }
 
 func (f *failingLoad) Current(ctx context.Context) (*salesrank.Snapshot, error) {
 	return nil, errors.New("disk I/O error")
 }
 
 func TestWatcherRun(t *testing.T) {
-	src := new(fakeSource)
+	src := new(replicatest.Source)
 	var h Holder
 	w := NewWatcher(slog.New(slog.DiscardHandler), src, &h, time.Millisecond, nil)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -151,13 +118,13 @@ func TestWatcherRun(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	src.set(seedSnapshot(1), nil)
+	src.Set(seedSnapshot(1), nil)
 	waitFor("snapshot 1", func() bool { id, _ := h.ID(); return id == 1 })
-	src.set(seedSnapshot(2), nil)
+	src.Set(seedSnapshot(2), nil)
 	waitFor("snapshot 2", func() bool { id, _ := h.ID(); return id == 2 })
-	idCalls, _ := src.counts()
-	waitFor("more polls", func() bool { n, _ := src.counts(); return n > idCalls+3 })
-	if _, loads := src.counts(); loads != 2 {
+	idCalls, _ := src.Counts()
+	waitFor("more polls", func() bool { n, _ := src.Counts(); return n > idCalls+3 })
+	if _, loads := src.Counts(); loads != 2 {
 		t.Errorf("%d loads for 2 snapshots", loads)
 	}
 
@@ -169,5 +136,36 @@ func TestWatcherRun(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// TestWatcherMetrics counts polls that failed and snapshots loaded.
+func TestWatcherMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	src := &replicatest.Source{}
+	src.Set(seedSnapshot(1), nil)
+	var h Holder
+	w := NewWatcher(slog.New(slog.DiscardHandler), src, &h, time.Second, metrics.NewWatcher(reg))
+	w.poll(t.Context())
+	src.Set(nil, errors.New("database is locked"))
+	w.poll(t.Context())
+	w.poll(t.Context())
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			got[f.GetName()] += m.GetCounter().GetValue()
+		}
+	}
+	for name, want := range map[string]float64{
+		"salesrank_snapshot_poll_errors_total": 2,
+		"salesrank_snapshot_loads_total":       1,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
 	}
 }
