@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 )
 
 // benchWindow is a window at the seed's scale: 1,000 categories of 11,300 products each
@@ -16,7 +16,7 @@ import (
 // 100th about 230, most of its tail 1 or 2), and minutes of 23,000 sales each, drawn with
 // the same skew, that enter and leave it.
 type benchWindow struct {
-	counts  engine.Counts
+	counts  counting.Counts
 	known   []int32
 	minutes [][]salesrank.Key // a sale of one unit each
 	in      int               // minutes[in-8 : in] (mod len) are in the window
@@ -42,7 +42,7 @@ func seedWindow(tb testing.TB) *benchWindow {
 	benchOnce.Do(func() {
 		rng := rand.New(rand.NewPCG(1, 2))
 		w := &benchWindow{}
-		var b engine.Batch
+		var b counting.Batch
 		for c := range int32(benchCats) {
 			w.known = append(w.known, c)
 			for r := range int64(benchProducts) {

@@ -17,7 +17,7 @@ import (
 	"github.com/salesrank/salesrank"
 	"github.com/salesrank/salesrank/beam/internal/beamtest"
 	"github.com/salesrank/salesrank/beam/staging"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/objstore"
 )
 
@@ -87,7 +87,7 @@ func (r *fakeRun) reports(reps ...*objectReport) {
 	r.shard(kindObjects, nil, true, recs...)
 }
 
-func (r *fakeRun) collect(keys ...string) (*engine.Result, error) {
+func (r *fakeRun) collect(keys ...string) (*counting.Result, error) {
 	r.t.Helper()
 	m := &staging.Manifest{Version: 1, Run: r.run, Written: time.Now(), Shards: r.shards}
 	if err := staging.WriteManifest(context.Background(), r.bucket, m); err != nil {
@@ -103,7 +103,7 @@ func sent(key string, p int, entries ...[4]int64) *objectReport {
 		t.Entries++
 		t.Units += uint64(e[3])
 	}
-	return &objectReport{Key: key, Stats: engine.Stats{Objects: 1, LinesRead: t.Entries}, Categories: []int32{7}, Parts: []staging.Tally{t}}
+	return &objectReport{Key: key, Stats: counting.Stats{Objects: 1, LinesRead: t.Entries}, Categories: []int32{7}, Parts: []staging.Tally{t}}
 }
 
 var (
@@ -231,7 +231,7 @@ func TestCollectUnfinishedRun(t *testing.T) {
 func TestLargeReportInChunks(t *testing.T) {
 	const lines = 3 * maxChunk / (64 << 10)
 	text := bytes.Repeat([]byte("x"), 64<<10)
-	rep := &objectReport{Key: "bad.tsv", Stats: engine.Stats{Objects: 1, LinesRead: lines, LinesRejected: lines}}
+	rep := &objectReport{Key: "bad.tsv", Stats: counting.Stats{Objects: 1, LinesRead: lines, LinesRejected: lines}}
 	for i := range lines {
 		rep.Rejects = append(rep.Rejects, salesrank.Reject{Object: "bad.tsv", Line: int64(i + 1), Reason: "too_long", Text: text})
 	}
@@ -291,15 +291,15 @@ func TestObjectChangedSinceListed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objects := make([]engine.Object, len(listed))
+	objects := make([]counting.Object, len(listed))
 	for i, o := range listed {
-		objects[i] = engine.Object{Key: o.Key, Size: o.Size, ETag: o.ETag}
+		objects[i] = counting.Object{Key: o.Key, Size: o.Size, ETag: o.ETag}
 	}
 	beamtest.WriteObjects(t, dir, "", map[string][]byte{"b.tsv": []byte(sale(43, 1000))})
 
 	stagingDir := t.TempDir()
 	eng := &Engine{Logs: dir, Staging: stagingDir, Runner: "prism"}
-	spec := engine.Spec{Window: salesrank.Window{Start: cutoff.Add(-7 * 24 * time.Hour), End: cutoff}, Bucket: time.Hour}
+	spec := counting.Spec{Window: salesrank.Window{Start: cutoff.Add(-7 * 24 * time.Hour), End: cutoff}, Bucket: time.Hour}
 	res, err := eng.Count(ctx, logs, objects, spec)
 	if err != nil {
 		t.Fatal(err)

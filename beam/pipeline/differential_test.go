@@ -14,7 +14,7 @@ import (
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 
 	"github.com/salesrank/salesrank/beam/internal/beamtest"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/objstore"
 	"github.com/salesrank/salesrank/internal/ranker"
 	"github.com/salesrank/salesrank/internal/sqlite"
@@ -79,7 +79,7 @@ func TestSameAnswerAsEmbedded(t *testing.T) {
 			}
 			defer logs.Close()
 			sides := []*side{
-				openSide(t, "embedded", &engine.Local{BlockSize: 128 << 10}),
+				openSide(t, "embedded", &counting.Local{BlockSize: 128 << 10}),
 				openSide(t, "beam", &Engine{Logs: dir, Staging: t.TempDir(), Runner: "prism", Partitions: 3}),
 			}
 			fresh := func() {
@@ -157,7 +157,7 @@ func TestFullSameAnswerAsEmbedded(t *testing.T) {
 			t.Fatal(err)
 		}
 		sides := []*side{
-			openSide(t, "embedded", &engine.Local{BlockSize: 128 << 10}),
+			openSide(t, "embedded", &counting.Local{BlockSize: 128 << 10}),
 			openSide(t, "beam", &Engine{Logs: dir, Staging: t.TempDir(), Runner: "prism", Partitions: 1 + rng.IntN(4)}),
 		}
 		var sums []ranker.Summary

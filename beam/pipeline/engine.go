@@ -19,7 +19,7 @@ import (
 
 	"github.com/salesrank/salesrank"
 	"github.com/salesrank/salesrank/beam/staging"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/objstore"
 )
 
@@ -28,7 +28,7 @@ import (
 // as soon as it has read it back.
 const DefaultStagingTTL = 24 * time.Hour
 
-// Engine counts with a Beam pipeline, and gives the same Result as engine.Local for the
+// Engine counts with a Beam pipeline, and gives the same Result as counting.Local for the
 // same objects: it satisfies ranker.Engine.
 type Engine struct {
 	Logs    string // the logs' folder or URL, as given to --logs; workers open it themselves
@@ -46,9 +46,9 @@ type Engine struct {
 // a pipeline that failed, or whose output does not account for every object exactly once,
 // gives an error and nothing to commit. The bucket argument is not used: the pipeline's
 // workers open e.Logs themselves.
-func (e *Engine) Count(ctx context.Context, _ *blob.Bucket, objects []engine.Object, spec engine.Spec) (*engine.Result, error) {
+func (e *Engine) Count(ctx context.Context, _ *blob.Bucket, objects []counting.Object, spec counting.Spec) (*counting.Result, error) {
 	if len(objects) == 0 {
-		return &engine.Result{Totals: &engine.Counts{}}, nil
+		return &counting.Result{Totals: &counting.Counts{}}, nil
 	}
 	log := cmp.Or(e.Logger, slog.New(slog.DiscardHandler))
 	st, err := openStaging(ctx, e.Staging)
@@ -99,7 +99,7 @@ func (e *Engine) Count(ctx context.Context, _ *blob.Bucket, objects []engine.Obj
 // collect reads a finished run's staging output into a Result, checking that every shard is
 // whole, that it reports every object of keys exactly once, and that the sums shards hold
 // every partition the objects' reports say they sent, once.
-func collect(ctx context.Context, st *blob.Bucket, run string, keys []string) (*engine.Result, error) {
+func collect(ctx context.Context, st *blob.Bucket, run string, keys []string) (*counting.Result, error) {
 	m, err := staging.ReadManifest(ctx, st, run)
 	if err != nil {
 		return nil, err
@@ -131,7 +131,7 @@ func collect(ctx context.Context, st *blob.Bucket, run string, keys []string) (*
 // collector builds a Result from staged records, and remembers what it needs to check that
 // nothing is missing or doubled.
 type collector struct {
-	res    engine.Result
+	res    counting.Result
 	cats   map[int32]struct{}
 	chunks map[string]int        // chunks of each object's report seen; absent: not given to the run
 	seen   map[chunkID]struct{}  // the records of reports read
@@ -147,7 +147,7 @@ type chunkID struct {
 
 func newCollector(keys []string) *collector {
 	c := &collector{
-		res:    engine.Result{Totals: &engine.Counts{}},
+		res:    counting.Result{Totals: &counting.Counts{}},
 		cats:   map[int32]struct{}{},
 		chunks: make(map[string]int, len(keys)),
 		seen:   make(map[chunkID]struct{}, len(keys)),
@@ -208,10 +208,10 @@ func (c *collector) report(rec []byte) error {
 	}
 	c.want[rep.Key] = rep.Chunks
 	if rep.Error != "" {
-		c.res.Failed = append(c.res.Failed, engine.ObjectError{Key: rep.Key, Err: errors.New(rep.Error)})
+		c.res.Failed = append(c.res.Failed, counting.ObjectError{Key: rep.Key, Err: errors.New(rep.Error)})
 		return nil
 	}
-	c.res.Objects = append(c.res.Objects, engine.ObjectStats{Key: rep.Key, Stats: rep.Stats})
+	c.res.Objects = append(c.res.Objects, counting.ObjectStats{Key: rep.Key, Stats: rep.Stats})
 	c.res.Stats.Add(&rep.Stats)
 	for _, cat := range rep.Categories {
 		c.cats[cat] = struct{}{}
@@ -255,8 +255,8 @@ func (c *collector) check(objects int) error {
 	return nil
 }
 
-// result returns what was read, in the order engine.Local gives it.
-func (c *collector) result() *engine.Result {
+// result returns what was read, in the order counting.Local gives it.
+func (c *collector) result() *counting.Result {
 	res := &c.res
 	res.Categories = make([]int32, 0, len(c.cats))
 	for cat := range c.cats {
@@ -266,7 +266,7 @@ func (c *collector) result() *engine.Result {
 	slices.SortFunc(res.Rejects, func(a, b salesrank.Reject) int {
 		return cmp.Or(strings.Compare(a.Object, b.Object), cmp.Compare(a.Line, b.Line))
 	})
-	slices.SortFunc(res.Failed, func(a, b engine.ObjectError) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(res.Failed, func(a, b counting.ObjectError) int { return strings.Compare(a.Key, b.Key) })
 	return res
 }
 

@@ -7,7 +7,7 @@
 // The pipeline is the source design's two MapReduce steps:
 //
 //	object keys ─► Reshuffle ─► map: count each object ───┬─► P partitions of its sums
-//	                 (engine.Local on one object: the     │     ─► GroupByKey(partition)
+//	                 (counting.Local on one object: the     │     ─► GroupByKey(partition)
 //	                  same parser, windows, buckets,      │     ─► reduce: sum each key;
 //	                  line numbers and quarantine)        │        --full: top K per category
 //	                                                      │     ─► one shard "sums" each
@@ -21,7 +21,7 @@
 // runner pays for every element (encoding, a shuffle entry, a call); at a few million keys an
 // hour, elements of one key each made Prism spend 35 µs and 2.5 KB of memory a key.
 // An object's sums, already combined by the map, travel as P blobs of varints instead, and
-// the reduce sums them in engine.Counts: the same combine, with elements a thousand times
+// the reduce sums them in counting.Counts: the same combine, with elements a thousand times
 // fewer. For --full the partition is the category's, so each reduce holds whole categories
 // and ranks them itself (salesrank.Rank), and only the top K of each comes back.
 //
@@ -45,7 +45,7 @@ import (
 
 	"github.com/salesrank/salesrank"
 	"github.com/salesrank/salesrank/beam/staging"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/objstore"
 )
 
@@ -75,7 +75,7 @@ type Options struct {
 	Logs       string // the log objects' folder or URL, as objstore.Open takes it; workers open it
 	Staging    string // the staging folder or URL; workers write it
 	Run        string // the run's folder in Staging
-	Spec       engine.Spec
+	Spec       counting.Spec
 	Workers    int // counting goroutines per object; 0 means every core of the worker
 	Partitions int // reduce tasks; 0 means DefaultPartitions
 }
@@ -89,7 +89,7 @@ type objectRef struct {
 }
 
 // Build adds the counting pipeline for objects to s.
-func Build(s beam.Scope, objects []engine.Object, o Options) {
+func Build(s beam.Scope, objects []counting.Object, o Options) {
 	top := 0
 	if o.Spec.Bucket == 0 {
 		top = o.Spec.Top
@@ -122,7 +122,7 @@ type objectReport struct {
 	Chunk      int                `json:"chunk,omitempty"`  // this record's place in the report, from 0
 	Chunks     int                `json:"chunks,omitempty"` // in chunk 0: how many records the report takes
 	Error      string             `json:"error,omitempty"`  // not read to its end: nothing of it counts
-	Stats      engine.Stats       `json:"stats"`
+	Stats      counting.Stats     `json:"stats"`
 	Categories []int32            `json:"categories,omitempty"`
 	Parts      []staging.Tally    `json:"parts,omitempty"`
 	Rejects    []salesrank.Reject `json:"rejects,omitempty"`
@@ -153,7 +153,7 @@ func (rep *objectReport) chunks() []*objectReport {
 }
 
 // countFn is the map: it counts one log object with the embedded engine's own code
-// (engine.Local on that object alone), so that parsing, windows, buckets, line numbers and
+// (counting.Local on that object alone), so that parsing, windows, buckets, line numbers and
 // the quarantine cannot drift between the two engines, and emits its sums split into
 // partitions. For an object it could not read to its end it emits only a report that says
 // so. A failure of the run itself (the context) fails the bundle, whose output the runner
@@ -216,12 +216,12 @@ func (f *countFn) count(ctx context.Context, obj objectRef, emitPart func(int, [
 		return rep, nil
 	}
 
-	spec := engine.Spec{
+	spec := counting.Spec{
 		Window: salesrank.Window{Start: time.Unix(f.Start, 0), End: time.Unix(f.End, 0)},
 		Bucket: time.Duration(f.BucketSecs) * time.Second,
 	}
-	eng := &engine.Local{Workers: f.Workers, Readers: 1}
-	res, err := eng.Count(ctx, f.logs, []engine.Object{{Key: obj.Key, Size: obj.Size}}, spec)
+	eng := &counting.Local{Workers: f.Workers, Readers: 1}
+	res, err := eng.Count(ctx, f.logs, []counting.Object{{Key: obj.Key, Size: obj.Size}}, spec)
 	if err != nil {
 		return nil, fmt.Errorf("count %s: %w", obj.Key, err)
 	}
@@ -319,8 +319,8 @@ func (f *reduceFn) Teardown() error {
 }
 
 func (f *reduceFn) ProcessElement(ctx context.Context, part int, blobs func(*[]byte) bool, emit func([]byte)) error {
-	var totals engine.Counts
-	var batch engine.Batch
+	var totals counting.Counts
+	var batch counting.Batch
 	var buf []byte
 	given := staging.Tally{Partition: part}
 	for blobs(&buf) {
@@ -357,7 +357,7 @@ func (f *reduceFn) ProcessElement(ctx context.Context, part int, blobs func(*[]b
 }
 
 // write writes the partition's totals to w: all of them, or each category's top f.Top.
-func (f *reduceFn) write(w *staging.Writer, totals *engine.Counts) error {
+func (f *reduceFn) write(w *staging.Writer, totals *counting.Counts) error {
 	var rec []byte
 	if f.Top > 0 {
 		for _, r := range salesrank.Rank(totals.All(), nil, f.Top) {

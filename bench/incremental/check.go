@@ -10,7 +10,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/ranker"
 	"github.com/salesrank/salesrank/internal/sqlite"
 )
@@ -25,7 +25,7 @@ func (p *capture) Publish(_ context.Context, snap *salesrank.Snapshot, _ []int32
 
 // compare counts every object in bucket from scratch (ranker.Job) at now and returns how
 // the store's current snapshot differs from it ("" when it does not).
-func compare(ctx context.Context, db *sqlite.DB, logs *blob.Bucket, eng *engine.Local, top int, interval time.Duration, now time.Time) (string, error) {
+func compare(ctx context.Context, db *sqlite.DB, logs *blob.Bucket, eng *counting.Local, top int, interval time.Duration, now time.Time) (string, error) {
 	cur, err := db.Current(ctx)
 	if err != nil {
 		return "", err

@@ -12,7 +12,7 @@ import (
 
 	"gocloud.dev/blob/fileblob"
 
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/ranker"
 	"github.com/salesrank/salesrank/internal/sqlite"
 )
@@ -54,7 +54,7 @@ func runChild(ctx context.Context, c config, stdout io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	r := &ranker.Ranker{Logs: bucket, Engine: &engine.Local{Workers: c.workers}, Store: db, Top: c.top, Interval: time.Hour}
+	r := &ranker.Ranker{Logs: bucket, Engine: &counting.Local{Workers: c.workers}, Store: db, Top: c.top, Interval: time.Hour}
 	stop := startProfile(c.cpuProfile, "rebuild")
 	cpu0, t0 := cpuSeconds(), time.Now()
 	sum, err := r.Run(ctx, c.childNow)

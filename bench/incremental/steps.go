@@ -17,7 +17,7 @@ import (
 	"gocloud.dev/blob/fileblob"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/ranker"
 	"github.com/salesrank/salesrank/internal/sqlite"
 )
@@ -31,7 +31,7 @@ type session struct {
 	tmp      string // the run folder
 	logsDir  string // the logs' folder, into which each step lands its objects
 	logs     *blob.Bucket
-	eng      *engine.Local
+	eng      *counting.Local
 	slogger  *slog.Logger
 	warnings []string
 }
@@ -70,7 +70,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	s.eng = &engine.Local{Workers: c.workers}
+	s.eng = &counting.Local{Workers: c.workers}
 	s.slogger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	d := reportData{load0: loadavg(), checked: s.check}

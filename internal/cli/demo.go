@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/loggen"
 	"github.com/salesrank/salesrank/internal/objstore"
 	"github.com/salesrank/salesrank/internal/ranker"
@@ -88,7 +88,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	rk := &ranker.Ranker{Logs: logs, Engine: &engine.Local{}, Store: db, Top: salesrank.DefaultTop}
+	rk := &ranker.Ranker{Logs: logs, Engine: &counting.Local{}, Store: db, Top: salesrank.DefaultTop}
 	sum, err := rk.Run(ctx, now)
 	db.Close()
 	if err != nil {

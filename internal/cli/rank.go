@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/objstore"
 	"github.com/salesrank/salesrank/internal/ranker"
 )
@@ -201,7 +201,7 @@ func rankEngine(ctx context.Context, e *env, cfg rankConfig, log *slog.Logger) (
 		}
 		return eng, func() func() { return func() {} }, closeEngine, nil
 	}
-	local := &engine.Local{Workers: cfg.workers}
+	local := &counting.Local{Workers: cfg.workers}
 	return local, func() func() { return startProgress(e, local) }, func() {}, nil
 }
 
@@ -252,7 +252,7 @@ func reportOnce(e *env, log *slog.Logger, sum *ranker.Summary) error {
 
 // startProgress shows bytes counted and the rate on a terminal, once a second, until the
 // returned function is called. Elsewhere it does nothing: logs stay quiet.
-func startProgress(e *env, eng *engine.Local) (stop func()) {
+func startProgress(e *env, eng *counting.Local) (stop func()) {
 	if !isTerminal(e.stderr) {
 		return func() {}
 	}

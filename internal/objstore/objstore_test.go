@@ -23,7 +23,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/objstore"
 	"github.com/salesrank/salesrank/internal/ranker"
 	"github.com/salesrank/salesrank/internal/sqlite"
@@ -226,7 +226,7 @@ func rank(t *testing.T, b *blob.Bucket) (*salesrank.Snapshot, *ranker.Summary) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	job := &ranker.Job{Logs: b, Engine: &engine.Local{}, Store: db, Top: 10}
+	job := &ranker.Job{Logs: b, Engine: &counting.Local{}, Store: db, Top: 10}
 	sum, err := job.Run(ctx, now)
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/objstore"
 	"github.com/salesrank/salesrank/internal/partial"
 	"github.com/salesrank/salesrank/internal/window"
@@ -263,7 +263,7 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	}
 	// Every sale from the retention on is kept, in the hour it was made: future hours too,
 	// so they count once the window reaches them.
-	spec := engine.Spec{Window: salesrank.Window{Start: retain, End: time.Unix(1<<40, 0)}, Bucket: bucket}
+	spec := counting.Spec{Window: salesrank.Window{Start: retain, End: time.Unix(1<<40, 0)}, Bucket: bucket}
 	log.Debug("counting batch", "objects", len(objects))
 	res, err := r.Engine.Count(ctx, r.Logs, eobjs, spec)
 	if err != nil {
@@ -328,7 +328,7 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 // encodeBuckets splits bucket-keyed counts into one encoded partial per bucket. Buckets are
 // sorted and encoded on every core: on a first run over a week, encoding is a quarter of
 // the work, most of it sorting.
-func encodeBuckets(c *engine.Counts, bucket time.Duration) ([]salesrank.Partial, error) {
+func encodeBuckets(c *counting.Counts, bucket time.Duration) ([]salesrank.Partial, error) {
 	byBucket := map[uint32][]partial.Entry{}
 	c.Each(func(b uint32, cat int32, product int64, units int64) {
 		byBucket[b] = append(byBucket[b], partial.Entry{CategoryID: cat, ProductID: product, Units: units})

@@ -12,7 +12,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/sqlite"
 	"github.com/salesrank/salesrank/internal/testing/ranktest"
 )
@@ -45,7 +45,7 @@ func TestIncrementalMatchesOracle(t *testing.T) {
 			t.Fatal(err)
 		}
 		newRanker := func() *Ranker {
-			return &Ranker{Logs: bucket, Engine: &engine.Local{BlockSize: 128 << 10}, Store: db, Top: 3, MaxBatchBytes: 3000, Interval: interval}
+			return &Ranker{Logs: bucket, Engine: &counting.Local{BlockSize: 128 << 10}, Store: db, Top: 3, MaxBatchBytes: 3000, Interval: interval}
 		}
 		obj := func(name string, base time.Time, spread time.Duration, n int) map[string][]byte {
 			return map[string][]byte{name: ranktest.Lines(rng, base, spread, n)}
@@ -123,7 +123,7 @@ func TestChangedObjectRefused(t *testing.T) {
 	}
 	ts := cutoff.Add(-time.Hour).Unix()
 	put(bucket, "x.tsv", fmt.Sprintf("%d\t1\t1\t5\t1\t1\t1\n", ts))
-	r := &Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db}
+	r := &Ranker{Logs: bucket, Engine: &counting.Local{}, Store: db}
 	if _, err := r.Run(ctx, cutoff); err != nil {
 		t.Fatal(err)
 	}
@@ -154,10 +154,10 @@ func TestCoarseBucketsRefused(t *testing.T) {
 	if err := bucket.WriteAll(ctx, "a.tsv", ranktest.Lines(rand.New(rand.NewPCG(1, 1)), c0.Add(-7*24*time.Hour), 7*24*time.Hour, 100), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db}).Run(ctx, c0); err != nil {
+	if _, err := (&Ranker{Logs: bucket, Engine: &counting.Local{}, Store: db}).Run(ctx, c0); err != nil {
 		t.Fatal(err)
 	}
-	_, err := (&Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db, Interval: time.Minute}).Run(ctx, c0.Add(7*time.Minute))
+	_, err := (&Ranker{Logs: bucket, Engine: &counting.Local{}, Store: db, Interval: time.Minute}).Run(ctx, c0.Add(7*time.Minute))
 	if err == nil || !strings.Contains(err.Error(), "too coarse") {
 		t.Fatalf("1-minute run over hourly sums: err = %v, want one saying the buckets are too coarse", err)
 	}
@@ -179,7 +179,7 @@ func TestIncrementalRescan(t *testing.T) {
 	if err := bucket.WriteAll(ctx, "week.tsv", []byte(week), nil); err != nil {
 		t.Fatal(err)
 	}
-	r := &Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db, Top: 1, Interval: time.Minute}
+	r := &Ranker{Logs: bucket, Engine: &counting.Local{}, Store: db, Top: 1, Interval: time.Minute}
 	if _, err := r.Run(ctx, c0); err != nil {
 		t.Fatal(err)
 	}

@@ -12,14 +12,14 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/objstore"
 )
 
-// Engine counts sales in log objects over a window. engine.Local does it on this machine; a
+// Engine counts sales in log objects over a window. counting.Local does it on this machine; a
 // distributed engine must give the same Result for the same objects.
 type Engine interface {
-	Count(ctx context.Context, logs *blob.Bucket, objects []engine.Object, spec engine.Spec) (*engine.Result, error)
+	Count(ctx context.Context, logs *blob.Bucket, objects []counting.Object, spec counting.Spec) (*counting.Result, error)
 }
 
 // Publisher stores a snapshot and makes it current atomically.
@@ -99,7 +99,7 @@ func (j *Job) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	}
 	objects := engineObjects(listed)
 	log.Debug("listed logs", "objects", len(objects))
-	res, err := j.Engine.Count(ctx, j.Logs, objects, engine.Spec{Window: w, Top: top})
+	res, err := j.Engine.Count(ctx, j.Logs, objects, counting.Spec{Window: w, Top: top})
 	if err != nil {
 		return nil, fmt.Errorf("count sales: %w", err)
 	}
@@ -150,10 +150,10 @@ func (j *Job) Run(ctx context.Context, now time.Time) (*Summary, error) {
 }
 
 // engineObjects returns listed objects as an engine counts them.
-func engineObjects(listed []objstore.Object) []engine.Object {
-	out := make([]engine.Object, len(listed))
+func engineObjects(listed []objstore.Object) []counting.Object {
+	out := make([]counting.Object, len(listed))
 	for i, o := range listed {
-		out[i] = engine.Object{Key: o.Key, Size: o.Size, ETag: o.ETag}
+		out[i] = counting.Object{Key: o.Key, Size: o.Size, ETag: o.ETag}
 	}
 	return out
 }

@@ -12,7 +12,7 @@ import (
 	"gocloud.dev/blob/memblob"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/sqlite"
 	"github.com/salesrank/salesrank/internal/testing/ranktest"
 )
@@ -36,7 +36,7 @@ func publishAndLoad(t *testing.T, objects map[string][]byte, now time.Time, top 
 		t.Fatal(err)
 	}
 	defer db.Close()
-	job := &Job{Logs: bucket, Engine: &engine.Local{BlockSize: 128 << 10}, Store: db, Top: top}
+	job := &Job{Logs: bucket, Engine: &counting.Local{BlockSize: 128 << 10}, Store: db, Top: top}
 	sum, err := job.Run(ctx, now)
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 
 	"gocloud.dev/blob/memblob"
 
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/flock"
 	"github.com/salesrank/salesrank/internal/sqlite"
 )
@@ -60,7 +60,7 @@ func TestSchedulerStandbyTakesOver(t *testing.T) {
 	var runs []*Summary
 	standbyPolls := 0
 	s := &Scheduler{
-		Ranker: &Ranker{Logs: bucket, Engine: &engine.Local{}, Store: db, Interval: time.Minute},
+		Ranker: &Ranker{Logs: bucket, Engine: &counting.Local{}, Store: db, Interval: time.Minute},
 		Lock:   flock.NewFile(lockPath),
 		Now:    clock.Now,
 		After: func(d time.Duration) <-chan time.Time {

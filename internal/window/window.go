@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/partial"
 )
 
@@ -35,8 +35,8 @@ type Stats struct {
 // Window is the week's totals and the top lists ranked from them. The zero value is an
 // empty window, built on the first Move.
 type Window struct {
-	counts *engine.Counts // units per key over [at − 7 days, at)
-	at     time.Time      // the cutoff counts stand for; zero until built
+	counts *counting.Counts // units per key over [at − 7 days, at)
+	at     time.Time        // the cutoff counts stand for; zero until built
 
 	// lists rank counts between runs; nil until built, and whenever the window is
 	// rebuilt. changed holds the keys whose totals moved since the lists were last brought
@@ -80,7 +80,7 @@ func (w *Window) Move(ctx context.Context, cutoff time.Time, bucket time.Duratio
 	}
 	if w.counts == nil || cutoff.Before(w.at) || !cutoff.Before(w.at.Add(salesrank.WindowLength)) {
 		w.Reset()
-		w.counts = &engine.Counts{}
+		w.counts = &counting.Counts{}
 		st.Rebuilt = true
 		if err := w.apply(ctx, cutoff.Add(-salesrank.WindowLength), cutoff, +1, bucket, read, st); err != nil {
 			w.Reset()
@@ -124,7 +124,7 @@ func (w *Window) apply(ctx context.Context, from, to time.Time, sign int64, buck
 		}
 		// Adding is batched: a rebuild adds tens of millions of entries, each a likely
 		// cache miss in a table of hundreds of megabytes.
-		var b engine.Batch
+		var b counting.Batch
 		_, err = partial.Decode(data, func(e partial.Entry) {
 			w.counts.Push(&b, 0, e.CategoryID, e.ProductID, e.Units)
 			w.track(e.CategoryID, e.ProductID)
@@ -136,10 +136,10 @@ func (w *Window) apply(ctx context.Context, from, to time.Time, sign int64, buck
 
 // Add adds a new batch's sums, keyed by bucket of sale time (buckets of length bucket), to
 // the window: the ones that fall in it. The window must have been moved to its cutoff.
-func (w *Window) Add(totals *engine.Counts, bucket time.Duration) {
+func (w *Window) Add(totals *counting.Counts, bucket time.Duration) {
 	secs := int64(bucket / time.Second)
 	lo, hi := uint32(w.at.Add(-salesrank.WindowLength).Unix()/secs), uint32(w.at.Unix()/secs)
-	var b engine.Batch
+	var b counting.Batch
 	totals.Each(func(start uint32, cat int32, product int64, units int64) {
 		if start >= lo && start < hi {
 			w.counts.Push(&b, 0, cat, product, units)
@@ -173,7 +173,7 @@ func (w *Window) track(cat int32, product int64) {
 // kept, from scratch otherwise.
 func (w *Window) Rank(top int, known []int32, st *Stats) []salesrank.Ranking {
 	if w.counts == nil {
-		w.counts = &engine.Counts{}
+		w.counts = &counting.Counts{}
 	}
 	parts := w.counts.Shards(runtime.GOMAXPROCS(0))
 	if w.lists == nil || w.lists.Top() != top || w.changedAll {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/partial"
 )
 
@@ -53,7 +53,7 @@ func TestMoveAndRank(t *testing.T) {
 		}
 		// A new batch: sums in hours inside, before and after the window, and at its
 		// edges: its first hour and the hours just before it and at its cutoff.
-		batch := &engine.Counts{}
+		batch := &counting.Counts{}
 		edges := []time.Duration{-salesrank.WindowLength - time.Hour, -salesrank.WindowLength, -time.Hour, 0}
 		for i := range 20 + len(edges) {
 			h := cutoff.Add(time.Duration(rng.IntN(9*24)-8*24) * time.Hour)
@@ -78,8 +78,8 @@ func TestMoveAndRank(t *testing.T) {
 }
 
 // scratch counts the stored entries of the week before cutoff.
-func scratch(stored map[time.Time][]partial.Entry, cutoff time.Time) *engine.Counts {
-	c := &engine.Counts{}
+func scratch(stored map[time.Time][]partial.Entry, cutoff time.Time) *counting.Counts {
+	c := &counting.Counts{}
 	for h, es := range stored {
 		if !h.Before(cutoff.Add(-salesrank.WindowLength)) && h.Before(cutoff) {
 			for _, e := range es {

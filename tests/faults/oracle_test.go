@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// The oracle ranks the slow, obvious way, independently of internal/engine and
+// The oracle ranks the slow, obvious way, independently of internal/counting and
 // internal/salelog: split each line, parse each field with the standard library, keep the
 // week before the cutoff, sum, sort, cut. Its rules are those of ranker_test.go's oracle.
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank/beam/internal/beamtest"
-	"github.com/salesrank/salesrank/internal/engine"
+	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/objstore"
 	"github.com/salesrank/salesrank/internal/ranker"
 	"github.com/salesrank/salesrank/internal/sqlite"
@@ -35,7 +35,7 @@ func TestStandaloneJobServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	embedded := &ranker.Ranker{Logs: logs, Engine: &engine.Local{}, Store: db, Top: 3}
+	embedded := &ranker.Ranker{Logs: logs, Engine: &counting.Local{}, Store: db, Top: 3}
 	beamDB := filepath.Join(t.TempDir(), "beam.db")
 	staging := t.TempDir()
 

@@ -1,6 +1,6 @@
 // Package ranktest holds what tests of any counting engine check against: a brute-force
 // oracle that ranks logs the slow, obvious way (the standard library's parsers, a map, a
-// sort), independent of internal/engine and internal/salelog, and generators of random and
+// sort), independent of internal/counting and internal/salelog, and generators of random and
 // adversarial logs. The ranker's tests and the Beam engine's differential tests share them.
 package ranktest
 

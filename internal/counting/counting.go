@@ -1,4 +1,4 @@
-// Package engine counts sales in log objects on this machine: the map and combine steps of
+// Package counting counts sales in log objects on this machine: the map and combine steps of
 // the ranking job (parse, validate, sum units per category and product over a window), in
 // parallel across objects and within large objects.
 //
@@ -8,7 +8,7 @@
 // folded into the result only once every block of it has been counted and the object was
 // read to its end without error, so an object that fails half way (a truncated gzip, an I/O
 // error) is counted whole or not at all.
-package engine
+package counting
 
 import (
 	"bytes"
