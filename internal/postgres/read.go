@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/salesrank/salesrank"
 	"github.com/salesrank/salesrank/internal/sharedrows"
+	"github.com/salesrank/salesrank/internal/store"
 )
 
 // Load reads snapshot id, or the current one if id is 0 (for store.Core's Current and
@@ -112,64 +115,40 @@ func (db backend) Load(ctx context.Context, id int64) (*salesrank.Snapshot, erro
 	return asm.Done()
 }
 
-// CurrentID returns the current snapshot's id with one indexed lookup, for pollers that
-// reload only when it changes. It returns an error wrapping salesrank.ErrNoSnapshot if
-// nothing was published.
-func (db *DB) CurrentID(ctx context.Context) (int64, error) {
-	var id int64
-	err := db.pool.QueryRow(ctx, `SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC LIMIT 1`).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("current snapshot id: %w", salesrank.ErrNoSnapshot)
-	}
+// Read runs one read-only statement for package store's reads, on the pool; each "?" of
+// the query becomes $1, $2, …
+func (db backend) Read(ctx context.Context, query string, args []any, row func(scan func(...any) error) error) error {
+	rows, err := db.pool.Query(ctx, numbered(query), args...)
 	if err != nil {
-		return 0, fmt.Errorf("current snapshot id: %w", err)
-	}
-	return id, nil
-}
-
-// SnapshotIDs returns the ids of the stored snapshots, the current one first, then by
-// cutoff and id descending: the order in which they would become current.
-func (db *DB) SnapshotIDs(ctx context.Context) ([]int64, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC`)
-	if err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
-	}
-	return ids, nil
-}
-
-// Rejects returns at most limit quarantined lines, the most recently recorded first.
-func (db *DB) Rejects(ctx context.Context, limit int) ([]salesrank.Reject, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	rows, err := db.pool.Query(ctx, `SELECT object, line, reason, text FROM rejected_lines
-		ORDER BY id DESC LIMIT $1`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read rejected lines: %w", err)
+		return err
 	}
 	defer rows.Close()
-	var (
-		out    []salesrank.Reject
-		object []byte
-	)
+	// DriverBytes points into the driver's read buffer instead of copying a blob of
+	// megabytes once more.
+	scan := store.ScanRaw(rows.Scan, func() (any, func() []byte) {
+		b := new(pgtype.DriverBytes)
+		return b, func() []byte { return *b }
+	})
 	for rows.Next() {
-		var r salesrank.Reject
-		// Scanning into *[]byte copies the value, so r.Text outlives the row.
-		if err := rows.Scan(&object, &r.Line, &r.Reason, &r.Text); err != nil {
-			return nil, fmt.Errorf("read rejected lines: %w", err)
+		if err := row(scan); err != nil {
+			return err
 		}
-		r.Object = string(object)
-		if r.Text == nil {
-			r.Text = []byte{}
+	}
+	return rows.Err()
+}
+
+// numbered rewrites each "?" of query as PostgreSQL's $1, $2, … (the store's queries hold
+// no "?" of their own).
+func numbered(query string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
 		}
-		out = append(out, r)
+		b.WriteRune(r)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read rejected lines: %w", err)
-	}
-	return out, nil
+	return b.String()
 }

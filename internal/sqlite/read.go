@@ -9,6 +9,7 @@ import (
 
 	"github.com/salesrank/salesrank"
 	"github.com/salesrank/salesrank/internal/sharedrows"
+	"github.com/salesrank/salesrank/internal/store"
 )
 
 // currentSQL picks the current snapshot: the latest cutoff, then the latest publication, so
@@ -108,68 +109,23 @@ func (db backend) Load(ctx context.Context, id int64) (*salesrank.Snapshot, erro
 	return asm.Done()
 }
 
-// CurrentID returns the current snapshot's id with one indexed lookup, for pollers that
-// reload only when it changes. It returns an error wrapping salesrank.ErrNoSnapshot if
-// nothing was published.
-func (db *DB) CurrentID(ctx context.Context) (int64, error) {
-	var id int64
-	err := db.read.QueryRowContext(ctx, `SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC LIMIT 1`).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("current snapshot id: %w", salesrank.ErrNoSnapshot)
-	}
+// Read runs one read-only statement for package store's reads, on the read pool.
+func (db backend) Read(ctx context.Context, query string, args []any, row func(scan func(...any) error) error) error {
+	rows, err := db.read.QueryContext(ctx, query, args...)
 	if err != nil {
-		return 0, fmt.Errorf("current snapshot id: %w", err)
-	}
-	return id, nil
-}
-
-// SnapshotIDs returns the ids of the stored snapshots, the current one first, then by
-// cutoff and id descending: the order in which they would become current.
-func (db *DB) SnapshotIDs(ctx context.Context) ([]int64, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC`)
-	if err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
+		return err
 	}
 	defer rows.Close()
-	var ids []int64
+	// RawBytes points at the driver's copy of a blob instead of copying it once more: the
+	// driver already copies it out of SQLite's memory into a fresh slice per row.
+	scan := store.ScanRaw(rows.Scan, func() (any, func() []byte) {
+		b := new(sql.RawBytes)
+		return b, func() []byte { return *b }
+	})
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("list snapshots: %w", err)
+		if err := row(scan); err != nil {
+			return err
 		}
-		ids = append(ids, id)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
-	}
-	return ids, nil
-}
-
-// Rejects returns at most limit quarantined lines, the most recently recorded first.
-func (db *DB) Rejects(ctx context.Context, limit int) ([]salesrank.Reject, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	rows, err := db.read.QueryContext(ctx, `SELECT object, line, reason, text FROM rejected_lines
-		ORDER BY id DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read rejected lines: %w", err)
-	}
-	defer rows.Close()
-	var out []salesrank.Reject
-	for rows.Next() {
-		var r salesrank.Reject
-		// Scanning into *[]byte copies the blob, so r.Text outlives the row.
-		if err := rows.Scan(&r.Object, &r.Line, &r.Reason, &r.Text); err != nil {
-			return nil, fmt.Errorf("read rejected lines: %w", err)
-		}
-		if r.Text == nil {
-			r.Text = []byte{}
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read rejected lines: %w", err)
-	}
-	return out, nil
+	return rows.Err()
 }

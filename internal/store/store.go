@@ -39,6 +39,11 @@ var BatchSteps = []string{"batch:batch", "batch:objects", "batch:partials", "bat
 type Backend interface {
 	// Load reads snapshot id, or the current one if id is 0, in one read transaction.
 	Load(ctx context.Context, id int64) (*salesrank.Snapshot, error)
+	// Read runs one read-only statement (query, with "?" for each of args) and calls row
+	// for each row it returns, with a scan that fills dest as rows.Scan does (a *RawBytes
+	// gets the driver's buffer, without a copy). An error row returns ends the statement
+	// and is returned as it is.
+	Read(ctx context.Context, query string, args []any, row func(scan func(dest ...any) error) error) error
 	// BeginWrite starts a transaction that holds the database's one write lock: writes
 	// run one at a time, so "already taken?" checks, id reservations and pruning are exact.
 	BeginWrite(ctx context.Context) (Tx, error)

@@ -1,0 +1,6 @@
+package sqlite
+
+import "github.com/salesrank/salesrank/internal/store"
+
+// PartialStats is store.PartialStats.
+type PartialStats = store.PartialStats
