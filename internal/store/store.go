@@ -7,8 +7,12 @@
 // publication's rows, the products known), and the test hook that aborts a write at each
 // step.
 //
-// Both writes are one transaction: a crash, a lost connection or a cancelled context at any
+// Every write is one transaction: a crash, a lost connection or a cancelled context at any
 // step leaves all of it or none of it.
+//
+// The simple reads (the manifest, the partial sums, ids, categories, the quarantine) are
+// here too, one statement each in SQL both databases speak, run by the backend's Read; a
+// backend keeps only Load, the snapshot read, as one linear transaction in its dialect.
 package store
 
 import (
