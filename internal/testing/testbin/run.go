@@ -11,8 +11,11 @@ import (
 )
 
 // CleanEnv returns the test's environment without SALESRANK_* variables, which would
-// otherwise fill in flags the tests leave out on purpose.
+// otherwise fill in flags the tests leave out on purpose. Every test that starts a binary
+// Build built gets its environment here, so this is also where the binaries' sources are
+// statted for go test's result cache, once (see statSources).
 func CleanEnv() []string {
+	statSources()
 	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SALESRANK_") })
 }
 
