@@ -28,7 +28,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, h *Holder, m *metrics.HT
 	popular = handle(PopularPath, getOnly(logger, handlePopular(logger, h, m, now)))
 	handle("/healthz", getOnly(logger, handleHealthz()))
 	handle("/readyz", getOnly(logger, handleReadyz(h, draining)))
-	handle("/{$}", getOnly(logger, handleStatic("index.html")))
+	handle("/{$}", getOnly(logger, handlePage(logger, h, now)))
 	handle("/app.js", getOnly(logger, handleStatic("app.js")))
 	handle("/style.css", getOnly(logger, handleStatic("style.css")))
 	handle("/", handleNotFound(logger))
