@@ -348,6 +348,15 @@ type Snapshot struct {
 	Top         int           // the K of top K
 	PublishedAt time.Time
 	Rankings    []Ranking // every known category, sorted by category id
+
+	// Standings are the full ranks that say where any product stands. A publication may
+	// carry its own (ranked at its cutoff); a loaded snapshot has the latest stored ones
+	// ranked at or before its cutoff, since full ranks may refresh hourly while the top
+	// lists refresh every minute. Nil if there are none.
+	Standings *Standings
+	// Previous are, in a loaded snapshot, the latest stored full ranks ranked at least a
+	// day before its cutoff, which Movers compares the top lists with; nil if none.
+	Previous *Standings
 }
 
 // NextRefresh returns when the snapshot after s is due.

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/salesrank/salesrank/internal/flock"
+	"github.com/salesrank/salesrank/internal/httpapi"
 	"github.com/salesrank/salesrank/internal/postgres"
 	"github.com/salesrank/salesrank/internal/ranker"
 	"github.com/salesrank/salesrank/internal/replica"
@@ -64,8 +66,11 @@ func openDB(ctx context.Context, dsn string) (store, error) {
 type store interface {
 	ranker.Store
 	replica.Source
+	httpapi.Archive
 	// RankerLock elects the one active ranker on this database.
 	RankerLock() ranker.Lock
+	// SetRetain sets how long hourly snapshots are kept (see store.Core.Retain).
+	SetRetain(d time.Duration)
 	// Describe names the database and its ranker lock for logs and errors.
 	Describe() string
 	Close() error

@@ -35,6 +35,7 @@ The same steps by hand:
 // enough that every category has a real ranking.
 const (
 	demoLines    = 5_000_000
+	demoHistory  = 24 * time.Hour // hourly snapshots ranked before now
 	demoProducts = 1_000_000
 	demoBadRate  = 0.0001
 )
@@ -88,8 +89,19 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
+	// A day of hourly snapshots before the current one, so the page has movers and history.
+	db.SetRetain(DefaultRetain)
+	// Full ranks take a second or two at the demo's size: publish them where the page
+	// needs them, a day apart.
 	rk := &ranker.Ranker{Logs: logs, Engine: &counting.Local{}, Store: db, Top: salesrank.DefaultTop}
-	sum, err := rk.Run(ctx, now)
+	var sum *ranker.Summary
+	first := now.Add(-demoHistory)
+	for at := first; !at.After(now); at = at.Add(time.Hour) {
+		rk.FullRanks = at.Equal(first) || at.Add(time.Hour).After(now)
+		if sum, err = rk.Run(ctx, at); err != nil {
+			break
+		}
+	}
 	db.Close()
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)

@@ -54,6 +54,10 @@ Examples:
   salesrank rank --logs ./logs --db ./s.db --once --now 2026-11-20T13:00:00Z   # a backfill
 `
 
+// DefaultRetain is how long a ranker keeps the hourly snapshots, the history of the top
+// lists, unless told otherwise (--retain).
+const DefaultRetain = 30 * 24 * time.Hour
+
 // rankConfig is rank's command line, checked.
 type rankConfig struct {
 	logs, dsn   string
@@ -63,6 +67,8 @@ type rankConfig struct {
 	top         int
 	interval    time.Duration
 	grace       time.Duration
+	retain      time.Duration
+	fullRanks   bool
 	workers     int
 	batchBytes  int64
 	level       slog.Level
@@ -87,6 +93,7 @@ func runRank(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("rank: %w", err)
 	}
 	defer db.Close()
+	db.SetRetain(cfg.retain)
 
 	if cfg.cpuProfile != "" {
 		stop, err := startCPUProfile(cfg.cpuProfile)
@@ -103,7 +110,7 @@ func runRank(ctx context.Context, e *env, args []string) error {
 
 	if cfg.full {
 		stopProgress := progress()
-		job := &ranker.Job{Logs: logs, Engine: eng, Store: db, Top: cfg.top, Interval: cfg.interval, Logger: log}
+		job := &ranker.Job{Logs: logs, Engine: eng, Store: db, Top: cfg.top, Interval: cfg.interval, FullRanks: cfg.fullRanks, Logger: log}
 		sum, err := job.Run(ctx, cfg.now)
 		stopProgress()
 		if err != nil {
@@ -111,7 +118,8 @@ func runRank(ctx context.Context, e *env, args []string) error {
 		}
 		return reportOnce(e, log, sum)
 	}
-	rk := &ranker.Ranker{Logs: logs, Engine: eng, Store: db, Top: cfg.top, Interval: cfg.interval, Grace: cfg.grace, MaxBatchBytes: cfg.batchBytes, Logger: log}
+	rk := &ranker.Ranker{Logs: logs, Engine: eng, Store: db, Top: cfg.top, Interval: cfg.interval, Grace: cfg.grace,
+		MaxBatchBytes: cfg.batchBytes, FullRanks: cfg.fullRanks, Logger: log}
 	if cfg.every != 0 {
 		return runRankScheduler(ctx, e, cfg, log, rk, db)
 	}
@@ -134,6 +142,8 @@ func parseRank(e *env, args []string) (rankConfig, error) {
 	top := fs.Int("top", salesrank.DefaultTop, "products kept per category")
 	interval := fs.Duration("interval", salesrank.DefaultInterval, "with --once: cutoffs are aligned to it (whole minutes, at least 1m)")
 	grace := fs.Duration("grace", ranker.DefaultGrace, "how long hourly partial sums are kept past the window, for late objects and backfills")
+	retain := fs.Duration("retain", DefaultRetain, "how long the snapshot of every whole hour is kept: the history of the top lists\n(0 keeps only the latest few)")
+	fullRanks := fs.Bool("full-ranks", true, "also publish every product's rank in every category, hourly (what /products/{id}/ranks\nand /movers answer from); =false publishes the top lists only")
 	workers := new(int)
 	if e.prog.Counter == nil { // a Counter brings its own
 		fs.IntVar(workers, "workers", 0, "counting goroutines (default: one per core)")
@@ -165,6 +175,8 @@ func parseRank(e *env, args []string) (rankConfig, error) {
 		return rankConfig{}, fmt.Errorf("rank: --batch-bytes must not be negative, got %d", *batchBytes)
 	case *grace < 0:
 		return rankConfig{}, fmt.Errorf("rank: --grace must not be negative, got %v", *grace)
+	case *retain < 0:
+		return rankConfig{}, fmt.Errorf("rank: --retain must not be negative, got %v", *retain)
 	case *dsn == "":
 		return rankConfig{}, errors.New("rank: no database: set --db (or SALESRANK_DB) to a SQLite path such as ./data/salesrank.db")
 	}
@@ -185,7 +197,8 @@ func parseRank(e *env, args []string) (rankConfig, error) {
 	}
 	return rankConfig{
 		logs: *logs, dsn: *dsn, full: *full, every: *every, now: now,
-		top: *top, interval: *interval, grace: *grace, workers: *workers, batchBytes: *batchBytes,
+		top: *top, interval: *interval, grace: *grace, retain: *retain, fullRanks: *fullRanks,
+		workers: *workers, batchBytes: *batchBytes,
 		level: level, cpuProfile: *cpuProfile, metricsAddr: *metricsAddr,
 	}, nil
 }

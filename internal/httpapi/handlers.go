@@ -41,7 +41,7 @@ const maxPopularHeaders = 8
 // answering, and says so.
 var staleTrue = []string{"true"}
 
-func handlePopular(logger *slog.Logger, h *Holder, m *metrics.HTTP, now func() time.Time) http.Handler {
+func handlePopular(logger *slog.Logger, h *Holder, m *metrics.HTTP, now func() time.Time, more func(http.ResponseWriter, *http.Request, *view, popularQuery)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q, err := parsePopular(r.URL.RawQuery)
 		if err != nil {
@@ -56,6 +56,10 @@ func handlePopular(logger *slog.Logger, h *Holder, m *metrics.HTTP, now func() t
 		c := v.categories[q.category]
 		if c == nil {
 			writeProblem(w, r, logger, fmt.Errorf("%w: category_id %d is not a category this service knows", errUnknownCategory, q.category))
+			return
+		}
+		if !q.at.IsZero() || q.withPrevious {
+			more(w, r, v, q)
 			return
 		}
 		// Canonical keys assigned directly: Header.Set would canonicalize and allocate.
@@ -141,6 +145,9 @@ type popularQuery struct {
 	category int32
 	limit    int64
 	offset   int64
+	// The slower forms (see explorer.servePopularMore).
+	at           time.Time // a past snapshot's top list: the latest kept at or before
+	withPrevious bool      // with each product's rank a day before
 }
 
 // parsePopular parses a raw query strictly: category_id is required, limit and offset are
@@ -149,7 +156,7 @@ type popularQuery struct {
 // percent-encoded queries and errors.
 func parsePopular(raw string) (popularQuery, error) {
 	q := popularQuery{limit: salesrank.DefaultLimit}
-	var seenCategory, seenLimit, seenOffset bool
+	var seenCategory, seenLimit, seenOffset, seenAt, seenWith bool
 	for raw != "" {
 		var pair string
 		pair, raw, _ = strings.Cut(raw, "&")
@@ -196,9 +203,31 @@ func parsePopular(raw string) (popularQuery, error) {
 				return q, &paramError{param: key, detail: fmt.Sprintf("offset must be an integer from 0 to %d (default 0); got %q", int64(math.MaxInt64), clip(value))}
 			}
 			q.offset = n
+		case "at":
+			if seenAt {
+				return q, repeated(key)
+			}
+			seenAt = true
+			t, err := time.Parse(time.RFC3339, value)
+			if err != nil {
+				return q, &paramError{param: key, detail: fmt.Sprintf("at must be an RFC 3339 time such as 2026-11-20T13:00:00Z; got %q", clip(value))}
+			}
+			q.at = t
+		case "with":
+			if seenWith {
+				return q, repeated(key)
+			}
+			seenWith = true
+			if value != "previous_rank" {
+				return q, &paramError{param: key, detail: fmt.Sprintf("with takes previous_rank; got %q", clip(value))}
+			}
+			q.withPrevious = true
 		default:
-			return q, &paramError{param: key, detail: fmt.Sprintf("unknown parameter %q; the parameters are category_id, limit and offset", clip(key))}
+			return q, &paramError{param: key, detail: fmt.Sprintf("unknown parameter %q; the parameters are category_id, limit, offset, at and with", clip(key))}
 		}
+	}
+	if seenAt && seenWith {
+		return q, &paramError{param: "with", detail: "with=previous_rank answers for the current snapshot only, not with at"}
 	}
 	if !seenCategory {
 		return q, &paramError{param: "category_id", detail: fmt.Sprintf("category_id is required: an integer from 0 to %d", salesrank.MaxCategoryID)}

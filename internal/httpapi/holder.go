@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"cmp"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -15,6 +17,9 @@ import (
 // never wait for it. The zero value holds no snapshot and is ready to use.
 type Holder struct {
 	replica.Holder
+	// Archive is where the history of the top lists is read (the store); set it before
+	// the holder is served. Without one, history requests get 503.
+	Archive Archive
 }
 
 // Store renders s and makes it the snapshot served from now on. A nil s is ignored.
@@ -36,6 +41,10 @@ func (h *Holder) load() *view {
 type view struct {
 	snap       *salesrank.Snapshot
 	categories map[int32]*category
+	// movers holds each category's movers, and categoryList every category with its
+	// number of ranked products, rendered as categories are.
+	movers       map[int32]*category
+	categoryList *category
 
 	// Header values, built once. Each slice has len == cap, so a middleware that appends
 	// to a header copies it rather than writing into the shared array.
@@ -88,39 +97,85 @@ func render(s *salesrank.Snapshot) *view {
 	if !s.PublishedAt.IsZero() {
 		v.published = s.PublishedAt.UTC().Truncate(time.Second)
 	}
+	v.movers = make(map[int32]*category, len(s.Rankings))
 	for _, r := range s.Rankings {
 		v.categories[r.CategoryID] = renderCategory(r)
+		v.movers[r.CategoryID] = renderMovers(salesrank.Movers(r.CategoryID, r.Entries, s.Previous))
 	}
+	v.categoryList = renderList(len(s.Rankings), func(b []byte, i int) []byte {
+		c := s.Rankings[i].CategoryID
+		b = append(b, `{"category_id":"`...)
+		b = strconv.AppendInt(b, int64(c), 10)
+		b = append(b, `","products_ranked":"`...)
+		b = strconv.AppendInt(b, int64(s.Standings.ProductsRanked(c)), 10)
+		return append(b, `"}`...)
+	})
 	return v
 }
 
 func renderCategory(r salesrank.Ranking) *category {
-	// About 80 bytes an entry; one allocation for the common case.
-	c := &category{
-		elems:  make([]byte, 0, 96*len(r.Entries)),
-		starts: make([]int, 0, len(r.Entries)+1),
-	}
 	cat := strconv.AppendInt(nil, int64(r.CategoryID), 10)
-	for i, e := range r.Entries {
+	return renderList(len(r.Entries), func(b []byte, i int) []byte { return appendEntry(b, r.Entries[i], cat) })
+}
+
+// appendEntry appends e of the category whose id is cat, in digits, as the popular
+// endpoint shows it.
+func appendEntry(b []byte, e salesrank.Entry, cat []byte) []byte {
+	b = append(b, `{"id":"`...)
+	b = strconv.AppendInt(b, e.ID, 10)
+	b = append(b, `","category_id":"`...)
+	b = append(b, cat...)
+	b = append(b, `","total_sold":"`...)
+	b = strconv.AppendInt(b, e.TotalSold, 10)
+	b = append(b, `","product_id":"`...)
+	b = strconv.AppendInt(b, e.ProductID, 10)
+	return append(b, `"}`...)
+}
+
+func renderMovers(ms []salesrank.Mover) *category {
+	return renderList(len(ms), func(b []byte, i int) []byte {
+		m := ms[i]
+		b = append(b, `{"product_id":"`...)
+		b = strconv.AppendInt(b, m.ProductID, 10)
+		b = append(b, `","rank":"`...)
+		b = strconv.AppendInt(b, int64(m.Rank), 10)
+		b = append(b, `","previous_rank":"`...)
+		if m.PreviousRank > 0 {
+			b = strconv.AppendInt(b, int64(m.PreviousRank), 10)
+		}
+		b = append(b, `","total_sold":"`...)
+		b = strconv.AppendInt(b, m.TotalSold, 10)
+		return append(b, `"}`...)
+	})
+}
+
+// renderList renders n elements, appended by elem, as a pageable list.
+func renderList(n int, elem func(b []byte, i int) []byte) *category {
+	// About 80 bytes an element; one allocation for the common case.
+	c := &category{
+		elems:  make([]byte, 0, 96*n),
+		starts: make([]int, 0, n+1),
+	}
+	for i := range n {
 		if i > 0 {
 			c.elems = append(c.elems, ',')
 		}
 		c.starts = append(c.starts, len(c.elems))
-		b := c.elems
-		b = append(b, `{"id":"`...)
-		b = strconv.AppendInt(b, e.ID, 10)
-		b = append(b, `","category_id":"`...)
-		b = append(b, cat...)
-		b = append(b, `","total_sold":"`...)
-		b = strconv.AppendInt(b, e.TotalSold, 10)
-		b = append(b, `","product_id":"`...)
-		b = strconv.AppendInt(b, e.ProductID, 10)
-		b = append(b, `"}`...)
-		c.elems = b
+		c.elems = elem(c.elems, i)
 	}
 	c.starts = append(c.starts, len(c.elems)+1)
 	c.first = c.appendPage(nil, 0, salesrank.DefaultLimit)
 	return c
+}
+
+// ranking returns the category's ranking in the snapshot, or nil.
+func (v *view) ranking(cat int32) *salesrank.Ranking {
+	rs := v.snap.Rankings
+	i, ok := slices.BinarySearchFunc(rs, cat, func(r salesrank.Ranking, c int32) int { return cmp.Compare(r.CategoryID, c) })
+	if !ok {
+		return nil
+	}
+	return &rs[i]
 }
 
 // len returns the number of entries.

@@ -25,7 +25,12 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, h *Holder, m *metrics.HT
 		mux.Handle(pattern, o)
 		return o
 	}
-	popular = handle(PopularPath, getOnly(logger, handlePopular(logger, h, m, now)))
+	x := &explorer{logger: logger, h: h, archive: h.Archive, now: now}
+	popular = handle(PopularPath, getOnly(logger, handlePopular(logger, h, m, now, x.servePopularMore)))
+	handle(CategoriesPath, getOnly(logger, x.handleCategories()))
+	handle(MoversPath, getOnly(logger, x.handleMovers()))
+	handle(ProductRanksPath, getOnly(logger, x.handleProductRanks()))
+	handle(ProductHistoryPath, getOnly(logger, x.handleProductHistory()))
 	handle("/healthz", getOnly(logger, handleHealthz()))
 	handle("/readyz", getOnly(logger, handleReadyz(h, draining)))
 	handle("/{$}", getOnly(logger, handlePage(logger, h, now)))

@@ -84,6 +84,13 @@ func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 	case errors.Is(err, errUnknownCategory):
 		p = problem{Type: problemBase + "unknown-category", Title: "Unknown category",
 			Status: http.StatusNotFound, Detail: err.Error()}
+	case errors.Is(err, errNotKept):
+		p = problem{Type: problemBase + "not-kept", Title: "No snapshot kept for that time",
+			Status: http.StatusNotFound, Detail: err.Error() + "; the history goes back as far as the ranker's --retain"}
+	case errors.Is(err, errNoFullRanks):
+		p = problem{Type: problemBase + "no-full-ranks", Title: "No full ranks published",
+			Status: http.StatusServiceUnavailable,
+			Detail: "the database holds no full ranks: run the ranker with --full-ranks (the default)"}
 	case errors.Is(err, salesrank.ErrNoSnapshot):
 		h.Set("Retry-After", retryAfter)
 		p = problem{Type: problemBase + "no-snapshot", Title: "No snapshot loaded yet",

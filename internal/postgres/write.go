@@ -146,13 +146,33 @@ func (w *writeTx) InsertRejects(ctx context.Context, owner store.Owner, rejects 
 	return err
 }
 
-func (w *writeTx) Prunable(ctx context.Context, keep int, except int64) ([]int64, error) {
-	rows, err := w.tx.Query(ctx, `SELECT id FROM (SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC OFFSET $1) o
-		WHERE id <> $2 ORDER BY id`, keep, except)
+func (w *writeTx) Prunable(ctx context.Context, keep int, retain, except int64) ([]int64, error) {
+	rows, err := w.tx.Query(ctx, `SELECT id FROM (SELECT id, cutoff FROM snapshots ORDER BY cutoff DESC, id DESC OFFSET $1) o
+		WHERE id <> $2 AND NOT (cutoff >= (SELECT max(cutoff) FROM snapshots) - $3 AND cutoff % 3600 = 0
+			AND id = (SELECT max(s.id) FROM snapshots s WHERE s.cutoff = o.cutoff))
+		ORDER BY id`, keep, except, retain)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
+// InsertStandings COPYs the rows: a publication of full ranks at the seed's scale is some
+// 50 MB of blobs.
+func (w *writeTx) InsertStandings(ctx context.Context, snapshot, cutoff int64, rows []store.StandingsRow) error {
+	_, err := copyFrom(ctx, w.tx, len(rows), pgx.Identifier{"standings"},
+		[]string{"snapshot_id", "cutoff", "category_id", "products_ranked", "data"},
+		copyRows(len(rows), 5, func(row []any, i int) {
+			r := &rows[i]
+			row[0], row[1], row[2], row[3], row[4] = snapshot, cutoff, r.CategoryID, r.ProductsRanked, r.Data
+		}))
+	return err
+}
+
+func (w *writeTx) ExpireStandings(ctx context.Context, horizon int64) error {
+	_, err := w.tx.Exec(ctx, `DELETE FROM standings WHERE cutoff < (SELECT max(cutoff) FROM standings
+		WHERE cutoff <= (SELECT max(cutoff) FROM snapshots) - $1)`, horizon)
+	return err
 }
 
 // DeleteSnapshots deletes their snapshot_categories explicitly rather than through ON

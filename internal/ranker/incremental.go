@@ -70,12 +70,17 @@ type Ranker struct {
 	Grace         time.Duration // partial sums kept past the window; 0 means DefaultGrace
 	MaxBatchBytes int64         // 0 means DefaultMaxBatchBytes (a quarter of it for buckets under an hour)
 	DBTimeout     time.Duration // bound on each database step; 0 means DefaultDBTimeout
-	Logger        *slog.Logger
+	// FullRanks makes snapshots carry every product's rank in every category, at most
+	// hourly (see fullRanksDue): ranking every key costs more than updating the top lists.
+	FullRanks bool
+	Logger    *slog.Logger
 
 	loaded   bool
 	manifest map[string]salesrank.TakenObject
 	known    map[int32]struct{}
 	window   window.Window
+	// fullRanksAt is the cutoff of the last full ranks this process published.
+	fullRanksAt time.Time
 }
 
 // Run takes new objects and publishes the snapshot for the cutoff of now.
@@ -137,6 +142,9 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		Top:      top,
 		Rankings: r.window.Rank(top, known, &ws),
 	}
+	if r.FullRanks && fullRanksDue(cutoff, r.fullRanksAt) {
+		snap.Standings = r.window.Standings()
+	}
 	sum.WindowRebuilt, sum.PartialsRead = ws.Rebuilt, ws.PartialsRead
 	sum.RankedFromScratch, sum.ChangedKeys, sum.RescannedCategories = ws.RankedFromScratch, ws.ChangedKeys, ws.RescannedCategories
 	sum.RankSeconds = time.Since(ranked).Seconds()
@@ -149,6 +157,10 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		return nil, fmt.Errorf("publish snapshot: %w", err)
 	}
 	sum.PublishSeconds = time.Since(published).Seconds()
+	if snap.Standings != nil {
+		r.fullRanksAt = cutoff
+		sum.FullRanks = snap.Standings.Len()
+	}
 	sum.SnapshotID = id
 	sum.Categories = len(snap.Rankings)
 	for _, rk := range snap.Rankings {
@@ -240,6 +252,14 @@ func (r *Ranker) batchLen(objects []objstore.Object, bucket time.Duration) int {
 // dbContext returns ctx bounded by the ranker's DBTimeout, for one database step.
 func (r *Ranker) dbContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, cmp.Or(r.DBTimeout, DefaultDBTimeout))
+}
+
+// fullRanksDue reports whether a run at cutoff publishes full ranks, the last ones this
+// process published being at last: at every whole hour, and at the first run of a process
+// and of each hour it missed, so that full ranks are never more than an hour behind the
+// top lists while the ranker runs.
+func fullRanksDue(cutoff, last time.Time) bool {
+	return cutoff.Truncate(time.Hour).Equal(cutoff) || last.Before(cutoff.Truncate(time.Hour))
 }
 
 // Bucket returns the length of the partial-sum buckets for a refresh interval: an hour, or

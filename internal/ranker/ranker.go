@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"gocloud.dev/blob"
@@ -34,7 +35,10 @@ type Job struct {
 	Store    Publisher
 	Top      int           // products kept per category; 0 means salesrank.DefaultTop
 	Interval time.Duration // cutoffs are aligned to it; 0 means salesrank.DefaultInterval
-	Logger   *slog.Logger
+	// FullRanks makes the snapshot carry every product's rank in every category, not only
+	// the top lists.
+	FullRanks bool
+	Logger    *slog.Logger
 }
 
 // Summary reports one run. It is printed as one JSON line by "salesrank rank --once", which
@@ -64,10 +68,11 @@ type Summary struct {
 	PartialsDeleted  int64            `json:"partials_deleted"`
 	Categories       int              `json:"categories"`
 	RankedRows       int              `json:"ranked_rows"`
-	CountSeconds     float64          `json:"count_seconds"`   // listing, reading, parsing, summing
-	RankSeconds      float64          `json:"rank_seconds"`    // top K per category
-	PublishSeconds   float64          `json:"publish_seconds"` // the database transaction
-	Seconds          float64          `json:"seconds"`         // the whole run
+	FullRanks        int              `json:"full_ranks,omitempty"` // (category, product) pairs in the full ranks published
+	CountSeconds     float64          `json:"count_seconds"`        // listing, reading, parsing, summing
+	RankSeconds      float64          `json:"rank_seconds"`         // top K per category
+	PublishSeconds   float64          `json:"publish_seconds"`      // the database transaction
+	Seconds          float64          `json:"seconds"`              // the whole run
 	LinesPerSecond   float64          `json:"lines_per_second"`
 
 	// How the incremental ranker ranked: from scratch (first run, a rebuilt window, too
@@ -113,6 +118,9 @@ func (j *Job) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		Top:      top,
 		Rankings: salesrank.Rank(res.Totals.All(), res.Categories, top),
 	}
+	if j.FullRanks {
+		snap.Standings = salesrank.NewStandings(w, res.Totals.Shards(runtime.GOMAXPROCS(0)))
+	}
 	ranked := time.Now()
 	id, err := j.Store.Publish(ctx, snap, res.Categories, res.Rejects)
 	if err != nil {
@@ -140,6 +148,7 @@ func (j *Job) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	for _, f := range res.Failed {
 		s.FailedObjects = append(s.FailedObjects, f.Key)
 	}
+	s.FullRanks = snap.Standings.Len()
 	for _, r := range snap.Rankings {
 		s.RankedRows += len(r.Entries)
 	}

@@ -158,9 +158,25 @@ func (w *writeTx) InsertRejects(ctx context.Context, owner store.Owner, rejects 
 		})
 }
 
-func (w *writeTx) Prunable(ctx context.Context, keep int, except int64) ([]int64, error) {
-	return queryIDs(ctx, w.tx, `SELECT id FROM (SELECT id FROM snapshots ORDER BY cutoff DESC, id DESC LIMIT -1 OFFSET ?)
-		WHERE id <> ? ORDER BY id`, keep, except)
+func (w *writeTx) Prunable(ctx context.Context, keep int, retain, except int64) ([]int64, error) {
+	return queryIDs(ctx, w.tx, `SELECT id FROM (SELECT id, cutoff FROM snapshots ORDER BY cutoff DESC, id DESC LIMIT -1 OFFSET ?) o
+		WHERE id <> ? AND NOT (cutoff >= (SELECT max(cutoff) FROM snapshots) - ? AND cutoff % 3600 = 0
+			AND id = (SELECT max(s.id) FROM snapshots s WHERE s.cutoff = o.cutoff))
+		ORDER BY id`, keep, except, retain)
+}
+
+func (w *writeTx) InsertStandings(ctx context.Context, snapshot, cutoff int64, rows []store.StandingsRow) error {
+	return execRows(ctx, w.tx, "INSERT INTO standings (snapshot_id, cutoff, category_id, products_ranked, data) VALUES", "",
+		5, len(rows), func(args []any, i int) []any {
+			r := &rows[i]
+			return append(args, snapshot, cutoff, r.CategoryID, r.ProductsRanked, r.Data)
+		})
+}
+
+func (w *writeTx) ExpireStandings(ctx context.Context, horizon int64) error {
+	_, err := w.tx.ExecContext(ctx, `DELETE FROM standings WHERE cutoff < (SELECT max(cutoff) FROM standings
+		WHERE cutoff <= (SELECT max(cutoff) FROM snapshots) - ?)`, horizon)
+	return err
 }
 
 // DeleteSnapshots lets snapshot_categories go by ON DELETE CASCADE.

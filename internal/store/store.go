@@ -34,7 +34,7 @@ import (
 const DefaultKeep = 3
 
 // PublishSteps are the steps of Publish, in order: the names its test hook is called with.
-var PublishSteps = []string{"snapshot", "products", "sales_rank", "rejects", "commit"}
+var PublishSteps = []string{"snapshot", "products", "sales_rank", "standings", "rejects", "commit"}
 
 // BatchSteps are the steps of CommitBatch, in order.
 var BatchSteps = []string{"batch:batch", "batch:objects", "batch:partials", "batch:rejects", "batch:commit"}
@@ -89,8 +89,16 @@ type Tx interface {
 	// InsertRejects puts rejects in the quarantine, owned by a snapshot or a batch.
 	InsertRejects(ctx context.Context, owner Owner, rejects []salesrank.Reject, at int64) error
 	// Prunable returns, sorted, the ids of the snapshots beyond the keep latest cutoffs,
-	// but never except.
-	Prunable(ctx context.Context, keep int, except int64) ([]int64, error)
+	// but never except, nor the latest id of each whole-hour cutoff at most retain
+	// seconds before the latest cutoff (none if retain is negative): the history.
+	Prunable(ctx context.Context, keep int, retain, except int64) ([]int64, error)
+	// InsertStandings stores the full ranks that snapshot carries, ranked at cutoff (unix
+	// seconds), one row per category.
+	InsertStandings(ctx context.Context, snapshot, cutoff int64, rows []StandingsRow) error
+	// ExpireStandings deletes every set of full ranks older than the newest one ranked at
+	// least horizon seconds before the latest cutoff: what movers may still compare with
+	// stays.
+	ExpireStandings(ctx context.Context, horizon int64) error
 	// DeleteSnapshots deletes snapshots and what names them.
 	DeleteSnapshots(ctx context.Context, ids []int64) error
 	// OldestSnapshot returns the smallest snapshot id left.
@@ -133,6 +141,13 @@ type SnapshotRow struct {
 	Categories, Entries int
 }
 
+// StandingsRow is one category's full ranks as stored: salesrank.AppendRanked's encoding.
+type StandingsRow struct {
+	CategoryID     int32
+	ProductsRanked int
+	Data           []byte
+}
+
 // Owner is what quarantined lines came with: the snapshot or the batch whose id they carry.
 type Owner struct {
 	Batch bool // a batch's; else a snapshot's
@@ -145,6 +160,9 @@ type Core struct {
 	// Keep is how many snapshots Publish leaves behind, newest cutoffs first; values below
 	// 1 count as 1. Change it before publishing, not during.
 	Keep int
+	// Retain is how long, back from the latest cutoff, the snapshot of every whole hour is
+	// kept besides the Keep latest: the history of the top lists. 0 keeps none.
+	Retain time.Duration
 
 	backend Backend
 	failAt  func(step string) error // see SetFailAt
@@ -158,12 +176,20 @@ type Core struct {
 	productsMu sync.Mutex
 	products   map[int64]struct{}
 
+	// standings remembers the full ranks this handle last loaded, by snapshot id: a replica
+	// reloads its snapshot every minute, and the full ranks under it change hourly.
+	standingsMu sync.Mutex
+	standings   []*salesrank.Standings
+
 	// open is the rows of this handle's latest publication, which the next one is compared
 	// with (see package sharedrows). Publish trusts it only if that publication is still the
 	// latest in the database, and reads the open rows back otherwise.
 	openMu sync.Mutex
 	open   *sharedrows.Open
 }
+
+// SetRetain sets Retain.
+func (c *Core) SetRetain(d time.Duration) { c.Retain = d }
 
 // New returns a Core that writes through b and keeps DefaultKeep snapshots.
 func New(b Backend) *Core {
@@ -184,6 +210,9 @@ func New(b Backend) *Core {
 func (c *Core) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int32, rejects []salesrank.Reject) (int64, error) {
 	if err := snap.Validate(known); err != nil {
 		return 0, fmt.Errorf("publish: %w", err)
+	}
+	if st := snap.Standings; st != nil && !st.Window.End.Equal(snap.Window.End) {
+		return 0, fmt.Errorf("publish: the full ranks are of the window ending %v, the snapshot's ends %v", st.Window.End.UTC(), snap.Window.End.UTC())
 	}
 	id, err := c.publish(ctx, snap, known, rejects)
 	if err != nil {
@@ -219,6 +248,7 @@ func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	}
 	slices.Sort(cats)
 	cats = slices.Compact(cats)
+	standings := encodeStandings(snap.Standings) // before the write lock is taken
 
 	tx, err := c.backend.BeginWrite(ctx)
 	if err != nil {
@@ -294,6 +324,17 @@ func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	if err := c.step("sales_rank"); err != nil {
 		return 0, fmt.Errorf("publish: %w", err)
 	}
+	if snap.Standings != nil {
+		if err := tx.InsertStandings(ctx, id, snap.Window.End.Unix(), standings); err != nil {
+			return 0, fmt.Errorf("publish: insert full ranks: %w", err)
+		}
+	}
+	if err := tx.ExpireStandings(ctx, int64(StandingsHorizon/time.Second)); err != nil {
+		return 0, fmt.Errorf("publish: expire full ranks: %w", err)
+	}
+	if err := c.step("standings"); err != nil {
+		return 0, fmt.Errorf("publish: %w", err)
+	}
 	if err := tx.InsertRejects(ctx, Owner{ID: id}, rejects, at); err != nil {
 		return 0, fmt.Errorf("publish: insert rejected lines: %w", err)
 	}
@@ -324,6 +365,9 @@ func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	c.openMu.Lock()
 	c.open = plan.Done(id) // sets every Entry.ID
 	c.openMu.Unlock()
+	if snap.Standings != nil {
+		snap.Standings.SnapshotID = id
+	}
 	snap.ID = id
 	snap.PublishedAt = publishedAt
 	return id, nil
@@ -351,7 +395,11 @@ func (c *Core) openRows(ctx context.Context, tx Tx, prev int64) (o *sharedrows.O
 // still want: the current one and those just before it. The snapshot just published (id)
 // is never pruned, so a backfill of an old cutoff can be read until the next publication.
 func (c *Core) prune(ctx context.Context, tx Tx, id int64) error {
-	pruned, err := tx.Prunable(ctx, max(c.Keep, 1), id)
+	retain := int64(-1) // none
+	if c.Retain > 0 {
+		retain = int64(c.Retain / time.Second)
+	}
+	pruned, err := tx.Prunable(ctx, max(c.Keep, 1), retain, id)
 	if err != nil || len(pruned) == 0 {
 		return err
 	}
@@ -368,11 +416,12 @@ func (c *Core) prune(ctx context.Context, tx Tx, id int64) error {
 	if err := tx.DeleteRowsClosedBefore(ctx, oldest); err != nil {
 		return err
 	}
-	// A backfill makes cutoffs and ids disagree, and a snapshot may be pruned while older
-	// ids stay: then check every closed row newer than the oldest snapshot for one that
-	// still uses it.
+	// The history keeps hourly snapshots and prunes those between them, and a backfill
+	// makes cutoffs and ids disagree: a snapshot may be pruned while older ids stay. Then
+	// check every closed row that could have been in a pruned snapshot for one that still
+	// uses it: those last valid at or after the first pruned.
 	if pruned[len(pruned)-1] > oldest {
-		return tx.DeleteUnusedRows(ctx, oldest)
+		return tx.DeleteUnusedRows(ctx, max(oldest, pruned[0]))
 	}
 	return nil
 }
@@ -531,7 +580,16 @@ func (c *Core) DeletePartialsBefore(ctx context.Context, t time.Time) (int64, er
 // category id, entries by rank. A covered category with no sales has empty, non-nil
 // Entries. It returns an error wrapping salesrank.ErrNoSnapshot if nothing was published.
 func (c *Core) Current(ctx context.Context) (*salesrank.Snapshot, error) {
-	return c.backend.Load(ctx, 0)
+	return c.load(ctx, 0)
+}
+
+// load loads snapshot id (the current one if 0) with its full ranks.
+func (c *Core) load(ctx context.Context, id int64) (*salesrank.Snapshot, error) {
+	snap, err := c.backend.Load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return c.withStandings(ctx, snap)
 }
 
 // Snapshot loads the stored snapshot with the given id, as Current does. It returns an
@@ -540,7 +598,7 @@ func (c *Core) Snapshot(ctx context.Context, id int64) (*salesrank.Snapshot, err
 	if id <= 0 {
 		return nil, fmt.Errorf("snapshot %d: %w", id, salesrank.ErrNoSnapshot)
 	}
-	return c.backend.Load(ctx, id)
+	return c.load(ctx, id)
 }
 
 // PartialStats describes the stored partials, for reports and tests.

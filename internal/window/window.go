@@ -149,6 +149,15 @@ func (w *Window) Add(totals *counting.Counts, bucket time.Duration) {
 	w.counts.AddBatch(&b)
 }
 
+// Standings ranks every key of the window: the full ranks at its cutoff.
+func (w *Window) Standings() *salesrank.Standings {
+	win := salesrank.WindowEnding(w.at)
+	if w.counts == nil {
+		return salesrank.NewStandings(win, nil)
+	}
+	return salesrank.NewStandings(win, w.counts.Shards(runtime.GOMAXPROCS(0)))
+}
+
 // Compact drops the keys whose totals fell to zero.
 func (w *Window) Compact() {
 	if w.counts != nil {

@@ -1,0 +1,250 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/salesrank/salesrank"
+)
+
+// StandingsHorizon is how far back from the latest cutoff full ranks are kept: movers
+// compare today's top lists with the full ranks of a day before.
+const StandingsHorizon = 24 * time.Hour
+
+// encodeStandings encodes every category of s for the standings table, on every core.
+func encodeStandings(s *salesrank.Standings) []StandingsRow {
+	if s == nil {
+		return nil
+	}
+	cats := s.Categories()
+	rows := make([]StandingsRow, len(cats))
+	var wg sync.WaitGroup
+	per := (len(cats) + runtime.GOMAXPROCS(0) - 1) / max(runtime.GOMAXPROCS(0), 1)
+	for lo := 0; lo < len(cats); lo += per {
+		wg.Go(func() {
+			for i := lo; i < min(lo+per, len(cats)); i++ {
+				c := cats[i]
+				rows[i] = StandingsRow{CategoryID: c.CategoryID, ProductsRanked: c.ProductsRanked,
+					Data: salesrank.AppendRanked(nil, s.Ranked(c.CategoryID))}
+			}
+		})
+	}
+	wg.Wait()
+	return rows
+}
+
+// withStandings gives snap the full ranks it answers from and those of a day before.
+func (c *Core) withStandings(ctx context.Context, snap *salesrank.Snapshot) (*salesrank.Snapshot, error) {
+	var err error
+	if snap.Standings, err = c.standingsAt(ctx, snap.Window.End); err != nil {
+		return nil, err
+	}
+	if snap.Previous, err = c.standingsAt(ctx, snap.Window.End.Add(-StandingsHorizon)); err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// standingsAt returns the latest stored full ranks ranked at or before cutoff, or nil.
+func (c *Core) standingsAt(ctx context.Context, cutoff time.Time) (*salesrank.Standings, error) {
+	for range 3 {
+		var id, at int64
+		found := false
+		err := c.backend.Read(ctx, `SELECT snapshot_id, cutoff FROM standings WHERE cutoff <= ?
+			ORDER BY cutoff DESC, snapshot_id DESC LIMIT 1`, []any{cutoff.Unix()},
+			func(scan func(...any) error) error { found = true; return scan(&id, &at) })
+		if err != nil {
+			return nil, fmt.Errorf("find full ranks at %v: %w", cutoff.UTC(), err)
+		}
+		if !found {
+			return nil, nil
+		}
+		if s := c.rememberedStandings(id); s != nil {
+			return s, nil
+		}
+		s, err := c.readStandings(ctx, id, time.Unix(at, 0))
+		if err != nil {
+			return nil, err
+		}
+		if s != nil {
+			c.rememberStandings(s)
+			return s, nil
+		}
+		// Expired between the two reads by a publication: look again.
+	}
+	return nil, fmt.Errorf("find full ranks at %v: they keep expiring as they are read", cutoff.UTC())
+}
+
+// readStandings reads the full ranks snapshot id carried, or nil if there are none (any
+// more).
+func (c *Core) readStandings(ctx context.Context, id int64, cutoff time.Time) (*salesrank.Standings, error) {
+	var (
+		b      salesrank.StandingsBuilder
+		ranked []salesrank.Ranked
+		n      int
+	)
+	err := c.backend.Read(ctx, `SELECT category_id, data FROM standings WHERE snapshot_id = ? ORDER BY category_id`,
+		[]any{id}, func(scan func(...any) error) error {
+			var (
+				cat  int32
+				data RawBytes
+			)
+			if err := scan(&cat, &data); err != nil {
+				return err
+			}
+			var err error
+			if ranked, err = salesrank.DecodeRanked(ranked[:0], data); err != nil {
+				return fmt.Errorf("category %d: %w", cat, err)
+			}
+			n++
+			return b.Add(cat, ranked) // copies ranked
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read full ranks of snapshot %d: %w", id, err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	return b.Standings(id, salesrank.WindowEnding(cutoff)), nil
+}
+
+// rememberedStandings returns the full ranks of snapshot id if this handle holds them.
+func (c *Core) rememberedStandings(id int64) *salesrank.Standings {
+	c.standingsMu.Lock()
+	defer c.standingsMu.Unlock()
+	for _, s := range c.standings {
+		if s.SnapshotID == id {
+			return s
+		}
+	}
+	return nil
+}
+
+// rememberStandings keeps s, with the one used before it: the current full ranks and
+// those of a day before.
+func (c *Core) rememberStandings(s *salesrank.Standings) {
+	c.standingsMu.Lock()
+	defer c.standingsMu.Unlock()
+	c.standings = append(c.standings, s)
+	if len(c.standings) > 2 {
+		c.standings = slices.Delete(c.standings, 0, len(c.standings)-2)
+	}
+}
+
+// KeptSnapshot is a stored snapshot's id and cutoff.
+type KeptSnapshot struct {
+	ID     int64
+	Cutoff time.Time
+}
+
+// History returns the stored snapshots, oldest cutoff first, the latest id of each cutoff
+// only: those the history answers from.
+func (c *Core) History(ctx context.Context) ([]KeptSnapshot, error) {
+	var out []KeptSnapshot
+	err := c.backend.Read(ctx, `SELECT max(id), cutoff FROM snapshots GROUP BY cutoff ORDER BY cutoff`, nil,
+		func(scan func(...any) error) error {
+			var (
+				k  KeptSnapshot
+				at int64
+			)
+			if err := scan(&k.ID, &at); err != nil {
+				return err
+			}
+			k.Cutoff = time.Unix(at, 0).UTC()
+			out = append(out, k)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("list kept snapshots: %w", err)
+	}
+	return out, nil
+}
+
+// TopList returns category's top list in snapshot id, in rank order; empty if the
+// category sold nothing then, or the snapshot is not stored.
+func (c *Core) TopList(ctx context.Context, id int64, category int32) ([]salesrank.Entry, error) {
+	var out []salesrank.Entry
+	err := c.backend.Read(ctx, `SELECT id, product_id, total_sold FROM sales_rank
+		WHERE last_snapshot_id >= ? AND category_id = ? AND first_snapshot_id <= ?
+		ORDER BY total_sold DESC, product_id`, []any{id, category, id},
+		func(scan func(...any) error) error {
+			var e salesrank.Entry
+			if err := scan(&e.ID, &e.ProductID, &e.TotalSold); err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read top list of category %d in snapshot %d: %w", category, id, err)
+	}
+	return out, nil
+}
+
+// HistoryPoint is where a product stood in a category's top list in one kept snapshot.
+type HistoryPoint struct {
+	Cutoff    time.Time
+	Rank      int // from 1; 0 when the product was not in the top list
+	TotalSold int64
+}
+
+// ProductHistory returns where product stood in category's top list in each of kept (the
+// snapshots History lists), from since on.
+//
+// It reads the category's rows of every snapshot from the oldest asked for on, once, and
+// ranks the product in each snapshot from them: a row is in snapshot s when its range of
+// snapshots holds s.
+func (c *Core) ProductHistory(ctx context.Context, kept []KeptSnapshot, category int32, product int64, since time.Time) ([]HistoryPoint, error) {
+	kept = slices.DeleteFunc(slices.Clone(kept), func(k KeptSnapshot) bool { return k.Cutoff.Before(since) })
+	if len(kept) == 0 {
+		return []HistoryPoint{}, nil
+	}
+	type row struct {
+		product, total, first, last int64
+	}
+	oldest := kept[0].ID
+	for _, k := range kept {
+		oldest = min(oldest, k.ID)
+	}
+	var rows []row
+	err := c.backend.Read(ctx, `SELECT product_id, total_sold, first_snapshot_id, last_snapshot_id FROM sales_rank
+		WHERE last_snapshot_id >= ? AND category_id = ?`, []any{oldest, category},
+		func(scan func(...any) error) error {
+			var r row
+			if err := scan(&r.product, &r.total, &r.first, &r.last); err != nil {
+				return err
+			}
+			rows = append(rows, r)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read history of category %d: %w", category, err)
+	}
+	var mine []row
+	for _, r := range rows {
+		if r.product == product {
+			mine = append(mine, r)
+		}
+	}
+	out := make([]HistoryPoint, len(kept))
+	for i, k := range kept {
+		out[i].Cutoff = k.Cutoff
+		for _, m := range mine {
+			if m.first > k.ID || m.last < k.ID {
+				continue
+			}
+			rank := 1
+			for _, r := range rows {
+				if r.first <= k.ID && r.last >= k.ID && (r.total > m.total || r.total == m.total && r.product < m.product) {
+					rank++
+				}
+			}
+			out[i].Rank, out[i].TotalSold = rank, m.total
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,418 @@
+package salesrank
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"iter"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Standings are the full ranks at one cutoff: every product with units in the window, in
+// every category, in ranking order (units desc, then product id asc, as Rank). They answer
+// where any product stands ("#1,234 of 9,876 in category 7"), and, kept for a day, how far
+// a product of today's top list climbed. A snapshot's top lists are their first K entries.
+//
+// Standings are built once (NewStandings, or a StandingsBuilder fed category by category)
+// and then only read: safe for concurrent use.
+type Standings struct {
+	SnapshotID int64  // the publication that carried them; set by the store
+	Window     Window // Window.End is the cutoff they rank at
+
+	cats   []standingsCategory // sorted by id; only categories with a ranked product
+	ranked []Ranked            // each category's products in rank order, one category after another
+	// byProduct holds every position of ranked, sorted by product id, then category id: a
+	// product's ranks are one run of it.
+	byProduct []uint32
+}
+
+// Ranked is one product in a category's full ranks.
+type Ranked struct {
+	ProductID int64
+	TotalSold int64
+}
+
+type standingsCategory struct {
+	id    int32
+	start int // its products are ranked[start : the next category's start]
+}
+
+// Standing is where one product stands in one category.
+type Standing struct {
+	CategoryID     int32
+	Rank           int // from 1
+	TotalSold      int64
+	ProductsRanked int // how many products the category ranks
+}
+
+// CategoryCount is a category and how many products its full ranks hold.
+type CategoryCount struct {
+	CategoryID     int32
+	ProductsRanked int
+}
+
+// NewStandings ranks every key with a positive total in parts (shards that share no key,
+// as for RankParts), each category on its own, on every core.
+func NewStandings(w Window, parts []iter.Seq2[Key, int64]) *Standings {
+	// Count each category's keys per part, lay the categories out one after another, and
+	// let each part write its keys into its own stretch of every category: no locks, and
+	// two passes over the keys.
+	counts := make([]map[int32]int, len(parts))
+	var wg sync.WaitGroup
+	for i, part := range parts {
+		wg.Go(func() {
+			m := make(map[int32]int)
+			for k, v := range part {
+				if v > 0 {
+					m[k.CategoryID]++
+				}
+			}
+			counts[i] = m
+		})
+	}
+	wg.Wait()
+	total := map[int32]int{}
+	for _, m := range counts {
+		for c, n := range m {
+			total[c] += n
+		}
+	}
+	s := &Standings{Window: w}
+	for c := range total {
+		s.cats = append(s.cats, standingsCategory{id: c})
+	}
+	slices.SortFunc(s.cats, func(a, b standingsCategory) int { return cmp.Compare(a.id, b.id) })
+	n := 0
+	for i := range s.cats {
+		s.cats[i].start = n
+		n += total[s.cats[i].id]
+	}
+	s.ranked = make([]Ranked, n)
+	next := make(map[int32]int, len(s.cats)) // where the next part writes, per category
+	for _, c := range s.cats {
+		next[c.id] = c.start
+	}
+	offsets := make([]map[int32]int, len(parts))
+	for i, m := range counts {
+		offsets[i] = make(map[int32]int, len(m))
+		for c, k := range m {
+			offsets[i][c] = next[c]
+			next[c] += k
+		}
+	}
+	for i, part := range parts {
+		wg.Go(func() {
+			at := offsets[i]
+			for k, v := range part {
+				if v > 0 {
+					s.ranked[at[k.CategoryID]] = Ranked{ProductID: k.ProductID, TotalSold: v}
+					at[k.CategoryID]++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	s.sortCategories()
+	s.index()
+	return s
+}
+
+// sortCategories puts each category's products in rank order, categories spread over
+// every core.
+func (s *Standings) sortCategories() {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(s.cats); i = int(next.Add(1) - 1) {
+				slices.SortFunc(s.category(i), compareRanked)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func compareRanked(a, b Ranked) int {
+	if a.TotalSold != b.TotalSold {
+		return cmp.Compare(b.TotalSold, a.TotalSold)
+	}
+	return cmp.Compare(a.ProductID, b.ProductID)
+}
+
+// category returns the products of s.cats[i], in rank order.
+func (s *Standings) category(i int) []Ranked {
+	end := len(s.ranked)
+	if i+1 < len(s.cats) {
+		end = s.cats[i+1].start
+	}
+	return s.ranked[s.cats[i].start:end]
+}
+
+// index sorts every position by product id with a radix sort: stable, so a product's
+// positions stay in category order, and linear, where a comparison sort of tens of millions
+// of positions by a value they point to would miss the cache at every comparison.
+func (s *Standings) index() {
+	n := len(s.ranked)
+	if n == 0 {
+		return
+	}
+	keys := make([]uint64, n)
+	pos := make([]uint32, n)
+	for i, r := range s.ranked {
+		keys[i] = uint64(r.ProductID) // product ids are never negative
+		pos[i] = uint32(i)
+	}
+	keys2 := make([]uint64, n)
+	pos2 := make([]uint32, n)
+	for shift := uint(0); shift < 64; shift += 8 {
+		var count [256]int
+		for _, k := range keys {
+			count[byte(k>>shift)]++
+		}
+		if count[byte(keys[0]>>shift)] == n {
+			continue // every key has this byte: the pass would change nothing
+		}
+		sum := 0
+		for b := range count {
+			count[b], sum = sum, sum+count[b]
+		}
+		for i, k := range keys {
+			b := byte(k >> shift)
+			keys2[count[b]], pos2[count[b]] = k, pos[i]
+			count[b]++
+		}
+		keys, keys2, pos, pos2 = keys2, keys, pos2, pos
+	}
+	s.byProduct = pos
+}
+
+// Len returns how many (category, product) pairs the standings rank.
+func (s *Standings) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.ranked)
+}
+
+// Categories returns every category with a ranked product and how many it ranks, sorted
+// by category id.
+func (s *Standings) Categories() []CategoryCount {
+	if s == nil {
+		return nil
+	}
+	out := make([]CategoryCount, len(s.cats))
+	for i, c := range s.cats {
+		out[i] = CategoryCount{CategoryID: c.id, ProductsRanked: len(s.category(i))}
+	}
+	return out
+}
+
+// ProductsRanked returns how many products category ranks (0 if it sold nothing).
+func (s *Standings) ProductsRanked(category int32) int {
+	if i, ok := s.findCategory(category); ok {
+		return len(s.category(i))
+	}
+	return 0
+}
+
+// Ranked returns category's products in rank order (nil if it sold nothing). The slice
+// must not be modified.
+func (s *Standings) Ranked(category int32) []Ranked {
+	if i, ok := s.findCategory(category); ok {
+		return s.category(i)
+	}
+	return nil
+}
+
+func (s *Standings) findCategory(category int32) (int, bool) {
+	if s == nil {
+		return 0, false
+	}
+	return slices.BinarySearchFunc(s.cats, category, func(c standingsCategory, id int32) int { return cmp.Compare(c.id, id) })
+}
+
+// categoryAt returns the index in s.cats of the category holding position p.
+func (s *Standings) categoryAt(p int) int {
+	i, found := slices.BinarySearchFunc(s.cats, p, func(c standingsCategory, p int) int { return cmp.Compare(c.start, p) })
+	if !found {
+		i--
+	}
+	return i
+}
+
+// Product returns where product stands in each category it sold in, sorted by category id.
+func (s *Standings) Product(product int64) []Standing {
+	if s == nil {
+		return nil
+	}
+	lo, _ := slices.BinarySearchFunc(s.byProduct, product, func(p uint32, id int64) int { return cmp.Compare(s.ranked[p].ProductID, id) })
+	var out []Standing
+	for _, p := range s.byProduct[lo:] {
+		r := s.ranked[p]
+		if r.ProductID != product {
+			break
+		}
+		i := s.categoryAt(int(p))
+		out = append(out, Standing{
+			CategoryID: s.cats[i].id, Rank: int(p) - s.cats[i].start + 1,
+			TotalSold: r.TotalSold, ProductsRanked: len(s.category(i)),
+		})
+	}
+	return out
+}
+
+// Rank returns product's rank in category, from 1, and false if it sold nothing there.
+func (s *Standings) Rank(category int32, product int64) (int, bool) {
+	for _, st := range s.Product(product) {
+		if st.CategoryID == category {
+			return st.Rank, true
+		}
+	}
+	return 0, false
+}
+
+// StandingsBuilder makes Standings from categories already in rank order, as a store
+// reads them back.
+type StandingsBuilder struct {
+	s Standings
+}
+
+// Add appends category's products, which must be in rank order; categories must come in
+// ascending order, each once.
+func (b *StandingsBuilder) Add(category int32, ranked []Ranked) error {
+	if n := len(b.s.cats); n > 0 && b.s.cats[n-1].id >= category {
+		return fmt.Errorf("full ranks: category %d after %d", category, b.s.cats[n-1].id)
+	}
+	for i := 1; i < len(ranked); i++ {
+		if compareRanked(ranked[i-1], ranked[i]) >= 0 {
+			return fmt.Errorf("full ranks of category %d: entry %d is out of rank order", category, i)
+		}
+	}
+	if len(ranked) == 0 {
+		return nil
+	}
+	if len(b.s.ranked)+len(ranked) > 1<<32-1 {
+		return errors.New("full ranks: more than 2^32-1 entries")
+	}
+	b.s.cats = append(b.s.cats, standingsCategory{id: category, start: len(b.s.ranked)})
+	b.s.ranked = append(b.s.ranked, ranked...)
+	return nil
+}
+
+// Standings returns what was added, indexed, with its window and snapshot id. The builder
+// must not be used after.
+func (b *StandingsBuilder) Standings(snapshotID int64, w Window) *Standings {
+	s := &b.s
+	s.SnapshotID, s.Window = snapshotID, w
+	s.index()
+	return s
+}
+
+// Mover is a product of a category's top list whose rank rose over the last day.
+type Mover struct {
+	ProductID    int64
+	Rank         int
+	PreviousRank int // 0: it sold nothing in the window a day before
+	TotalSold    int64
+}
+
+// Movers returns the entries of a category's top list (rank order, rank 1 first) that
+// rank higher than they did in prev, the full ranks of a day before: ordered by the
+// ratio previous rank / rank, highest first, then by rank. A product prev does not rank
+// counts as ranked one past prev's last product of the category, so a product that came
+// from nowhere rises too; with no prev at all, nothing rose.
+func Movers(category int32, top []Entry, prev *Standings) []Mover {
+	if prev == nil {
+		return nil
+	}
+	absent := prev.ProductsRanked(category) + 1
+	var out []Mover
+	for i, e := range top {
+		rank := i + 1
+		was, ok := prev.Rank(category, e.ProductID)
+		if !ok {
+			was = absent
+		}
+		if was <= rank {
+			continue
+		}
+		m := Mover{ProductID: e.ProductID, Rank: rank, TotalSold: e.TotalSold}
+		if ok {
+			m.PreviousRank = was
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b Mover) int {
+		wa, wb := int64(cmp.Or(a.PreviousRank, absent)), int64(cmp.Or(b.PreviousRank, absent))
+		// wa/ra > wb/rb, without division.
+		if c := cmp.Compare(wb*int64(a.Rank), wa*int64(b.Rank)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Rank, b.Rank)
+	})
+	return out
+}
+
+// AppendRanked appends the encoding of one category's full ranks (rank order) to b: per
+// product, its id as an unsigned varint, then how many units fewer than the product
+// before it sold (the first: its total), also a varint. Totals only fall down the ranks,
+// so the second number is mostly 0 or small: about four bytes a product.
+func AppendRanked(b []byte, ranked []Ranked) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ranked)))
+	prev := int64(0)
+	for i, r := range ranked {
+		b = binary.AppendUvarint(b, uint64(r.ProductID))
+		if i == 0 {
+			b = binary.AppendUvarint(b, uint64(r.TotalSold))
+		} else {
+			b = binary.AppendUvarint(b, uint64(prev-r.TotalSold))
+		}
+		prev = r.TotalSold
+	}
+	return b
+}
+
+// DecodeRanked decodes what AppendRanked wrote, appending to dst. It checks what it reads:
+// product ids and totals in range, totals positive, entries in rank order, nothing left
+// over.
+func DecodeRanked(dst []Ranked, data []byte) ([]Ranked, error) {
+	n, k := binary.Uvarint(data)
+	if k <= 0 {
+		return dst, errors.New("full ranks: bad length")
+	}
+	data = data[k:]
+	if n > uint64(len(data))/2 { // every entry takes at least two bytes
+		return dst, fmt.Errorf("full ranks: %d entries cannot fit in %d bytes", n, len(data))
+	}
+	dst = slices.Grow(dst, int(n))
+	var prev Ranked
+	for i := range int(n) {
+		p, k := binary.Uvarint(data)
+		if k <= 0 || p > MaxProductID {
+			return dst, fmt.Errorf("full ranks: entry %d: bad product id", i)
+		}
+		data = data[k:]
+		d, k := binary.Uvarint(data)
+		if k <= 0 || d > MaxProductID {
+			return dst, fmt.Errorf("full ranks: entry %d: bad total", i)
+		}
+		data = data[k:]
+		r := Ranked{ProductID: int64(p), TotalSold: int64(d)}
+		if i > 0 {
+			r.TotalSold = prev.TotalSold - int64(d)
+		}
+		if r.TotalSold <= 0 || i > 0 && compareRanked(prev, r) >= 0 {
+			return dst, fmt.Errorf("full ranks: entry %d is out of rank order", i)
+		}
+		dst = append(dst, r)
+		prev = r
+	}
+	if len(data) != 0 {
+		return dst, fmt.Errorf("full ranks: %d bytes left over", len(data))
+	}
+	return dst, nil
+}

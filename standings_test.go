@@ -1,0 +1,230 @@
+package salesrank
+
+import (
+	"cmp"
+	"iter"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+// bruteRanks ranks totals the obvious way: per category, every positive key, sorted.
+func bruteRanks(totals Totals) map[int32][]Ranked {
+	out := map[int32][]Ranked{}
+	for k, v := range totals {
+		if v > 0 {
+			out[k.CategoryID] = append(out[k.CategoryID], Ranked{ProductID: k.ProductID, TotalSold: v})
+		}
+	}
+	for _, rs := range out {
+		slices.SortFunc(rs, func(a, b Ranked) int {
+			return cmp.Or(cmp.Compare(b.TotalSold, a.TotalSold), cmp.Compare(a.ProductID, b.ProductID))
+		})
+	}
+	return out
+}
+
+// randomTotals makes totals with ties, zeros, negative leftovers, products in several
+// categories and ids and totals at their limits.
+func randomTotals(rng *rand.Rand, n int) Totals {
+	products := []int64{0, 1, 2, MaxProductID, 1 << 40, 255, 256, 65535, 65536}
+	cats := []int32{0, 1, 7, 300, MaxCategoryID}
+	t := Totals{}
+	for range n {
+		p := rng.Int64N(50)
+		if rng.IntN(4) == 0 {
+			p = products[rng.IntN(len(products))]
+		}
+		units := []int64{1, 1, 2, 3, 0, -1, 1 << 62}[rng.IntN(7)]
+		t[Key{CategoryID: cats[rng.IntN(len(cats))], ProductID: p}] = units
+	}
+	return t
+}
+
+// split shards totals into parts that share no key, as a window's table does.
+func split(t Totals, n int) []iter.Seq2[Key, int64] {
+	shards := make([]Totals, n)
+	for i := range shards {
+		shards[i] = Totals{}
+	}
+	for k, v := range t {
+		shards[int(uint64(k.ProductID)%uint64(n))][k] = v
+	}
+	parts := make([]iter.Seq2[Key, int64], n)
+	for i, s := range shards {
+		parts[i] = maps.All(s)
+	}
+	return parts
+}
+
+func TestStandingsMatchBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(10, 20))
+	w := WindowEnding(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	for round := range 200 {
+		totals := randomTotals(rng, rng.IntN(300))
+		want := bruteRanks(totals)
+		s := NewStandings(w, split(totals, 1+rng.IntN(4)))
+		check := func(s *Standings, how string) {
+			t.Helper()
+			n := 0
+			for _, c := range s.Categories() {
+				if !slices.Equal(s.Ranked(c.CategoryID), want[c.CategoryID]) || c.ProductsRanked != len(want[c.CategoryID]) {
+					t.Fatalf("round %d, %s: category %d ranks\n%v\nwant\n%v", round, how, c.CategoryID, s.Ranked(c.CategoryID), want[c.CategoryID])
+				}
+				n += c.ProductsRanked
+			}
+			if len(s.Categories()) != len(want) || s.Len() != n {
+				t.Fatalf("round %d, %s: %d categories of %d products, want %d categories", round, how, len(s.Categories()), s.Len(), len(want))
+			}
+			// Every product's standings, and a product that sold nothing.
+			products := map[int64]bool{-5: true, 12345: true}
+			for k := range totals {
+				products[k.ProductID] = true
+			}
+			for p := range products {
+				var wantSt []Standing
+				for _, c := range slices.Sorted(maps.Keys(want)) {
+					for i, r := range want[c] {
+						if r.ProductID == p {
+							wantSt = append(wantSt, Standing{CategoryID: c, Rank: i + 1, TotalSold: r.TotalSold, ProductsRanked: len(want[c])})
+						}
+					}
+				}
+				if got := s.Product(p); !slices.Equal(got, wantSt) {
+					t.Fatalf("round %d, %s: product %d stands %v, want %v", round, how, p, got, wantSt)
+				}
+			}
+		}
+		check(s, "built")
+
+		// Through the encoding and the builder, as a store reads them back.
+		var b StandingsBuilder
+		for _, c := range s.Categories() {
+			data := AppendRanked(nil, s.Ranked(c.CategoryID))
+			ranked, err := DecodeRanked(nil, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Add(c.CategoryID, ranked); err != nil {
+				t.Fatal(err)
+			}
+		}
+		back := b.Standings(7, w)
+		if back.SnapshotID != 7 || back.Window != w {
+			t.Fatalf("builder lost the id or window: %d %v", back.SnapshotID, back.Window)
+		}
+		check(back, "decoded")
+	}
+}
+
+func TestStandingsBuilderRefusesDisorder(t *testing.T) {
+	var b StandingsBuilder
+	if err := b.Add(3, []Ranked{{1, 5}, {2, 5}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Add(3, []Ranked{{1, 1}}); err == nil {
+		t.Error("the same category twice was taken")
+	}
+	if err := b.Add(2, []Ranked{{1, 1}}); err == nil {
+		t.Error("a category out of order was taken")
+	}
+	if err := b.Add(4, []Ranked{{2, 5}, {1, 5}}); err == nil {
+		t.Error("a tie out of product order was taken")
+	}
+	if err := b.Add(5, []Ranked{{1, 4}, {2, 5}}); err == nil {
+		t.Error("a rising total was taken")
+	}
+}
+
+func TestMoversMatchBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	w := WindowEnding(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	for round := range 300 {
+		before, now := randomTotals(rng, rng.IntN(200)), randomTotals(rng, rng.IntN(200))
+		prevRanks, nowRanks := bruteRanks(before), bruteRanks(now)
+		prev := NewStandings(WindowEnding(w.End.Add(-24*time.Hour)), split(before, 2))
+		top := 1 + rng.IntN(12)
+		for c, ranked := range nowRanks {
+			var list []Entry
+			for _, r := range ranked[:min(top, len(ranked))] {
+				list = append(list, Entry{ProductID: r.ProductID, TotalSold: r.TotalSold})
+			}
+			// Brute force: every list entry whose previous rank (or the previous count + 1)
+			// is worse, sorted by the gain as a float, then the rank.
+			type mv struct {
+				Mover
+				gain float64
+			}
+			var want []mv
+			for i, e := range list {
+				was := len(prevRanks[c]) + 1
+				found := 0
+				for j, r := range prevRanks[c] {
+					if r.ProductID == e.ProductID {
+						was, found = j+1, j+1
+					}
+				}
+				if was > i+1 {
+					want = append(want, mv{Mover{e.ProductID, i + 1, found, e.TotalSold}, float64(was) / float64(i+1)})
+				}
+			}
+			slices.SortStableFunc(want, func(a, b mv) int { return cmp.Or(cmp.Compare(b.gain, a.gain), cmp.Compare(a.Rank, b.Rank)) })
+			var wantM []Mover
+			for _, m := range want {
+				wantM = append(wantM, m.Mover)
+			}
+			if got := Movers(c, list, prev); !slices.Equal(got, wantM) {
+				t.Fatalf("round %d category %d: movers %v, want %v", round, c, got, wantM)
+			}
+		}
+	}
+	if got := Movers(1, []Entry{{ProductID: 1, TotalSold: 1}}, nil); got != nil {
+		t.Errorf("with no full ranks a day before, movers are %v", got)
+	}
+}
+
+func TestDecodeRankedRefusesBadData(t *testing.T) {
+	good := AppendRanked(nil, []Ranked{{5, 10}, {2, 3}, {9, 3}})
+	for name, data := range map[string][]byte{
+		"empty":         {},
+		"short":         good[:len(good)-1],
+		"extra":         append(append([]byte{}, good...), 0),
+		"count too big": {0xff, 0x01, 1, 1},
+		"zero total":    AppendRanked(nil, []Ranked{{1, 0}}),
+		"tie disorder":  {2, 9, 3, 2, 0},
+		"huge product":  {1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1},
+	} {
+		if _, err := DecodeRanked(nil, data); err == nil {
+			t.Errorf("%s: decoded without an error", name)
+		}
+	}
+	if got, err := DecodeRanked(nil, good); err != nil || len(got) != 3 || got[2] != (Ranked{9, 3}) {
+		t.Errorf("good data: %v, %v", got, err)
+	}
+}
+
+// FuzzDecodeRanked checks that whatever DecodeRanked accepts is in rank order and survives
+// an encoding round trip, and that nothing makes it panic. (Varints may come overlong, so
+// the bytes need not come back the same.)
+func FuzzDecodeRanked(f *testing.F) {
+	f.Add(AppendRanked(nil, []Ranked{{5, 10}, {2, 3}, {9, 3}}))
+	f.Add(AppendRanked(nil, []Ranked{{MaxProductID, MaxProductID}}))
+	f.Add([]byte{0})
+	f.Add([]byte{2, 9, 3, 2, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := DecodeRanked(nil, data)
+		if err != nil {
+			return
+		}
+		var b StandingsBuilder
+		if err := b.Add(1, got); err != nil {
+			t.Fatalf("decoded entries the builder refuses: %v", err)
+		}
+		again, err := DecodeRanked(nil, AppendRanked(nil, got))
+		if err != nil || !slices.Equal(again, got) {
+			t.Fatalf("round trip of %v: %v, %v", got, again, err)
+		}
+	})
+}
