@@ -18,9 +18,9 @@ import (
 
 // The page at "/" is rendered on the server from the snapshot being served, with its style
 // and script inlined, so that the first paint needs one request: the category list and the
-// chosen category's first page are in the HTML, and it reads without a script. The script
-// then asks the API for what the snapshot alone does not hold (the change against 24 hours
-// ago, movers, history, a product's ranks) and takes over paging.
+// chosen category's page, with each product's change against 24 hours before, are in the
+// HTML, and it reads without a script. The script asks the API for the rest (movers,
+// history, a product's ranks, other pages and categories) when a person asks for it.
 
 // pageLimits are the page sizes the page offers; the first is its default.
 var pageLimits = []int64{25, 10, 50, 100}
@@ -95,8 +95,8 @@ type pageData struct {
 }
 
 type pageCategory struct {
-	ID       string
-	Selected bool
+	ID, ProductsRanked string
+	Selected           bool
 }
 
 type pageLimit struct {
@@ -107,6 +107,14 @@ type pageLimit struct {
 type pageRow struct {
 	Rank, ProductID, TotalSold string
 	Bar                        string // the bar's length in percent of Top
+	Change                     pageChange
+}
+
+// pageChange is a product's rank against its rank 24 hours before the cutoff, as
+// /popular?with=previous_rank gives it: Kind is "new" (it sold nothing then), "up", "down"
+// or "same"; By is how many places; Previous the rank then.
+type pageChange struct {
+	Kind, By, Previous string
 }
 
 // handlePage serves the page: 200 with the snapshot's data, or 503 with a page that says no
@@ -206,12 +214,17 @@ func fillPage(d *pageData, s *salesrank.Snapshot, q url.Values) {
 	}
 	d.Categories = make([]pageCategory, len(s.Rankings))
 	for i, r := range s.Rankings {
-		d.Categories[i] = pageCategory{ID: strconv.FormatInt(int64(r.CategoryID), 10), Selected: i == chosen}
+		d.Categories[i] = pageCategory{
+			ID:             strconv.FormatInt(int64(r.CategoryID), 10),
+			ProductsRanked: strconv.Itoa(s.Standings.ProductsRanked(r.CategoryID)),
+			Selected:       i == chosen,
+		}
 	}
 	if chosen < 0 {
 		return
 	}
 	d.Category = d.Categories[chosen].ID
+	cat := s.Rankings[chosen].CategoryID
 	entries := s.Rankings[chosen].Entries
 	var top int64
 	if len(entries) > 0 {
@@ -230,6 +243,7 @@ func fillPage(d *pageData, s *salesrank.Snapshot, q url.Values) {
 			ProductID: strconv.FormatInt(e.ProductID, 10),
 			TotalSold: strconv.FormatInt(e.TotalSold, 10),
 			Bar:       strconv.FormatFloat(bar, 'f', 2, 64),
+			Change:    changeOf(i+1, s.Previous, cat, e.ProductID),
 		})
 	}
 	switch {
@@ -247,6 +261,20 @@ func fillPage(d *pageData, s *salesrank.Snapshot, q url.Values) {
 	if int64(hi) < int64(len(entries)) {
 		d.Next = int64(hi)
 	}
+}
+
+// changeOf compares rank with the product's rank in the full ranks of a day before.
+func changeOf(rank int, prev *salesrank.Standings, cat int32, product int64) pageChange {
+	p, ok := prev.Rank(cat, product)
+	switch {
+	case !ok:
+		return pageChange{Kind: "new"}
+	case p > rank:
+		return pageChange{Kind: "up", By: strconv.Itoa(p - rank), Previous: strconv.Itoa(p)}
+	case p < rank:
+		return pageChange{Kind: "down", By: strconv.Itoa(rank - p), Previous: strconv.Itoa(p)}
+	}
+	return pageChange{Kind: "same", Previous: strconv.Itoa(p)}
 }
 
 func limitChoices(chosen int64) []pageLimit {

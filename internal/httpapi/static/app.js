@@ -1,7 +1,7 @@
-// The page's script. The server renders the category list and the chosen category's first
-// page into the HTML (fetch("/api/v1/popular…") is only needed after that), so the page reads
-// before this runs; this adds what the snapshot alone does not hold (the change against 24
-// hours ago, movers, history, a product's ranks) and pages without reloading.
+// The page's script. The server renders the category list and the chosen category's page
+// into the HTML, so the page is whole before this runs; this asks the API for the rest when
+// a person asks for it (other pages and categories with fetch("/api/v1/popular…"), movers,
+// history, a product's ranks) and shows it without reloading the page.
 //
 // Ids and counts are JSON strings in the API so that 64-bit values stay exact; they are
 // handled as strings here and never converted to Number (only ratios for bars and the
@@ -66,7 +66,7 @@ async function get(path) {
   } catch (err) {
     throw new Error("Could not reach the server: " + err.message);
   }
-  noteSnapshot(res);
+  noteSnapshot(res, path);
   let body = null;
   try { body = await res.json(); } catch (_) { /* an error page without JSON */ }
   if (!res.ok) {
@@ -75,11 +75,13 @@ async function get(path) {
   return { body, snapshot: res.headers.get("X-Snapshot-Id") || "" };
 }
 
-function noteSnapshot(res) {
+function noteSnapshot(res, path) {
   const h = res.headers;
   staleNote.hidden = h.get("X-Snapshot-Stale") !== "true";
   const id = h.get("X-Snapshot-Id"), start = h.get("X-Window-Start"), end = h.get("X-Window-End");
   if (!id || !start || !end || id === state.snapshot) return;
+  // A newer snapshot is being served: the categories' counts may have changed too.
+  if (!path.startsWith("categories")) loadCategories().catch((err) => say("Categories: " + err.message, true));
   state.snapshot = id;
   windowLine.dataset.snapshot = id;
   const t = (tid, v) => el("time", { id: tid, datetime: v }, utc(new Date(v)));
@@ -172,6 +174,8 @@ function renderList(rows, more) {
   if (document.activeElement && document.activeElement.disabled) {
     (prevBtn.disabled ? (nextBtn.disabled ? listHeading : nextBtn) : prevBtn).focus();
   }
+  // What is shown, for whoever waits on it (the browser tests): category/offset/limit.
+  list.dataset.shown = category + "/" + offset + "/" + limit;
   say(rows.length ? "Category " + category + ": ranks " + first + "–" + last + "." : "Category " + category + ": " + rangeText.textContent);
 }
 
@@ -192,6 +196,7 @@ async function loadMovers() {
     moversNote.textContent = body.length
       ? "Category " + category + ": the products of its top 100 whose rank rose most since 24 hours before the cutoff."
       : "Category " + category + ": none of its top products climbed in the last 24 hours.";
+    moversTable.dataset.shown = category;
   } catch (err) {
     if (n === seq.movers) moversNote.textContent = "Movers: " + err.message;
   }
@@ -209,6 +214,7 @@ async function loadHistory() {
       get("products/" + e.product_id + "/history?category_id=" + category).then((r) => r.body)));
     if (n !== seq.history) return;
     drawChart(category, top.map((e) => e.product_id), series);
+    chart.dataset.shown = category;
   } catch (err) {
     if (n === seq.history) chart.replaceChildren(el("p", { class: "error" }, "History: " + err.message));
   }
@@ -290,6 +296,7 @@ async function findProduct() {
       ? "Its rank in each category where it sold in the window, among all the products that sold there."
       : "It sold nothing in the window.";
     found.hidden = false;
+    found.dataset.shown = id;
     setURL();
     say("Product " + id + ": ranked in " + body.length + (body.length === 1 ? " category." : " categories."));
   } catch (err) {
@@ -349,8 +356,6 @@ historyBox.addEventListener("toggle", loadHistory);
 if (!state.snapshot) {
   // No snapshot yet: try again in a few seconds rather than show an empty page forever.
   setTimeout(() => location.reload(), 5000);
-} else {
-  loadCategories().catch((err) => say("Categories: " + err.message, true));
-  loadList();
-  if (productInput.value) findProduct();
+} else if (productInput.value) {
+  findProduct();
 }
