@@ -1,0 +1,710 @@
+package browser_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// The API's answers, as the contract of issue 10 gives them: every value a string.
+type (
+	category struct {
+		CategoryID     string `json:"category_id"`
+		ProductsRanked string `json:"products_ranked"`
+	}
+	popularEntry struct {
+		ID           string  `json:"id"`
+		CategoryID   string  `json:"category_id"`
+		TotalSold    string  `json:"total_sold"`
+		ProductID    string  `json:"product_id"`
+		PreviousRank *string `json:"previous_rank"`
+	}
+	mover struct {
+		ProductID    string `json:"product_id"`
+		Rank         string `json:"rank"`
+		PreviousRank string `json:"previous_rank"`
+		TotalSold    string `json:"total_sold"`
+	}
+	productRank struct {
+		CategoryID     string `json:"category_id"`
+		ProductID      string `json:"product_id"`
+		Rank           string `json:"rank"`
+		TotalSold      string `json:"total_sold"`
+		ProductsRanked string `json:"products_ranked"`
+	}
+	historyPoint struct {
+		Cutoff    string `json:"cutoff"`
+		Rank      string `json:"rank"`
+		TotalSold string `json:"total_sold"`
+	}
+)
+
+// listRow is one row of the page's top list as a person sees it.
+type listRow struct {
+	Rank    string `json:"rank"`
+	Change  string `json:"change"` // the visible part: "▲ 3", "▼ 2", "=", "new" or ""
+	Said    string `json:"said"`   // all of it, with what only a screen reader reads
+	Product string `json:"product"`
+	Units   string `json:"units"`
+	Bar     string `json:"bar"` // the bar's width in percent of rank 1's units
+}
+
+const readList = `[...document.querySelectorAll("#list tbody tr")].map((tr) => ({
+  rank: tr.cells[0].textContent.trim(),
+  change: [...tr.cells[1].childNodes].filter((n) => !(n.classList && n.classList.contains("vh"))).map((n) => n.textContent).join("").trim(),
+  said: tr.cells[1].textContent.trim(),
+  product: tr.cells[2].textContent.trim(),
+  units: tr.cells[3].querySelector(".n").textContent.trim(),
+  bar: tr.cells[3].querySelector("rect").getAttribute("width"),
+}))`
+
+// tab opens a tab of the shared browser at the given viewport and returns its context,
+// with a deadline that only turns a hang into a failure. Uncaught script errors on the page
+// fail the test.
+func tab(t *testing.T, width, height int64, opts ...chromedp.EmulateViewportOption) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browserContext(t))
+	// The tab's first Run opens it and must not carry the deadline (see chromedp.Run).
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(width, height, opts...)); err != nil {
+		cancel()
+		t.Fatalf("open a tab: %v", err)
+	}
+	var (
+		mu     sync.Mutex
+		thrown []string
+		done   = make(chan struct{})
+	)
+	events := chromedp.Events(ctx, runtime.ExceptionThrown)
+	go func() {
+		defer close(done)
+		for ev, err := range events {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			thrown = append(thrown, fmt.Sprintf("%s (line %d, column %d)", msg, d.LineNumber+1, d.ColumnNumber+1))
+			mu.Unlock()
+		}
+	}()
+	// Cleanups run last first: close the tab, which ends the event loop, then read it.
+	t.Cleanup(func() {
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range thrown {
+			t.Errorf("the page threw: %s", e)
+		}
+	})
+	t.Cleanup(cancel)
+	tctx, cancelTimeout := context.WithTimeout(ctx, hangBound)
+	t.Cleanup(cancelTimeout)
+	return tctx
+}
+
+func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
+// waitFor polls the page until expr is true. Its deadline is the tab's: it only catches hangs.
+func waitFor(t *testing.T, ctx context.Context, expr string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(0))); err != nil {
+		status, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("status").textContent`))
+		t.Fatalf("waiting for %s: %v (the page's status: %q)", expr, err, status)
+	}
+}
+
+// waitList waits until the top list shows category c from offset with limit.
+func waitList(t *testing.T, ctx context.Context, c string, offset, limit int) {
+	t.Helper()
+	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("list").dataset.shown === %q`, fmt.Sprintf("%s/%d/%d", c, offset, limit)))
+}
+
+// load opens path of s in the tab and waits until the script has enhanced the list.
+func load(t *testing.T, ctx context.Context, s *site, path string) {
+	t.Helper()
+	do(t, ctx, chromedp.Navigate(s.base+path))
+	waitFor(t, ctx, `document.getElementById("list").dataset.shown !== undefined`)
+}
+
+func digitsOnly(s string) string { return strings.ReplaceAll(s, ",", "") }
+
+// checkList compares the list on the page with the API's page of category c at offset.
+func checkList(t *testing.T, ctx context.Context, s *site, c string, offset, limit int) {
+	t.Helper()
+	var want []popularEntry
+	s.get(t, fmt.Sprintf("/api/v1/popular?category_id=%s&limit=%d&offset=%d&with=previous_rank", c, limit, offset), &want)
+	var top []popularEntry
+	s.get(t, "/api/v1/popular?category_id="+c+"&limit=1", &top)
+	got := eval[[]listRow](t, ctx, readList)
+	if len(got) != len(want) {
+		t.Fatalf("category %s offset %d: the page lists %d products, the API %d", c, offset, len(got), len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		rank := strconv.Itoa(offset + i + 1)
+		if g.Rank != rank || g.Product != w.ProductID || digitsOnly(g.Units) != w.TotalSold {
+			t.Errorf("category %s row %d: page (rank %s, product %s, units %s), API (rank %s, product %s, units %s)",
+				c, i, g.Rank, g.Product, g.Units, rank, w.ProductID, w.TotalSold)
+		}
+		if w.PreviousRank == nil {
+			t.Fatalf("the API's entry has no previous_rank: %+v", w)
+		}
+		wantChange, wantSaid := changeOf(rank, *w.PreviousRank)
+		if g.Change != wantChange || !strings.Contains(g.Said, wantSaid) {
+			t.Errorf("category %s rank %s (previous %q): change shown %q (read %q), want %q (read with %q)",
+				c, rank, *w.PreviousRank, g.Change, g.Said, wantChange, wantSaid)
+		}
+		total, _ := strconv.ParseFloat(w.TotalSold, 64)
+		first, _ := strconv.ParseFloat(top[0].TotalSold, 64)
+		bar, err := strconv.ParseFloat(g.Bar, 64)
+		if err != nil || math.Abs(bar-100*total/first) > 0.01 {
+			t.Errorf("category %s rank %s: bar %q%%, want %.2f%% (%s of rank 1's %s)", c, rank, g.Bar, 100*total/first, w.TotalSold, top[0].TotalSold)
+		}
+	}
+}
+
+// changeOf is what the page shows for a product at rank that was at previous 24 hours
+// before, and a part of what it says to a screen reader.
+func changeOf(rank, previous string) (shown, said string) {
+	if previous == "" {
+		return "new", "sold nothing 24 hours before"
+	}
+	r, _ := strconv.Atoi(rank)
+	p, _ := strconv.Atoi(previous)
+	switch {
+	case p > r:
+		return fmt.Sprintf("▲ %d", p-r), "up from " + previous
+	case p < r:
+		return fmt.Sprintf("▼ %d", r-p), "down from " + previous
+	}
+	return "=", "unchanged"
+}
+
+func categories(t *testing.T, s *site) []category {
+	t.Helper()
+	var cs []category
+	s.get(t, "/api/v1/categories", &cs)
+	if len(cs) < 3 {
+		t.Fatalf("the API lists %d categories; the data set has 30", len(cs))
+	}
+	return cs
+}
+
+// TestFirstPaint loads the page with scripts disabled: the document alone, one request,
+// must show the category list and the first category's top list, as the API has them.
+func TestFirstPaint(t *testing.T) {
+	s := freshSite(t)
+	ctx := tab(t, 1024, 900)
+	var (
+		mu   sync.Mutex
+		urls []string
+		done = make(chan struct{})
+	)
+	requests := chromedp.Events(ctx, network.RequestWillBeSent)
+	go func() {
+		defer close(done)
+		for ev, err := range requests {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			urls = append(urls, ev.Request.URL)
+			mu.Unlock()
+		}
+	}()
+	do(t, ctx,
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
+				return err
+			}
+			_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+			return err
+		}),
+		chromedp.Navigate(s.base+"/"),
+	)
+
+	cs := categories(t, s)
+	options := eval[[]string](t, ctx, `[...document.querySelectorAll("#category option")].map((o) => o.value)`)
+	var ids []string
+	for _, c := range cs {
+		ids = append(ids, c.CategoryID)
+	}
+	if !slices.Equal(options, ids) {
+		t.Errorf("the page offers categories %v, the API lists %v", options, ids)
+	}
+	first := eval[string](t, ctx, `document.getElementById("category").value`)
+	var want []popularEntry
+	s.get(t, "/api/v1/popular?category_id="+first+"&limit=25", &want)
+	got := eval[[]listRow](t, ctx, readList)
+	if len(want) == 0 || len(got) != len(want) {
+		t.Fatalf("category %s: the page lists %d products, the API %d", first, len(got), len(want))
+	}
+	for i, w := range want {
+		if got[i].Product != w.ProductID || digitsOnly(got[i].Units) != w.TotalSold || got[i].Rank != strconv.Itoa(i+1) {
+			t.Errorf("row %d: page %+v, API %+v", i, got[i], w)
+		}
+	}
+	if id := eval[string](t, ctx, `document.getElementById("w-id").textContent`); id == "" {
+		t.Error("the page does not say which snapshot it shows")
+	}
+
+	if err := chromedp.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	var others []string
+	for _, u := range urls {
+		if u != s.base+"/" && !strings.HasSuffix(u, "/favicon.ico") {
+			others = append(others, u)
+		}
+	}
+	if len(urls) == 0 || len(others) > 0 {
+		t.Errorf("without a script the page made requests %v; want only %s/", urls, s.base)
+	}
+}
+
+// TestPickAndPage picks a category from the list and pages through its top list to the end
+// and back, checking every row against the API.
+func TestPickAndPage(t *testing.T) {
+	s := freshSite(t)
+	ctx := tab(t, 1024, 900)
+	load(t, ctx, s, "/")
+	cs := categories(t, s)
+	labels := eval[[]string](t, ctx, `[...document.querySelectorAll("#category option")].map((o) => o.textContent)`)
+	if len(labels) != len(cs) {
+		t.Fatalf("the list offers %d categories, the API %d", len(labels), len(cs))
+	}
+	for i, c := range cs {
+		if want := c.CategoryID + " · "; !strings.HasPrefix(labels[i], want) || digitsOnly(strings.TrimSuffix(strings.TrimPrefix(labels[i], want), " products")) != c.ProductsRanked {
+			t.Errorf("option %d reads %q; the API has category %s with %s products ranked", i, labels[i], c.CategoryID, c.ProductsRanked)
+		}
+	}
+
+	c := cs[2].CategoryID
+	do(t, ctx, chromedp.SetValue(chromedp.ID("category"), c), chromedp.Click(chromedp.ID("show")))
+	waitList(t, ctx, c, 0, 25)
+	checkList(t, ctx, s, c, 0, 25)
+	if got := eval[string](t, ctx, `document.getElementById("list-h").textContent`); got != "Category "+c {
+		t.Errorf("the list's heading reads %q", got)
+	}
+	var all []popularEntry
+	s.get(t, "/api/v1/popular?category_id="+c+"&limit=1000", &all)
+	pages := 0
+	for offset := 25; offset < len(all); offset += 25 {
+		if eval[bool](t, ctx, `document.getElementById("next").disabled`) {
+			t.Fatalf("Next is disabled at offset %d of %d", offset-25, len(all))
+		}
+		do(t, ctx, chromedp.Click(chromedp.ID("next")))
+		waitList(t, ctx, c, offset, 25)
+		checkList(t, ctx, s, c, offset, 25)
+		pages++
+	}
+	if pages < 2 {
+		t.Fatalf("category %s has %d products: too few to page through", c, len(all))
+	}
+	if !eval[bool](t, ctx, `document.getElementById("next").disabled`) {
+		t.Error("Next is enabled on the last page")
+	}
+	last := (len(all) - 1) / 25 * 25
+	if got, want := eval[string](t, ctx, `document.getElementById("range").textContent`), fmt.Sprintf("Ranks %d–%d", last+1, len(all)); got != want {
+		t.Errorf("the last page says %q, want %q", got, want)
+	}
+	do(t, ctx, chromedp.Click(chromedp.ID("prev")))
+	waitList(t, ctx, c, last-25, 25)
+	checkList(t, ctx, s, c, last-25, 25)
+
+	// The address says what is shown, and loading it again shows the same page, from the
+	// server this time.
+	search := eval[string](t, ctx, `location.search`)
+	if want := fmt.Sprintf("?category_id=%s&limit=25&offset=%d", c, last-25); search != want {
+		t.Errorf("the address's query is %q, want %q", search, want)
+	}
+	load(t, ctx, s, "/"+search)
+	waitList(t, ctx, c, last-25, 25)
+	checkList(t, ctx, s, c, last-25, 25)
+
+	// Another page size starts the category over.
+	do(t, ctx, chromedp.SetValue(chromedp.ID("limit"), "50"), chromedp.Click(chromedp.ID("show")))
+	waitList(t, ctx, c, 0, 50)
+	checkList(t, ctx, s, c, 0, 50)
+}
+
+// TestMovers opens the movers of a category and checks them against the API.
+func TestMovers(t *testing.T) {
+	s := freshSite(t)
+	ctx := tab(t, 1024, 900)
+	cs := categories(t, s)
+	// The category with the most movers, so that the check has rows to compare.
+	var c string
+	var want []mover
+	for _, cat := range cs {
+		var ms []mover
+		s.get(t, "/api/v1/movers?category_id="+cat.CategoryID+"&limit=20", &ms)
+		if len(ms) > len(want) {
+			c, want = cat.CategoryID, ms
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("no category has movers in the data set")
+	}
+	load(t, ctx, s, "/?category_id="+c)
+	waitList(t, ctx, c, 0, 25)
+	if eval[bool](t, ctx, `document.getElementById("movers").checkVisibility()`) {
+		t.Error("the movers show before they are opened")
+	}
+	do(t, ctx, chromedp.Click(chromedp.CSS("#movers-box summary")))
+	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("movers").dataset.shown === %q`, c))
+	type row struct{ Rank, Previous, Product, Units string }
+	got := eval[[]row](t, ctx, `[...document.querySelectorAll("#movers tbody tr")].map((tr) => ({
+	  Rank: tr.cells[0].textContent.trim(), Previous: tr.cells[1].textContent.trim(),
+	  Product: tr.cells[2].textContent.trim(), Units: tr.cells[3].textContent.trim()}))`)
+	if len(got) != len(want) {
+		t.Fatalf("category %s: the page shows %d movers, the API %d", c, len(got), len(want))
+	}
+	for i, w := range want {
+		prev := w.PreviousRank
+		if prev == "" {
+			prev = "new"
+		}
+		g := got[i]
+		if g.Rank != w.Rank || g.Previous != prev || g.Product != w.ProductID || digitsOnly(g.Units) != w.TotalSold {
+			t.Errorf("mover %d: page %+v, API %+v", i, g, w)
+		}
+	}
+	if !eval[bool](t, ctx, `document.getElementById("movers").checkVisibility()`) {
+		t.Error("the movers are not visible once opened")
+	}
+}
+
+// TestHistory opens the chart of the top 10's ranks over the kept snapshots and checks each
+// line's points against the products' history in the API.
+func TestHistory(t *testing.T) {
+	s := freshSite(t)
+	ctx := tab(t, 1024, 900)
+	c := categories(t, s)[0].CategoryID
+	load(t, ctx, s, "/?category_id="+c)
+	do(t, ctx, chromedp.Click(chromedp.CSS("#history-box summary")))
+	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("chart").dataset.shown === %q`, c))
+
+	var top []popularEntry
+	s.get(t, "/api/v1/popular?category_id="+c+"&limit=10", &top)
+	if len(top) != 10 {
+		t.Fatalf("category %s has a top %d", c, len(top))
+	}
+	legend := eval[[]string](t, ctx, `[...document.querySelectorAll("#legend li")].map((li) => li.textContent)`)
+	if len(legend) != len(top) {
+		t.Fatalf("the legend names %d products, want %d", len(legend), len(top))
+	}
+	type point struct {
+		Title string  `json:"title"`
+		Y     float64 `json:"y"`
+	}
+	lastY := map[string]float64{} // product → the height of its point at the latest cutoff
+	kept := 0
+	for i, e := range top {
+		if !strings.HasPrefix(legend[i], "Product "+e.ProductID+" ") {
+			t.Errorf("legend %d reads %q, want product %s", i, legend[i], e.ProductID)
+		}
+		var h []historyPoint
+		s.get(t, "/api/v1/products/"+e.ProductID+"/history?category_id="+c, &h)
+		points := eval[[]point](t, ctx, fmt.Sprintf(`[...document.querySelectorAll("#chart circle.s%d")].map((c) => ({title: c.textContent, y: Number(c.getAttribute("cy"))}))`, i))
+		var want []string
+		for _, p := range h {
+			if p.Rank != "" {
+				want = append(want, "#"+p.Rank+" at "+strings.Replace(p.Cutoff[:16], "T", " ", 1)+" UTC")
+			}
+		}
+		if len(points) != len(want) {
+			t.Errorf("product %s: %d points on the chart, %d ranks in its history", e.ProductID, len(points), len(want))
+			continue
+		}
+		for j, p := range points {
+			if !strings.HasSuffix(p.Title, want[j]) {
+				t.Errorf("product %s point %d: %q, want %q", e.ProductID, j, p.Title, want[j])
+			}
+		}
+		if n := len(h); n > 0 && h[n-1].Rank != "" {
+			lastY[h[n-1].Rank] = points[len(points)-1].Y
+		}
+		kept = max(kept, len(h))
+	}
+	if kept < 24 {
+		t.Errorf("the history holds %d snapshots; the data set ranked 27 hourly cutoffs", kept)
+	}
+	// Rank 1 is drawn highest, then each next rank lower.
+	for r := 2; r <= 10; r++ {
+		a, okA := lastY[strconv.Itoa(r-1)]
+		b, okB := lastY[strconv.Itoa(r)]
+		if okA && okB && a >= b {
+			t.Errorf("rank %d is drawn at y=%v, not above rank %d at y=%v", r-1, a, r, b)
+		}
+	}
+	if paths := eval[int](t, ctx, `document.querySelectorAll("#chart path.series").length`); paths != len(top) {
+		t.Errorf("%d lines on the chart, want %d", paths, len(top))
+	}
+}
+
+// TestSearch looks a product up by id and checks its rank in each of its categories
+// against the API; a category in the answer opens that category's list.
+func TestSearch(t *testing.T) {
+	s := freshSite(t)
+	ctx := tab(t, 1024, 900)
+	// A product ranked in more than one category, from the first category's top list.
+	c := categories(t, s)[0].CategoryID
+	var top []popularEntry
+	s.get(t, "/api/v1/popular?category_id="+c+"&limit=100", &top)
+	var id string
+	var want []productRank
+	for _, e := range top {
+		var rs []productRank
+		s.get(t, "/api/v1/products/"+e.ProductID+"/ranks", &rs)
+		if len(rs) > 1 {
+			id, want = e.ProductID, rs
+			break
+		}
+	}
+	if id == "" {
+		t.Fatalf("no product of category %s's top 100 is ranked in another category", c)
+	}
+	load(t, ctx, s, "/")
+	do(t, ctx, chromedp.SendKeys(chromedp.ID("product"), id), chromedp.Click(chromedp.ID("find-go")))
+	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("found").dataset.shown === %q`, id))
+	type row struct{ Category, Rank, Units string }
+	got := eval[[]row](t, ctx, `[...document.querySelectorAll("#found-table tbody tr")].map((tr) => ({
+	  Category: tr.cells[0].textContent.trim(), Rank: tr.cells[1].textContent.trim(), Units: tr.cells[2].textContent.trim()}))`)
+	if len(got) != len(want) {
+		t.Fatalf("product %s: the page shows %d categories, the API %d", id, len(got), len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Category != w.CategoryID || digitsOnly(g.Rank) != "#"+w.Rank+" of "+w.ProductsRanked || digitsOnly(g.Units) != w.TotalSold {
+			t.Errorf("product %s, row %d: page %+v, API %+v", id, i, g, w)
+		}
+	}
+	if q := eval[string](t, ctx, `location.search`); !strings.Contains(q, "product_id="+id) {
+		t.Errorf("the address's query %q does not name the product", q)
+	}
+
+	// A category of the answer opens its list.
+	other := want[len(want)-1].CategoryID
+	do(t, ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#found-table button[data-category=%q]`, other))))
+	waitList(t, ctx, other, 0, 25)
+	checkList(t, ctx, s, other, 0, 25)
+
+	// What is not an id is refused on the page, with the field marked and a message.
+	do(t, ctx, chromedp.Clear(chromedp.ID("product")), chromedp.SendKeys(chromedp.ID("product"), "12x"), chromedp.Click(chromedp.ID("find-go")))
+	waitFor(t, ctx, `document.getElementById("product").getAttribute("aria-invalid") === "true"`)
+	if !eval[bool](t, ctx, `document.getElementById("status").classList.contains("error")`) {
+		t.Error("a malformed id gives no error in the status line")
+	}
+}
+
+// focused returns the id of the focused element (or its tag when it has none) and whether
+// its focus ring is visible: an outline at least 2 px wide.
+func focused(t *testing.T, ctx context.Context) (string, bool) {
+	t.Helper()
+	type f struct {
+		ID      string `json:"id"`
+		Visible bool   `json:"visible"`
+	}
+	v := eval[f](t, ctx, `(() => {
+	  const e = document.activeElement, s = getComputedStyle(e);
+	  const within = e.parentElement && e.parentElement.closest("[id]");
+	  return {id: e.id || e.tagName.toLowerCase() + (within ? " in #" + within.id : ""),
+	          visible: s.outlineStyle !== "none" && parseFloat(s.outlineWidth) >= 2};
+	})()`)
+	return v.ID, v.Visible
+}
+
+// TestKeyboard uses the page with keys alone: Tab to each control in order, arrows to pick
+// a category, Enter to search, to open a category, to page and to open the movers and the
+// history. Every focused control shows its focus.
+func TestKeyboard(t *testing.T) {
+	s := freshSite(t)
+	ctx := tab(t, 1024, 900)
+	cs := categories(t, s)
+	c0, c1 := cs[0].CategoryID, cs[1].CategoryID
+	load(t, ctx, s, "/")
+	waitList(t, ctx, c0, 0, 25)
+
+	key := func(keys string, want string) {
+		t.Helper()
+		do(t, ctx, chromedp.KeyEvent(keys))
+		id, visible := focused(t, ctx)
+		if id != want {
+			t.Fatalf("after %q the focus is on %q, want %q", keys, id, want)
+		}
+		if !visible {
+			t.Errorf("%s has the focus but shows no focus ring", id)
+		}
+	}
+	key(kb.Tab, "category")
+	key(kb.ArrowDown, "category")
+	waitList(t, ctx, c1, 0, 25)
+	checkList(t, ctx, s, c1, 0, 25)
+	key(kb.Tab, "limit")
+	key(kb.Tab, "show")
+	key(kb.Tab, "product")
+
+	var top []popularEntry
+	s.get(t, "/api/v1/popular?category_id="+c1+"&limit=1", &top)
+	id := top[0].ProductID
+	var ranks []productRank
+	s.get(t, "/api/v1/products/"+id+"/ranks", &ranks)
+	key(id, "product")
+	key(kb.Enter, "product")
+	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("found").dataset.shown === %q`, id))
+	key(kb.Tab, "find-go")
+	key(kb.Tab, "button in #found-table") // the first category of the answer
+	if got := eval[string](t, ctx, `document.activeElement.dataset.category`); got != ranks[0].CategoryID {
+		t.Fatalf("the first category button is for %q, want %s", got, ranks[0].CategoryID)
+	}
+	do(t, ctx, chromedp.KeyEvent(kb.Enter))
+	c := ranks[0].CategoryID
+	waitList(t, ctx, c, 0, 25)
+	if id, _ := focused(t, ctx); id != "list-h" {
+		t.Errorf("after opening a category the focus is on %q, want its list's heading", id)
+	}
+	key(kb.Tab, "next") // Previous is disabled on the first page
+	key(kb.Enter, "next")
+	waitList(t, ctx, c, 25, 25)
+	checkList(t, ctx, s, c, 25, 25)
+	key(kb.Tab, "summary in #movers-box")
+	key(kb.Enter, "summary in #movers-box")
+	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("movers").dataset.shown === %q`, c))
+	key(kb.Tab, "summary in #history-box")
+	key(kb.Enter, "summary in #history-box")
+	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("chart").dataset.shown === %q`, c))
+}
+
+// noHorizontalScroll fails t if the page is wider than width.
+func noHorizontalScroll(t *testing.T, ctx context.Context, width int, when string) {
+	t.Helper()
+	if got := eval[int](t, ctx, `document.scrollingElement.scrollWidth`); got > width {
+		wide := eval[[]string](t, ctx, fmt.Sprintf(`[...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > %d).slice(0, 5).map((e) => e.outerHTML.slice(0, 80))`, width))
+		t.Errorf("%s: the page is %d px wide at a %d px viewport; too wide: %q", when, got, width, wide)
+	}
+}
+
+// TestNarrow uses the page at phone width (375 px): nothing may scroll sideways, with the
+// list, the movers, the chart and a product's ranks all open.
+func TestNarrow(t *testing.T) {
+	s := freshSite(t)
+	ctx := tab(t, 375, 800, chromedp.EmulateMobile)
+	c := categories(t, s)[0].CategoryID
+	load(t, ctx, s, "/?category_id="+c+"&limit=100")
+	waitList(t, ctx, c, 0, 100)
+	noHorizontalScroll(t, ctx, 375, "the list")
+	do(t, ctx, chromedp.Click(chromedp.CSS("#movers-box summary")), chromedp.Click(chromedp.CSS("#history-box summary")))
+	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("movers").dataset.shown === %q && document.getElementById("chart").dataset.shown === %q`, c, c))
+	noHorizontalScroll(t, ctx, 375, "with the movers and the chart open")
+	var top []popularEntry
+	s.get(t, "/api/v1/popular?category_id="+c+"&limit=1", &top)
+	do(t, ctx, chromedp.SendKeys(chromedp.ID("product"), top[0].ProductID), chromedp.Click(chromedp.ID("find-go")))
+	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("found").dataset.shown === %q`, top[0].ProductID))
+	noHorizontalScroll(t, ctx, 375, "with a product's ranks")
+	// The controls stay big enough to hit with a finger: 24 px at least (WCAG 2.2 AA).
+	small := eval[[]string](t, ctx, `[...document.querySelectorAll("button, select, input, summary")].filter((e) => {
+	  const r = e.getBoundingClientRect(); return r.height < 24 || r.width < 24; }).map((e) => e.id || e.textContent)`)
+	if len(small) > 0 {
+		t.Errorf("controls smaller than 24 px at phone width: %q", small)
+	}
+}
+
+// TestStaleness shows that the page says when its numbers are out of date, exactly when the
+// API does, and which window and snapshot they are from.
+func TestStaleness(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		site      func(*testing.T) *site
+		wantStale bool
+	}{
+		{"current", freshSite, false},
+		{"overdue", staleSite, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := tt.site(t)
+			ctx := tab(t, 1024, 900)
+			load(t, ctx, s, "/")
+			c := eval[string](t, ctx, `document.getElementById("category").value`)
+			var page []popularEntry
+			h := s.get(t, "/api/v1/popular?category_id="+c, &page)
+			if stale := h.Get("X-Snapshot-Stale") == "true"; stale != tt.wantStale {
+				t.Fatalf("the API's X-Snapshot-Stale is %q; the test needs a %v snapshot", h.Get("X-Snapshot-Stale"), tt.wantStale)
+			}
+			if shown := eval[bool](t, ctx, `document.getElementById("stale").checkVisibility()`); shown != tt.wantStale {
+				t.Errorf("the out-of-date notice shows: %v; the API says stale: %v", shown, tt.wantStale)
+			}
+			for id, want := range map[string]string{
+				"w-start": h.Get("X-Window-Start"),
+				"w-end":   h.Get("X-Window-End"),
+			} {
+				if got := eval[string](t, ctx, `document.getElementById("`+id+`").getAttribute("datetime")`); got != want {
+					t.Errorf("#%s is %q, the API's window header %q", id, got, want)
+				}
+			}
+			if got := eval[string](t, ctx, `document.getElementById("w-id").textContent`); got != h.Get("X-Snapshot-Id") {
+				t.Errorf("the page shows snapshot %q, the API answers from %q", got, h.Get("X-Snapshot-Id"))
+			}
+			if want := s.cutoff.Format("2006-01-02 15:04") + " UTC"; eval[string](t, ctx, `document.getElementById("w-end").textContent`) != want {
+				t.Errorf("the cutoff shown is not %s", want)
+			}
+		})
+	}
+}
+
+// TestScreenshot writes the page, at desktop width with the history open, to the PNG that
+// SALESRANK_SCREENSHOT names (the README's docs/page.png).
+func TestScreenshot(t *testing.T) {
+	path := os.Getenv("SALESRANK_SCREENSHOT")
+	if path == "" {
+		t.Skip("set SALESRANK_SCREENSHOT=PATH to write a screenshot of the page")
+	}
+	s := freshSite(t)
+	ctx := tab(t, 860, 1300)
+	c := categories(t, s)[0].CategoryID
+	load(t, ctx, s, "/?category_id="+c+"&limit=10")
+	do(t, ctx, chromedp.Click(chromedp.CSS("#history-box summary")), chromedp.Click(chromedp.CSS("#movers-box summary")))
+	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("chart").dataset.shown === %q && document.getElementById("movers").dataset.shown === %q`, c, c))
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s (%d bytes)", path, len(png))
+}
