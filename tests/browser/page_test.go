@@ -159,8 +159,9 @@ func load(t *testing.T, ctx context.Context, s *site, path string) {
 
 func digitsOnly(s string) string { return strings.ReplaceAll(s, ",", "") }
 
-// checkList compares the list on the page with the API's page of category c at offset.
-func checkList(t *testing.T, ctx context.Context, s *site, c string, offset, limit int) {
+// checkList compares the list on the page with the API's page of category c at offset, and
+// returns how many rows show each kind of change ("▲", "▼", "=" or "new").
+func checkList(t *testing.T, ctx context.Context, s *site, c string, offset, limit int) map[string]int {
 	t.Helper()
 	var want []popularEntry
 	s.get(t, fmt.Sprintf("/api/v1/popular?category_id=%s&limit=%d&offset=%d&with=previous_rank", c, limit, offset), &want)
@@ -170,6 +171,7 @@ func checkList(t *testing.T, ctx context.Context, s *site, c string, offset, lim
 	if len(got) != len(want) {
 		t.Fatalf("category %s offset %d: the page lists %d products, the API %d", c, offset, len(got), len(want))
 	}
+	kinds := map[string]int{}
 	for i, w := range want {
 		g := got[i]
 		rank := strconv.Itoa(offset + i + 1)
@@ -181,6 +183,7 @@ func checkList(t *testing.T, ctx context.Context, s *site, c string, offset, lim
 			t.Fatalf("the API's entry has no previous_rank: %+v", w)
 		}
 		wantChange, wantSaid := changeOf(rank, *w.PreviousRank)
+		kinds[strings.Fields(wantChange)[0]]++
 		if g.Change != wantChange || !strings.Contains(g.Said, wantSaid) {
 			t.Errorf("category %s rank %s (previous %q): change shown %q (read %q), want %q (read with %q)",
 				c, rank, *w.PreviousRank, g.Change, g.Said, wantChange, wantSaid)
@@ -192,6 +195,7 @@ func checkList(t *testing.T, ctx context.Context, s *site, c string, offset, lim
 			t.Errorf("category %s rank %s: bar %q%%, want %.2f%% (%s of rank 1's %s)", c, rank, g.Bar, 100*total/first, w.TotalSold, top[0].TotalSold)
 		}
 	}
+	return kinds
 }
 
 // changeOf is what the page shows for a product at rank that was at previous 24 hours
@@ -209,6 +213,20 @@ func changeOf(rank, previous string) (shown, said string) {
 		return fmt.Sprintf("▼ %d", r-p), "down from " + previous
 	}
 	return "=", "unchanged"
+}
+
+// checkLabels compares the category list's options with the API's categories.
+func checkLabels(t *testing.T, ctx context.Context, cs []category) {
+	t.Helper()
+	labels := eval[[]string](t, ctx, `[...document.querySelectorAll("#category option")].map((o) => o.textContent)`)
+	if len(labels) != len(cs) {
+		t.Fatalf("the list offers %d categories, the API %d", len(labels), len(cs))
+	}
+	for i, c := range cs {
+		if want := c.CategoryID + " · "; !strings.HasPrefix(labels[i], want) || digitsOnly(strings.TrimSuffix(strings.TrimPrefix(labels[i], want), " products")) != c.ProductsRanked {
+			t.Errorf("option %d reads %q; the API has category %s with %s products ranked", i, labels[i], c.CategoryID, c.ProductsRanked)
+		}
+	}
 }
 
 func categories(t *testing.T, s *site) []category {
@@ -263,17 +281,13 @@ func TestFirstPaint(t *testing.T) {
 	if !slices.Equal(options, ids) {
 		t.Errorf("the page offers categories %v, the API lists %v", options, ids)
 	}
+	checkLabels(t, ctx, cs)
 	first := eval[string](t, ctx, `document.getElementById("category").value`)
-	var want []popularEntry
-	s.get(t, "/api/v1/popular?category_id="+first+"&limit=25", &want)
-	got := eval[[]listRow](t, ctx, readList)
-	if len(want) == 0 || len(got) != len(want) {
-		t.Fatalf("category %s: the page lists %d products, the API %d", first, len(got), len(want))
+	if first != cs[0].CategoryID {
+		t.Errorf("the page shows category %s first, want the first of the list, %s", first, cs[0].CategoryID)
 	}
-	for i, w := range want {
-		if got[i].Product != w.ProductID || digitsOnly(got[i].Units) != w.TotalSold || got[i].Rank != strconv.Itoa(i+1) {
-			t.Errorf("row %d: page %+v, API %+v", i, got[i], w)
-		}
+	if kinds := checkList(t, ctx, s, first, 0, 25); kinds["new"] == 0 || kinds["▲"]+kinds["▼"] == 0 {
+		t.Errorf("category %s's first page shows changes %v; the data set has a newcomer and movers there", first, kinds)
 	}
 	if id := eval[string](t, ctx, `document.getElementById("w-id").textContent`); id == "" {
 		t.Error("the page does not say which snapshot it shows")
@@ -303,20 +317,12 @@ func TestPickAndPage(t *testing.T) {
 	ctx := tab(t, 1024, 900)
 	load(t, ctx, s, "/")
 	cs := categories(t, s)
-	labels := eval[[]string](t, ctx, `[...document.querySelectorAll("#category option")].map((o) => o.textContent)`)
-	if len(labels) != len(cs) {
-		t.Fatalf("the list offers %d categories, the API %d", len(labels), len(cs))
-	}
-	for i, c := range cs {
-		if want := c.CategoryID + " · "; !strings.HasPrefix(labels[i], want) || digitsOnly(strings.TrimSuffix(strings.TrimPrefix(labels[i], want), " products")) != c.ProductsRanked {
-			t.Errorf("option %d reads %q; the API has category %s with %s products ranked", i, labels[i], c.CategoryID, c.ProductsRanked)
-		}
-	}
+	checkLabels(t, ctx, cs)
 
 	c := cs[2].CategoryID
 	do(t, ctx, chromedp.SetValue(chromedp.ID("category"), c), chromedp.Click(chromedp.ID("show")))
 	waitList(t, ctx, c, 0, 25)
-	checkList(t, ctx, s, c, 0, 25)
+	kinds := checkList(t, ctx, s, c, 0, 25)
 	if got := eval[string](t, ctx, `document.getElementById("list-h").textContent`); got != "Category "+c {
 		t.Errorf("the list's heading reads %q", got)
 	}
@@ -329,8 +335,13 @@ func TestPickAndPage(t *testing.T) {
 		}
 		do(t, ctx, chromedp.Click(chromedp.ID("next")))
 		waitList(t, ctx, c, offset, 25)
-		checkList(t, ctx, s, c, offset, 25)
+		for k, n := range checkList(t, ctx, s, c, offset, 25) {
+			kinds[k] += n
+		}
 		pages++
+	}
+	if kinds["▲"] == 0 || kinds["▼"] == 0 {
+		t.Errorf("category %s's pages showed changes %v; a day of sales must move some up and some down", c, kinds)
 	}
 	if pages < 2 {
 		t.Fatalf("category %s has %d products: too few to page through", c, len(all))
@@ -366,19 +377,12 @@ func TestPickAndPage(t *testing.T) {
 func TestMovers(t *testing.T) {
 	s := freshSite(t)
 	ctx := tab(t, 1024, 900)
-	cs := categories(t, s)
-	// The category with the most movers, so that the check has rows to compare.
-	var c string
+	// Category 1, where the newcomer is a mover from nowhere.
+	c := "1"
 	var want []mover
-	for _, cat := range cs {
-		var ms []mover
-		s.get(t, "/api/v1/movers?category_id="+cat.CategoryID+"&limit=20", &ms)
-		if len(ms) > len(want) {
-			c, want = cat.CategoryID, ms
-		}
-	}
-	if len(want) == 0 {
-		t.Fatal("no category has movers in the data set")
+	s.get(t, "/api/v1/movers?category_id="+c+"&limit=20", &want)
+	if len(want) < 2 || want[0].ProductID != newcomer || want[0].PreviousRank != "" || want[1].PreviousRank == "" {
+		t.Fatalf("category %s's movers are %+v; the data set has the newcomer first, then products that climbed", c, want)
 	}
 	load(t, ctx, s, "/?category_id="+c)
 	waitList(t, ctx, c, 0, 25)
@@ -433,7 +437,7 @@ func TestHistory(t *testing.T) {
 		Y     float64 `json:"y"`
 	}
 	lastY := map[string]float64{} // product → the height of its point at the latest cutoff
-	kept := 0
+	kept, gaps := 0, 0
 	for i, e := range top {
 		if !strings.HasPrefix(legend[i], "Product "+e.ProductID+" ") {
 			t.Errorf("legend %d reads %q, want product %s", i, legend[i], e.ProductID)
@@ -451,6 +455,21 @@ func TestHistory(t *testing.T) {
 			t.Errorf("product %s: %d points on the chart, %d ranks in its history", e.ProductID, len(points), len(want))
 			continue
 		}
+		// The line breaks where the product was out of the top list: one stroke per run of
+		// kept snapshots that ranked it.
+		runs := 0
+		for j, p := range h {
+			if p.Rank != "" && (j == 0 || h[j-1].Rank == "") {
+				runs++
+			}
+		}
+		d := eval[string](t, ctx, fmt.Sprintf(`document.querySelector("#chart path.s%d").getAttribute("d")`, i))
+		if strokes := strings.Count(d, "M"); strokes != runs {
+			t.Errorf("product %s: its line has %d strokes, its history %d runs in the top list", e.ProductID, strokes, runs)
+		}
+		if runs > 1 {
+			gaps++
+		}
 		for j, p := range points {
 			if !strings.HasSuffix(p.Title, want[j]) {
 				t.Errorf("product %s point %d: %q, want %q", e.ProductID, j, p.Title, want[j])
@@ -460,6 +479,9 @@ func TestHistory(t *testing.T) {
 			lastY[h[n-1].Rank] = points[len(points)-1].Y
 		}
 		kept = max(kept, len(h))
+	}
+	if gaps == 0 {
+		t.Errorf("no line of category %s has a gap in the middle; the data set's returner should", c)
 	}
 	if kept < 24 {
 		t.Errorf("the history holds %d snapshots; the data set ranked 27 hourly cutoffs", kept)
@@ -482,22 +504,12 @@ func TestHistory(t *testing.T) {
 func TestSearch(t *testing.T) {
 	s := freshSite(t)
 	ctx := tab(t, 1024, 900)
-	// A product ranked in more than one category, from the first category's top list.
-	c := categories(t, s)[0].CategoryID
-	var top []popularEntry
-	s.get(t, "/api/v1/popular?category_id="+c+"&limit=100", &top)
-	var id string
+	// The newcomer: ranked in two categories, with an id a JavaScript Number would round.
+	id := newcomer
 	var want []productRank
-	for _, e := range top {
-		var rs []productRank
-		s.get(t, "/api/v1/products/"+e.ProductID+"/ranks", &rs)
-		if len(rs) > 1 {
-			id, want = e.ProductID, rs
-			break
-		}
-	}
-	if id == "" {
-		t.Fatalf("no product of category %s's top 100 is ranked in another category", c)
+	s.get(t, "/api/v1/products/"+id+"/ranks", &want)
+	if len(want) != 2 {
+		t.Fatalf("the newcomer is ranked in %d categories, want 2: %+v", len(want), want)
 	}
 	load(t, ctx, s, "/")
 	do(t, ctx, chromedp.SendKeys(chromedp.ID("product"), id), chromedp.Click(chromedp.ID("find-go")))
@@ -602,6 +614,22 @@ func TestKeyboard(t *testing.T) {
 	key(kb.Enter, "next")
 	waitList(t, ctx, c, 25, 25)
 	checkList(t, ctx, s, c, 25, 25)
+	shiftTab := func(want string) {
+		t.Helper()
+		do(t, ctx, chromedp.KeyEvent(kb.Tab, chromedp.KeyModifiers(chromedp.ModifierShift)))
+		if id, _ := focused(t, ctx); id != want {
+			t.Fatalf("after Shift+Tab the focus is on %q, want %q", id, want)
+		}
+	}
+	shiftTab("prev")
+	do(t, ctx, chromedp.KeyEvent(kb.Enter))
+	waitList(t, ctx, c, 0, 25)
+	// Previous is disabled again: the focus must not fall out of the page with it.
+	if id, _ := focused(t, ctx); id != "next" {
+		t.Errorf("back on the first page the focus is on %q, want Next", id)
+	}
+	key(kb.Enter, "next")
+	waitList(t, ctx, c, 25, 25)
 	key(kb.Tab, "summary in #movers-box")
 	key(kb.Enter, "summary in #movers-box")
 	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("movers").dataset.shown === %q`, c))
@@ -666,7 +694,13 @@ func TestStaleness(t *testing.T) {
 				t.Fatalf("the API's X-Snapshot-Stale is %q; the test needs a %v snapshot", h.Get("X-Snapshot-Stale"), tt.wantStale)
 			}
 			if shown := eval[bool](t, ctx, `document.getElementById("stale").checkVisibility()`); shown != tt.wantStale {
-				t.Errorf("the out-of-date notice shows: %v; the API says stale: %v", shown, tt.wantStale)
+				t.Errorf("as served, the out-of-date notice shows: %v; the API says stale: %v", shown, tt.wantStale)
+			}
+			// The script's answers carry the mark too, and the notice follows them.
+			do(t, ctx, chromedp.Click(chromedp.CSS("#movers-box summary")))
+			waitFor(t, ctx, fmt.Sprintf(`document.getElementById("movers").dataset.shown === %q`, c))
+			if shown := eval[bool](t, ctx, `document.getElementById("stale").checkVisibility()`); shown != tt.wantStale {
+				t.Errorf("after the script's request, the out-of-date notice shows: %v; the API says stale: %v", shown, tt.wantStale)
 			}
 			for id, want := range map[string]string{
 				"w-start": h.Get("X-Window-Start"),

@@ -83,7 +83,22 @@ func setUpSites() error {
 		return err
 	}
 	fresh := filepath.Join(dir, "fresh.db")
+	if err := writeSales(logs, "part-returner.tsv", now.Add(-7*24*time.Hour-13*time.Hour), returner, 180, 1); err != nil {
+		return err
+	}
 	for h := 26; h >= 0; h-- {
+		// Each object is written before the first run whose window holds its sales, as it
+		// would arrive: a run counts no sale at or after its cutoff.
+		var err error
+		switch h {
+		case 4:
+			err = writeSales(logs, "part-returner.tsv", now.Add(-5*time.Hour), returner, 180, 1)
+		case 0:
+			err = writeSales(logs, "part-newcomer.tsv", now.Add(-time.Hour), newcomer, 200, 1, 2)
+		}
+		if err != nil {
+			return err
+		}
 		if _, err := run("rank", "--logs", logs, "--db", "sqlite:"+fresh, "--once", "--now", now.Add(-time.Duration(h)*time.Hour).Format(time.RFC3339)); err != nil {
 			return err
 		}
@@ -97,6 +112,38 @@ func setUpSites() error {
 	}
 	sites.stale, err = serve(stale, now.Add(-3*time.Hour))
 	return err
+}
+
+// Two products are added to the generated logs, in categories the tests know:
+//
+//   - newcomer first sells in the last hour before the latest cutoff, enough to rank first
+//     in categories 1 and 2: "new" in the top lists and the movers, with a gap before its
+//     one point in the history. Its id is 2^53+1, which a JavaScript Number cannot hold:
+//     the page shows it exactly only if it never converts ids to numbers.
+//   - returner sells a burst in category 1 just inside the window of the first ranked
+//     cutoff, which leaves the window 13 hours before the latest, and another 5 hours
+//     before it: a line with a gap in the middle of the history chart.
+const (
+	newcomer = "9007199254740993"
+	returner = "9007199254740995"
+)
+
+// writeSales adds a log object named name to the hour of logs that starts at hour: five
+// sales of units each of product in each of categories, from half past the hour, as a
+// late-arriving API host's object would be.
+func writeSales(logs, name string, hour time.Time, product string, units int, categories ...int) error {
+	dir := filepath.Join(logs, hour.UTC().Format("2006/01/02/15"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var b strings.Builder
+	for i := range 5 {
+		ts := hour.Add(30*time.Minute + time.Duration(i)*time.Second).Unix()
+		for _, c := range categories {
+			fmt.Fprintf(&b, "%d\t%s\t%d\t%d\t10.00\t1\t%d\n", ts, product, c, units, i+1)
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644)
 }
 
 // run runs the salesrank binary and returns its stdout.
