@@ -150,6 +150,23 @@ func waitList(t *testing.T, ctx context.Context, c string, offset, limit int) {
 	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("list").dataset.shown === %q`, fmt.Sprintf("%s/%d/%d", c, offset, limit)))
 }
 
+// open opens one of the page's closed parts (movers, history) by clicking its summary and
+// waits until it shows category c. One at a time: a part that fills in moves the ones
+// below it, and a click aimed at a moving target can miss.
+func open(t *testing.T, ctx context.Context, part, c string) {
+	t.Helper()
+	shown := map[string]string{"movers-box": "movers", "history-box": "chart"}[part]
+	do(t, ctx, chromedp.Click(chromedp.CSS("#"+part+" summary")))
+	waitFor(t, ctx, fmt.Sprintf(`document.getElementById(%q).dataset.shown === %q`, shown, c))
+}
+
+// search looks product up with the search box and waits for its answer.
+func search(t *testing.T, ctx context.Context, product string) {
+	t.Helper()
+	do(t, ctx, chromedp.SendKeys(chromedp.ID("product"), product), chromedp.Click(chromedp.ID("find-go")))
+	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("found").dataset.shown === %q`, product))
+}
+
 // load opens path of s in the tab and waits until the script has enhanced the list.
 func load(t *testing.T, ctx context.Context, s *site, path string) {
 	t.Helper()
@@ -389,8 +406,7 @@ func TestMovers(t *testing.T) {
 	if eval[bool](t, ctx, `document.getElementById("movers").checkVisibility()`) {
 		t.Error("the movers show before they are opened")
 	}
-	do(t, ctx, chromedp.Click(chromedp.CSS("#movers-box summary")))
-	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("movers").dataset.shown === %q`, c))
+	open(t, ctx, "movers-box", c)
 	type row struct{ Rank, Previous, Product, Units string }
 	got := eval[[]row](t, ctx, `[...document.querySelectorAll("#movers tbody tr")].map((tr) => ({
 	  Rank: tr.cells[0].textContent.trim(), Previous: tr.cells[1].textContent.trim(),
@@ -420,8 +436,7 @@ func TestHistory(t *testing.T) {
 	ctx := tab(t, 1024, 900)
 	c := categories(t, s)[0].CategoryID
 	load(t, ctx, s, "/?category_id="+c)
-	do(t, ctx, chromedp.Click(chromedp.CSS("#history-box summary")))
-	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("chart").dataset.shown === %q`, c))
+	open(t, ctx, "history-box", c)
 
 	var top []popularEntry
 	s.get(t, "/api/v1/popular?category_id="+c+"&limit=10", &top)
@@ -512,8 +527,7 @@ func TestSearch(t *testing.T) {
 		t.Fatalf("the newcomer is ranked in %d categories, want 2: %+v", len(want), want)
 	}
 	load(t, ctx, s, "/")
-	do(t, ctx, chromedp.SendKeys(chromedp.ID("product"), id), chromedp.Click(chromedp.ID("find-go")))
-	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("found").dataset.shown === %q`, id))
+	search(t, ctx, id)
 	type row struct{ Category, Rank, Units string }
 	got := eval[[]row](t, ctx, `[...document.querySelectorAll("#found-table tbody tr")].map((tr) => ({
 	  Category: tr.cells[0].textContent.trim(), Rank: tr.cells[1].textContent.trim(), Units: tr.cells[2].textContent.trim()}))`)
@@ -656,13 +670,12 @@ func TestNarrow(t *testing.T) {
 	load(t, ctx, s, "/?category_id="+c+"&limit=100")
 	waitList(t, ctx, c, 0, 100)
 	noHorizontalScroll(t, ctx, 375, "the list")
-	do(t, ctx, chromedp.Click(chromedp.CSS("#movers-box summary")), chromedp.Click(chromedp.CSS("#history-box summary")))
-	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("movers").dataset.shown === %q && document.getElementById("chart").dataset.shown === %q`, c, c))
+	open(t, ctx, "movers-box", c)
+	open(t, ctx, "history-box", c)
 	noHorizontalScroll(t, ctx, 375, "with the movers and the chart open")
 	var top []popularEntry
 	s.get(t, "/api/v1/popular?category_id="+c+"&limit=1", &top)
-	do(t, ctx, chromedp.SendKeys(chromedp.ID("product"), top[0].ProductID), chromedp.Click(chromedp.ID("find-go")))
-	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("found").dataset.shown === %q`, top[0].ProductID))
+	search(t, ctx, top[0].ProductID)
 	noHorizontalScroll(t, ctx, 375, "with a product's ranks")
 	// The controls stay big enough to hit with a finger: 24 px at least (WCAG 2.2 AA).
 	small := eval[[]string](t, ctx, `[...document.querySelectorAll("button, select, input, summary")].filter((e) => {
@@ -697,8 +710,7 @@ func TestStaleness(t *testing.T) {
 				t.Errorf("as served, the out-of-date notice shows: %v; the API says stale: %v", shown, tt.wantStale)
 			}
 			// The script's answers carry the mark too, and the notice follows them.
-			do(t, ctx, chromedp.Click(chromedp.CSS("#movers-box summary")))
-			waitFor(t, ctx, fmt.Sprintf(`document.getElementById("movers").dataset.shown === %q`, c))
+			open(t, ctx, "movers-box", c)
 			if shown := eval[bool](t, ctx, `document.getElementById("stale").checkVisibility()`); shown != tt.wantStale {
 				t.Errorf("after the script's request, the out-of-date notice shows: %v; the API says stale: %v", shown, tt.wantStale)
 			}
@@ -731,8 +743,8 @@ func TestScreenshot(t *testing.T) {
 	ctx := tab(t, 860, 1300)
 	c := categories(t, s)[0].CategoryID
 	load(t, ctx, s, "/?category_id="+c+"&limit=10")
-	do(t, ctx, chromedp.Click(chromedp.CSS("#history-box summary")), chromedp.Click(chromedp.CSS("#movers-box summary")))
-	waitFor(t, ctx, fmt.Sprintf(`document.getElementById("chart").dataset.shown === %q && document.getElementById("movers").dataset.shown === %q`, c, c))
+	open(t, ctx, "movers-box", c)
+	open(t, ctx, "history-box", c)
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatal(err)
@@ -741,4 +753,85 @@ func TestScreenshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s (%d bytes)", path, len(png))
+}
+
+// lowContrast lists the page's visible text whose contrast with its background is below
+// WCAG AA: 4.5:1, or 3:1 for large text (24 px, or 18.66 px bold); and the bars and the
+// chart's lines below 3:1. Text on disabled controls is exempt, as WCAG has it; the chart's
+// SVG text is checked by its fill.
+const lowContrast = `(() => {
+  const parse = (c) => {
+    const m = /^rgba?\(([^)]+)\)$/.exec(c);
+    if (!m) return null;
+    const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
+    return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+  };
+  const lum = ({ r, g, b }) => {
+    const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (e) => {
+    for (; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c.a > 0) return c;
+    }
+    return parse(getComputedStyle(document.documentElement).backgroundColor) || { r: 255, g: 255, b: 255, a: 1 };
+  };
+  const bad = [];
+  for (const e of document.querySelectorAll("body *")) {
+    if (!e.checkVisibility() || e.closest(":disabled")) continue;
+    if (![...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const s = getComputedStyle(e), inSVG = e instanceof SVGElement;
+    const fg = parse(inSVG ? s.fill : s.color), bg = background(inSVG ? e.closest("svg").parentElement : e);
+    if (!fg || !bg) { bad.push(e.tagName + ": colour " + (inSVG ? s.fill : s.color) + " not understood"); continue; }
+    const mixed = { r: fg.r * fg.a + bg.r * (1 - fg.a), g: fg.g * fg.a + bg.g * (1 - fg.a), b: fg.b * fg.a + bg.b * (1 - fg.a) };
+    const [hi, lo] = [lum(mixed), lum(bg)].sort((a, b) => b - a);
+    const ratio = (hi + 0.05) / (lo + 0.05);
+    const size = parseFloat(s.fontSize), bold = Number(s.fontWeight) >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < need) bad.push(e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + " " + JSON.stringify(e.textContent.trim().slice(0, 30)) + ": " + ratio.toFixed(2) + ":1, needs " + need);
+  }
+  // Bars and the chart's lines are graphics that carry meaning: 3:1 against the page.
+  for (const e of document.querySelectorAll("svg.bar rect, #chart path.series, #chart circle")) {
+    if (!e.checkVisibility()) continue;
+    const s = getComputedStyle(e), paint = parse(e.tagName === "path" ? s.stroke : s.fill), bg = background(e.closest("svg").parentElement);
+    if (!paint) { bad.push(e.tagName + ": colour not understood"); continue; }
+    const [hi, lo] = [lum(paint), lum(bg)].sort((a, b) => b - a);
+    const ratio = (hi + 0.05) / (lo + 0.05);
+    if (ratio < 3) bad.push(e.tagName + "." + e.getAttribute("class") + ": " + ratio.toFixed(2) + ":1, needs 3");
+  }
+  return bad;
+})()`
+
+// TestContrast checks every visible text's contrast in the light and the dark colour
+// scheme, with every part of the page open and the out-of-date notice showing.
+func TestContrast(t *testing.T) {
+	for _, scheme := range []string{"light", "dark"} {
+		t.Run(scheme, func(t *testing.T) {
+			s := staleSite(t)
+			ctx := tab(t, 1024, 900)
+			do(t, ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+					Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+				})
+				return err
+			}))
+			c := categories(t, s)[0].CategoryID
+			load(t, ctx, s, "/?category_id="+c)
+			var top []popularEntry
+			s.get(t, "/api/v1/popular?category_id="+c+"&limit=1", &top)
+			open(t, ctx, "movers-box", c)
+			open(t, ctx, "history-box", c)
+			search(t, ctx, top[0].ProductID)
+			if !eval[bool](t, ctx, `document.getElementById("stale").checkVisibility()`) {
+				t.Fatal("the out-of-date notice does not show on the overdue site")
+			}
+			if bg := eval[string](t, ctx, `getComputedStyle(document.documentElement).backgroundColor`); (bg == "rgb(255, 255, 255)") != (scheme == "light") {
+				t.Fatalf("the %s scheme has the background %s", scheme, bg)
+			}
+			for _, b := range eval[[]string](t, ctx, lowContrast) {
+				t.Errorf("low contrast: %s", b)
+			}
+		})
+	}
 }
