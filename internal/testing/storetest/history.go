@@ -42,6 +42,7 @@ func testHistory(t *testing.T, st Store) {
 					totals[salesrank.Key{CategoryID: r.CategoryID, ProductID: 5000 + int64(i)}] = 1
 				}
 			}
+			snap.Rankings = salesrank.Rank(totals.All(), known(snap), snap.Top)
 			snap.Standings = salesrank.NewStandings(snap.Window, []iter.Seq2[salesrank.Key, int64]{totals.All()})
 			published[at] = snap
 		}
@@ -100,5 +101,45 @@ func testHistory(t *testing.T, st Store) {
 		t.Fatal(err)
 	} else if old.Previous == nil || !old.Previous.Window.End.Equal(base.Add(11*time.Hour)) {
 		t.Errorf("the last whole hour's previous full ranks: %v, want those ranked at %v", old.Previous, base.Add(11*time.Hour))
+	}
+}
+
+// testInconsistentStandings checks that a publication whose full ranks disagree with its
+// top lists, or rank at another cutoff, is refused whole.
+func testInconsistentStandings(t *testing.T, s Store) {
+	ctx := context.Background()
+	good := snapshot(0, 3, 4)
+	publish(t, s, good)
+	for name, mangle := range map[string]func(totals salesrank.Totals, snap *salesrank.Snapshot){
+		"another total": func(totals salesrank.Totals, snap *salesrank.Snapshot) {
+			for k := range totals {
+				totals[k]++
+				break
+			}
+		},
+		"another cutoff": func(totals salesrank.Totals, snap *salesrank.Snapshot) {
+			snap.Window = salesrank.WindowEnding(snap.Window.End.Add(time.Hour))
+		},
+		"a category the snapshot lacks": func(totals salesrank.Totals, snap *salesrank.Snapshot) {
+			totals[salesrank.Key{CategoryID: 999, ProductID: 1}] = 1
+		},
+	} {
+		snap := snapshot(1, 3, 4)
+		totals := salesrank.Totals{}
+		for _, r := range snap.Rankings {
+			for _, e := range r.Entries {
+				totals[salesrank.Key{CategoryID: r.CategoryID, ProductID: e.ProductID}] = e.TotalSold
+			}
+		}
+		win := snap.Window
+		mangle(totals, snap)
+		snap.Standings = salesrank.NewStandings(snap.Window, []iter.Seq2[salesrank.Key, int64]{totals.All()})
+		snap.Window = win
+		if _, err := s.Publish(ctx, snap, known(snap), nil); err == nil {
+			t.Errorf("%s: published", name)
+		}
+		if got := currentID(t, s); got != good.ID {
+			t.Errorf("%s: current snapshot %d, want %d", name, got, good.ID)
+		}
 	}
 }
