@@ -1,4 +1,6 @@
--- 0004: full ranks ("standings") and the history of top lists.
+-- 0004: full ranks ("standings"). The history of the top lists needs no
+-- schema: it is the snapshots the ranker keeps (see --retain), whose rows are
+-- read by the (last_snapshot_id, category_id, …) key that publication uses.
 --
 -- A publication may carry the full ranks at its cutoff: every product with
 -- units in the window, in every category, in ranking order. They are stored
@@ -18,6 +20,3 @@ CREATE TABLE standings (
 ) WITHOUT ROWID;
 
 CREATE INDEX standings_by_cutoff ON standings (cutoff, snapshot_id);
-
--- A product's history within the top lists reads its rows of one category.
-CREATE INDEX sales_rank_by_product ON sales_rank (category_id, product_id);
