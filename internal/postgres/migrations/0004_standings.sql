@@ -13,3 +13,6 @@ CREATE TABLE standings (
 );
 
 CREATE INDEX standings_by_cutoff ON standings (cutoff, snapshot_id);
+
+-- A category's rows of the snapshots from s on, for the history, in one range.
+CREATE INDEX sales_rank_by_category ON sales_rank (category_id, last_snapshot_id);
