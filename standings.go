@@ -368,6 +368,10 @@ type StandingsBuilder struct {
 	s Standings
 }
 
+// Grow makes room for n more products, so that a builder told how many products it will
+// be given grows its table once.
+func (b *StandingsBuilder) Grow(n int) { b.s.ranked = slices.Grow(b.s.ranked, n) }
+
 // Add appends category's products, which must be in rank order; categories must come in
 // ascending order, each once.
 func (b *StandingsBuilder) Add(category int32, ranked []Ranked) error {

@@ -232,9 +232,57 @@ func FuzzDecodeRanked(f *testing.F) {
 	})
 }
 
-// BenchmarkNewStandings ranks keys spread like the seed's window over 1,000 categories:
-// -benchtime=1x with SALESRANK_BENCH_KEYS=11000000 is the seed's scale.
+// BenchmarkNewStandings ranks a window's keys into full ranks (see benchParts).
 func BenchmarkNewStandings(b *testing.B) {
+	parts, n := benchParts()
+	w := WindowEnding(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	b.ResetTimer()
+	for b.Loop() {
+		s := NewStandings(w, parts)
+		if s.Len() != n {
+			b.Fatalf("%d keys ranked, want %d", s.Len(), n)
+		}
+	}
+}
+
+// BenchmarkLoadStandings decodes and indexes full ranks as a replica loads them, from the
+// encoding a store keeps (SALESRANK_BENCH_KEYS as for BenchmarkNewStandings).
+func BenchmarkLoadStandings(b *testing.B) {
+	parts, n := benchParts()
+	w := WindowEnding(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	s := NewStandings(w, parts)
+	var blobs [][]byte
+	var cats []int32
+	size := 0
+	for _, c := range s.Categories() {
+		cats = append(cats, c.CategoryID)
+		blobs = append(blobs, AppendRanked(nil, s.Ranked(c.CategoryID)))
+		size += len(blobs[len(blobs)-1])
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		var sb StandingsBuilder
+		sb.Grow(n)
+		var buf []Ranked
+		for i, data := range blobs {
+			var err error
+			if buf, err = DecodeRanked(buf[:0], data); err != nil {
+				b.Fatal(err)
+			}
+			if err := sb.Add(cats[i], buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if got := sb.Standings(1, w); got.Len() != n {
+			b.Fatalf("%d keys loaded, want %d", got.Len(), n)
+		}
+	}
+	b.ReportMetric(float64(size)/float64(n), "stored-B/key")
+}
+
+// benchParts makes keys spread like the seed's window over 1,000 categories, as shards
+// of a window's table: SALESRANK_BENCH_KEYS=11000000 is the seed's scale.
+func benchParts() ([]iter.Seq2[Key, int64], int) {
 	n := 1_100_000
 	if v, err := strconv.Atoi(os.Getenv("SALESRANK_BENCH_KEYS")); err == nil && v > 0 {
 		n = v
@@ -266,14 +314,7 @@ func BenchmarkNewStandings(b *testing.B) {
 			}
 		}
 	}
-	w := WindowEnding(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
-	b.ResetTimer()
-	for b.Loop() {
-		s := NewStandings(w, parts)
-		if s.Len() != n {
-			b.Fatalf("%d keys ranked, want %d", s.Len(), n)
-		}
-	}
+	return parts, n
 }
 
 // TestSortRankedMatchesComparisonSort checks the radix sort of large categories against a

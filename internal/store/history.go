@@ -87,8 +87,17 @@ func (c *Core) readStandings(ctx context.Context, id int64, cutoff time.Time) (*
 		b      salesrank.StandingsBuilder
 		ranked []salesrank.Ranked
 		n      int
+		total  int64
 	)
-	err := c.backend.Read(ctx, `SELECT category_id, data FROM standings WHERE snapshot_id = ? ORDER BY category_id`,
+	// Told how many products come, the builder grows its table once, not by doubling: a
+	// replica loads some 11 M at the seed's scale.
+	err := c.backend.Read(ctx, `SELECT coalesce(sum(products_ranked), 0) FROM standings WHERE snapshot_id = ?`,
+		[]any{id}, func(scan func(...any) error) error { return scan(&total) })
+	if err != nil {
+		return nil, fmt.Errorf("read full ranks of snapshot %d: %w", id, err)
+	}
+	b.Grow(int(total))
+	err = c.backend.Read(ctx, `SELECT category_id, data FROM standings WHERE snapshot_id = ? ORDER BY category_id`,
 		[]any{id}, func(scan func(...any) error) error {
 			var (
 				cat  int32
