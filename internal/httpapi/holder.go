@@ -10,6 +10,7 @@ import (
 
 	"github.com/salesrank/salesrank"
 	"github.com/salesrank/salesrank/internal/replica"
+	"github.com/salesrank/salesrank/internal/rpc"
 )
 
 // Holder is a replica's holder (replica.Holder) whose snapshots are pre-rendered for HTTP
@@ -238,3 +239,7 @@ func (v *view) clocked(now time.Time) *cacheControl {
 	v.cc.Store(c)
 	return c
 }
+
+// HistoryArchive returns Archive as the RPC service reads it: rpc.NewHandler asks the
+// holder it serves for it, so that both APIs answer the history from the same store.
+func (h *Holder) HistoryArchive() rpc.Archive { return h.Archive }

@@ -3,8 +3,9 @@
 // connectrpc.com/connect on plain net/http.
 //
 // It reads the snapshot the REST API serves (httpapi.Holder), so both answer from the same
-// snapshot, swapped at the same instant, and share the listener. Unlike the REST API it does
-// not pre-render: a response is a few hundred bytes of protobuf encoded per call.
+// snapshot, swapped at the same instant, and share the listener; the history comes from the
+// same store (the holder's archive). Unlike the REST API it does not pre-render: a response
+// is a few hundred bytes of protobuf encoded per call.
 package rpc
 
 import (
@@ -12,9 +13,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"slices"
+	"sync/atomic"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -52,13 +55,25 @@ func NewHandler(src Snapshots, opts ...connect.HandlerOption) (string, http.Hand
 
 // Service implements RankingService over the snapshot of a Snapshots.
 type Service struct {
-	src Snapshots
+	src     Snapshots
+	archive Archive // nil: the history is unavailable
+	logger  *slog.Logger
+	kept    atomic.Pointer[keptList]
 }
 
 var _ salesrankv1connect.RankingServiceHandler = (*Service)(nil)
 
-// NewService returns the RankingService implementation reading snapshots from src.
-func NewService(src Snapshots) *Service { return &Service{src: src} }
+// NewService returns the RankingService implementation reading snapshots from src. If src
+// also says where the history is read (HistoryArchive, as httpapi.Holder does), the history
+// comes from there; else the calls that need it answer Unavailable, as the REST API does
+// without an archive.
+func NewService(src Snapshots) *Service {
+	s := &Service{src: src, logger: slog.Default().With("component", "rpc")}
+	if a, ok := src.(archiveHolder); ok {
+		s.archive = a.HistoryArchive()
+	}
+	return s
+}
 
 // errNoSnapshot is what a replica that has not loaded a snapshot answers: Unavailable is the
 // code clients and proxies retry on, as they do the REST API's 503. It is made per call
@@ -86,21 +101,31 @@ func (s *Service) GetPopular(ctx context.Context, req *connect.Request[salesrank
 	if m.Limit != nil {
 		limit = int64(*m.Limit)
 	}
+	at, err := timestamp("at", m.At)
+	if err != nil {
+		return nil, err
+	}
+	if m.At != nil && m.WithPreviousRank {
+		return nil, invalid("with_previous_rank answers for the current snapshot only, not with at")
+	}
 	// One load per call, so the page and its metadata come from the same snapshot.
 	snap := s.src.Snapshot()
 	if snap == nil {
 		return nil, errNoSnapshot()
 	}
 	cat := *m.CategoryId
-	// Rankings are sorted by category id (a Snapshot's contract, checked when published).
-	i, ok := slices.BinarySearchFunc(snap.Rankings, cat, func(r salesrank.Ranking, c int32) int {
-		return cmp.Compare(r.CategoryID, c)
-	})
-	if !ok {
-		return nil, connect.NewError(connect.CodeNotFound,
-			fmt.Errorf("category_id %d is not a category this service knows", cat))
+	r := ranking(snap, cat)
+	if r == nil {
+		return nil, unknownCategory(cat)
 	}
-	entries := snap.Rankings[i].Entries
+	id, win, entries := snap.ID, snap.Window, r.Entries
+	// A time at or after the current cutoff, or year 1 (the zero time), is the current
+	// snapshot, as in the REST API.
+	if !at.IsZero() && at.Before(snap.Window.End) {
+		if id, win, entries, err = s.pastTopList(ctx, snap, cat, at); err != nil {
+			return nil, err
+		}
+	}
 	lo, hi := salesrank.PageBounds(len(entries), m.Offset, limit)
 	page := entries[lo:hi]
 
@@ -113,12 +138,17 @@ func (s *Service) GetPopular(ctx context.Context, req *connect.Request[salesrank
 		r.ProductId = e.ProductID
 		r.TotalSold = e.TotalSold
 		r.Rank = int64(lo+j) + 1
+		if m.WithPreviousRank {
+			if rank, ok := snap.Previous.Rank(cat, e.ProductID); ok {
+				r.PreviousRank = int64(rank)
+			}
+		}
 		out[j] = r
 	}
 	return connect.NewResponse(&salesrankv1.GetPopularResponse{
-		SnapshotId:  snap.ID,
-		WindowStart: timestamppb.New(snap.Window.Start),
-		WindowEnd:   timestamppb.New(snap.Window.End),
+		SnapshotId:  id,
+		WindowStart: timestamppb.New(win.Start),
+		WindowEnd:   timestamppb.New(win.End),
 		Entries:     out,
 	}), nil
 }
@@ -141,6 +171,23 @@ func (s *Service) GetSnapshot(ctx context.Context, req *connect.Request[salesran
 		resp.PublishedAt = timestamppb.New(snap.PublishedAt)
 	}
 	return connect.NewResponse(resp), nil
+}
+
+// ranking returns the category's ranking in snap, or nil if snap does not know it.
+func ranking(snap *salesrank.Snapshot, cat int32) *salesrank.Ranking {
+	// Rankings are sorted by category id (a Snapshot's contract, checked when published).
+	i, ok := slices.BinarySearchFunc(snap.Rankings, cat, func(r salesrank.Ranking, c int32) int {
+		return cmp.Compare(r.CategoryID, c)
+	})
+	if !ok {
+		return nil
+	}
+	return &snap.Rankings[i]
+}
+
+func unknownCategory(cat int32) error {
+	return connect.NewError(connect.CodeNotFound,
+		fmt.Errorf("category_id %d is not a category this service knows", cat))
 }
 
 func invalid(format string, args ...any) error {
