@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/rpc"
 	"github.com/salesrank/salesrank/internal/store"
 )
 
@@ -37,12 +38,9 @@ var (
 )
 
 // Archive is where a replica reads the history of the top lists: the store. The current
-// snapshot comes from memory; what came before is read on demand.
-type Archive interface {
-	History(ctx context.Context) ([]store.KeptSnapshot, error)
-	TopList(ctx context.Context, id int64, category int32) ([]salesrank.Entry, error)
-	ProductHistory(ctx context.Context, kept []store.KeptSnapshot, category int32, product int64, since time.Time) ([]store.HistoryPoint, error)
-}
+// snapshot comes from memory; what came before is read on demand. The RPC service reads
+// the same one (see Holder.HistoryArchive).
+type Archive = rpc.Archive
 
 // explorer answers the endpoints of this file from the holder's view, and the history
 // from the archive.
@@ -375,7 +373,7 @@ func (x *explorer) servePopularMore(w http.ResponseWriter, r *http.Request, v *v
 	if r := v.ranking(q.category); r != nil {
 		entries = r.Entries
 	}
-	if !q.at.IsZero() && q.at.Before(v.snap.Window.End) {
+	if q.hasAt && q.at.Before(v.snap.Window.End) {
 		kept, err := x.keptSnapshots(r.Context(), v)
 		if err != nil {
 			writeProblem(w, r, x.logger, err)

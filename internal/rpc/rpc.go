@@ -119,9 +119,8 @@ func (s *Service) GetPopular(ctx context.Context, req *connect.Request[salesrank
 		return nil, unknownCategory(cat)
 	}
 	id, win, entries := snap.ID, snap.Window, r.Entries
-	// A time at or after the current cutoff, or year 1 (the zero time), is the current
-	// snapshot, as in the REST API.
-	if !at.IsZero() && at.Before(snap.Window.End) {
+	// A time at or after the current cutoff is the current snapshot, as in the REST API.
+	if m.At != nil && at.Before(snap.Window.End) {
 		if id, win, entries, err = s.pastTopList(ctx, snap, cat, at); err != nil {
 			return nil, err
 		}

@@ -237,6 +237,18 @@ func run(t *testing.T, open func(t *testing.T) db) {
 				}
 			}
 
+			// A time before every kept snapshot, year 1 included, is kept by none.
+			for _, at := range []string{"0001-01-01T00:00:00Z", first.Add(-time.Second).Format(time.RFC3339)} {
+				res, err := http.Get(srv.URL + "/api/v1/popular?category_id=1&at=" + at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				if res.StatusCode != http.StatusNotFound {
+					t.Errorf("popular at %s: %s, want 404", at, res.Status)
+				}
+			}
+
 			// Each product's history in each category's top lists, and past top lists.
 			cutoffs := slices.SortedFunc(maps.Keys(seen), func(a, b time.Time) int { return a.Compare(b) })
 			tops := map[time.Time]map[int32][]entry{}
