@@ -148,7 +148,7 @@ type popularQuery struct {
 	// The slower forms (see explorer.servePopularMore).
 	at           time.Time // if hasAt, a past snapshot's top list: the latest kept at or before
 	hasAt        bool
-	withPrevious bool      // with each product's rank a day before
+	withPrevious bool // with each product's rank a day before
 }
 
 // parsePopular parses a raw query strictly: category_id is required, limit and offset are
