@@ -46,11 +46,16 @@ type Snapshots interface {
 }
 
 // NewHandler returns the RankingService handler reading snapshots from src and the path
-// prefix to mount it at, for http.ServeMux.Handle. opts come after this package's own
-// (a request size limit), so they can override them.
-func NewHandler(src Snapshots, opts ...connect.HandlerOption) (string, http.Handler) {
+// prefix to mount it at, for http.ServeMux.Handle; it logs store failures to logger
+// (slog.Default if nil). opts come after this package's own (a request size limit), so
+// they can override them.
+func NewHandler(src Snapshots, logger *slog.Logger, opts ...connect.HandlerOption) (string, http.Handler) {
 	opts = append([]connect.HandlerOption{connect.WithReadMaxBytes(maxRequestBytes)}, opts...)
-	return salesrankv1connect.NewRankingServiceHandler(NewService(src), opts...)
+	svc := NewService(src)
+	if logger != nil {
+		svc.logger = logger.With("component", "rpc")
+	}
+	return salesrankv1connect.NewRankingServiceHandler(svc, opts...)
 }
 
 // Service implements RankingService over the snapshot of a Snapshots.

@@ -76,7 +76,7 @@ func serve(tb testing.TB, holder *httpapi.Holder) *server {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	mux := http.NewServeMux()
 	mux.Handle("/", httpapi.NewServer(logger, s.holder, nil, func() time.Time { return cutoff }, nil))
-	path, h := rpc.NewHandler(s.holder)
+	path, h := rpc.NewHandler(s.holder, nil)
 	mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.seen[r.Proto] = true
