@@ -354,9 +354,24 @@ func (s *Standings) Product(product int64) []Standing {
 
 // Rank returns product's rank in category, from 1, and false if it sold nothing there.
 func (s *Standings) Rank(category int32, product int64) (int, bool) {
-	for _, st := range s.Product(product) {
-		if st.CategoryID == category {
-			return st.Rank, true
+	i, ok := s.findCategory(category)
+	if !ok {
+		return 0, false
+	}
+	lo, hi := s.cats[i].start, len(s.ranked)
+	if i+1 < len(s.cats) {
+		hi = s.cats[i+1].start
+	}
+	// The product's positions are one run of byProduct, in category order: find the
+	// first at or after the category's start.
+	j, _ := slices.BinarySearchFunc(s.byProduct, product, func(p uint32, id int64) int { return cmp.Compare(s.ranked[p].ProductID, id) })
+	for ; j < len(s.byProduct); j++ {
+		p := int(s.byProduct[j])
+		if s.ranked[p].ProductID != product || p >= hi {
+			return 0, false
+		}
+		if p >= lo {
+			return p - lo + 1, true
 		}
 	}
 	return 0, false

@@ -98,6 +98,17 @@ func TestStandingsMatchBruteForce(t *testing.T) {
 				if got := s.Product(p); !slices.Equal(got, wantSt) {
 					t.Fatalf("round %d, %s: product %d stands %v, want %v", round, how, p, got, wantSt)
 				}
+				for _, c := range []int32{-1, 0, 1, 7, 300, MaxCategoryID} {
+					want, wantOK := 0, false
+					for _, st := range wantSt {
+						if st.CategoryID == c {
+							want, wantOK = st.Rank, true
+						}
+					}
+					if got, ok := s.Rank(c, p); got != want || ok != wantOK {
+						t.Fatalf("round %d, %s: Rank(%d, %d) = %d, %v; want %d, %v", round, how, c, p, got, ok, want, wantOK)
+					}
+				}
 			}
 		}
 		check(s, "built")
