@@ -130,7 +130,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		holder   httpapi.Holder
 		draining atomic.Bool
 	)
-	holder.Archive = db
+	holder.History.Archive = db
 	reg := metrics.NewRegistry()
 	metrics.NewSnapshot(reg, holder.Snapshot, e.now)
 	srv := newPublicServer(logger, &holder, metrics.NewHTTP(reg), e.now, draining.Load)

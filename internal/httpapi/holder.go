@@ -10,7 +10,6 @@ import (
 
 	"github.com/salesrank/salesrank"
 	"github.com/salesrank/salesrank/internal/replica"
-	"github.com/salesrank/salesrank/internal/rpc"
 )
 
 // Holder is a replica's holder (replica.Holder) whose snapshots are pre-rendered for HTTP
@@ -18,9 +17,9 @@ import (
 // never wait for it. The zero value holds no snapshot and is ready to use.
 type Holder struct {
 	replica.Holder
-	// Archive is where the history of the top lists is read (the store); set it before
-	// the holder is served. Without one, history requests get 503.
-	Archive Archive
+	// History reads the history of the top lists; set its Archive (the store) before the
+	// holder is served. Without one, history requests get 503.
+	History replica.History
 }
 
 // Store renders s and makes it the snapshot served from now on. A nil s is ignored.
@@ -240,6 +239,6 @@ func (v *view) clocked(now time.Time) *cacheControl {
 	return c
 }
 
-// HistoryArchive returns Archive as the RPC service reads it: rpc.NewHandler asks the
-// holder it serves for it, so that both APIs answer the history from the same store.
-func (h *Holder) HistoryArchive() rpc.Archive { return h.Archive }
+// ReplicaHistory returns the history the holder's snapshots are read with, for the RPC
+// service, which asks for it so that both APIs answer from the same one.
+func (h *Holder) ReplicaHistory() *replica.History { return &h.History }

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/replica"
 	salesrankv1 "github.com/salesrank/salesrank/internal/rpc/gen/salesrank/v1"
-	"github.com/salesrank/salesrank/internal/store"
 )
 
 // The paging bounds of the lists besides the top lists. They are the REST API's for the
@@ -24,29 +24,11 @@ const (
 	MaxMoversLimit         = 100
 )
 
-// historyQueryTimeout bounds one read of the store's history, as the REST API's does.
-const historyQueryTimeout = 10 * time.Second
-
-// Archive is where the history of the top lists is read: the store, which the REST API
-// reads it from too (httpapi.Archive has these methods).
-type Archive interface {
-	History(ctx context.Context) ([]store.KeptSnapshot, error)
-	TopList(ctx context.Context, id int64, category int32) ([]salesrank.Entry, error)
-	ProductHistory(ctx context.Context, kept []store.KeptSnapshot, category int32, product int64, since time.Time) ([]store.HistoryPoint, error)
-}
-
-// archiveHolder is a Snapshots that also says where the history is read: httpapi.Holder
-// is one. It is asked, rather than passed to NewHandler, so that whatever serves a holder's
-// snapshot serves its history too.
-type archiveHolder interface {
-	HistoryArchive() Archive
-}
-
-// keptList is the archive's list of kept snapshots as it was when snapshot current was
-// served: it changes only with publications, so it is read once per snapshot.
-type keptList struct {
-	current int64
-	kept    []store.KeptSnapshot
+// historian is a Snapshots that also says where the history is read: httpapi.Holder is
+// one. It is asked, rather than passed to NewHandler, so that whatever serves a holder's
+// snapshot serves its history too, with the same list of kept snapshots.
+type historian interface {
+	ReplicaHistory() *replica.History
 }
 
 // errStore is what a call that could not read the store's history answers. The cause,
@@ -193,16 +175,9 @@ func (s *Service) GetProductHistory(ctx context.Context, req *connect.Request[sa
 	if ranking(snap, cat) == nil {
 		return nil, unknownCategory(cat)
 	}
-	kept, err := s.keptSnapshots(ctx, snap)
+	points, err := s.history.ProductHistory(ctx, snap, cat, product, since)
 	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, historyQueryTimeout)
-	defer cancel()
-	points, err := s.archive.ProductHistory(ctx, kept, cat, product, since)
-	if err != nil {
-		s.logger.ErrorContext(ctx, "read product history", "category_id", cat, "product_id", product, "err", err)
-		return nil, errStore()
+		return nil, s.historyError(ctx, err)
 	}
 	out := make([]*salesrankv1.HistoryPoint, len(points))
 	rows := make([]salesrankv1.HistoryPoint, len(points))
@@ -221,53 +196,14 @@ func (s *Service) GetProductHistory(ctx context.Context, req *connect.Request[sa
 	}), nil
 }
 
-// pastTopList returns, for GetPopular's at, the id, window and top list of cat in the
-// latest kept snapshot whose cutoff is at or before at; snap is the current one.
-func (s *Service) pastTopList(ctx context.Context, snap *salesrank.Snapshot, cat int32, at time.Time) (int64, salesrank.Window, []salesrank.Entry, error) {
-	kept, err := s.keptSnapshots(ctx, snap)
-	if err != nil {
-		return 0, salesrank.Window{}, nil, err
+// historyError is what a failed read of the history answers: NotFound for a time before
+// the history, Unavailable for the store failing (logged, not sent).
+func (s *Service) historyError(ctx context.Context, err error) error {
+	if errors.Is(err, replica.ErrNotKept) {
+		return connect.NewError(connect.CodeNotFound, fmt.Errorf("%w; the history goes back as far as the ranker's --retain", err))
 	}
-	var found *store.KeptSnapshot
-	for i := range kept {
-		if !kept[i].Cutoff.After(at) {
-			found = &kept[i]
-		}
-	}
-	if found == nil {
-		return 0, salesrank.Window{}, nil, connect.NewError(connect.CodeNotFound,
-			fmt.Errorf("no snapshot kept at or before %s; the history goes back as far as the ranker's --retain", at.UTC().Format(time.RFC3339)))
-	}
-	if found.ID == snap.ID {
-		return snap.ID, snap.Window, ranking(snap, cat).Entries, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, historyQueryTimeout)
-	defer cancel()
-	entries, err := s.archive.TopList(ctx, found.ID, cat)
-	if err != nil {
-		s.logger.ErrorContext(ctx, "read past top list", "snapshot_id", found.ID, "category_id", cat, "err", err)
-		return 0, salesrank.Window{}, nil, errStore()
-	}
-	return found.ID, salesrank.WindowEnding(found.Cutoff), entries, nil
-}
-
-// keptSnapshots returns the archive's kept snapshots, read once per current snapshot.
-func (s *Service) keptSnapshots(ctx context.Context, snap *salesrank.Snapshot) ([]store.KeptSnapshot, error) {
-	if s.archive == nil {
-		return nil, errStore()
-	}
-	if k := s.kept.Load(); k != nil && k.current == snap.ID {
-		return k.kept, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, historyQueryTimeout)
-	defer cancel()
-	kept, err := s.archive.History(ctx)
-	if err != nil {
-		s.logger.ErrorContext(ctx, "list kept snapshots", "err", err)
-		return nil, errStore()
-	}
-	s.kept.Store(&keptList{current: snap.ID, kept: kept})
-	return kept, nil
+	s.logger.ErrorContext(ctx, "read history", "err", err)
+	return errStore()
 }
 
 // checkCategory checks a required category_id.

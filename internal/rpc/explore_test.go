@@ -124,7 +124,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal("the loaded snapshot lacks the last hour's full ranks or those of a day before")
 	}
 	w.holder = new(httpapi.Holder)
-	w.holder.Archive = db
+	w.holder.History.Archive = db
 	w.holder.Store(w.current)
 	w.srv = serve(t, w.holder)
 	return w
@@ -528,7 +528,7 @@ func brokenArchive(t *testing.T, w *world) *server {
 	}
 	db.Close()
 	h := new(httpapi.Holder)
-	h.Archive = db
+	h.History.Archive = db
 	h.Store(w.current)
 	return serve(t, h)
 }

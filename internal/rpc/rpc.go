@@ -17,12 +17,12 @@ import (
 	"math"
 	"net/http"
 	"slices"
-	"sync/atomic"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/replica"
 	salesrankv1 "github.com/salesrank/salesrank/internal/rpc/gen/salesrank/v1"
 	"github.com/salesrank/salesrank/internal/rpc/gen/salesrank/v1/salesrankv1connect"
 )
@@ -61,21 +61,22 @@ func NewHandler(src Snapshots, logger *slog.Logger, opts ...connect.HandlerOptio
 // Service implements RankingService over the snapshot of a Snapshots.
 type Service struct {
 	src     Snapshots
-	archive Archive // nil: the history is unavailable
+	history *replica.History // nil: the history is unavailable
 	logger  *slog.Logger
-	kept    atomic.Pointer[keptList]
 }
 
 var _ salesrankv1connect.RankingServiceHandler = (*Service)(nil)
 
 // NewService returns the RankingService implementation reading snapshots from src. If src
-// also says where the history is read (HistoryArchive, as httpapi.Holder does), the history
+// also says where the history is read (ReplicaHistory, as httpapi.Holder does), the history
 // comes from there; else the calls that need it answer Unavailable, as the REST API does
 // without an archive.
 func NewService(src Snapshots) *Service {
 	s := &Service{src: src, logger: slog.Default().With("component", "rpc")}
-	if a, ok := src.(archiveHolder); ok {
-		s.archive = a.HistoryArchive()
+	if h, ok := src.(historian); ok {
+		s.history = h.ReplicaHistory()
+	} else {
+		s.history = &replica.History{} // no archive: every read fails
 	}
 	return s
 }
@@ -124,10 +125,9 @@ func (s *Service) GetPopular(ctx context.Context, req *connect.Request[salesrank
 		return nil, unknownCategory(cat)
 	}
 	id, win, entries := snap.ID, snap.Window, r.Entries
-	// A time at or after the current cutoff is the current snapshot, as in the REST API.
-	if m.At != nil && at.Before(snap.Window.End) {
-		if id, win, entries, err = s.pastTopList(ctx, snap, cat, at); err != nil {
-			return nil, err
+	if m.At != nil {
+		if id, win, entries, err = s.history.TopListAt(ctx, snap, cat, at); err != nil {
+			return nil, s.historyError(ctx, err)
 		}
 	}
 	lo, hi := salesrank.PageBounds(len(entries), m.Offset, limit)

@@ -29,6 +29,7 @@ import (
 	"github.com/salesrank/salesrank/internal/httpapi"
 	"github.com/salesrank/salesrank/internal/postgres"
 	"github.com/salesrank/salesrank/internal/ranker"
+	"github.com/salesrank/salesrank/internal/replica"
 	"github.com/salesrank/salesrank/internal/sqlite"
 	"github.com/salesrank/salesrank/internal/testing/pgtest"
 	"github.com/salesrank/salesrank/internal/testing/ranktest"
@@ -37,7 +38,7 @@ import (
 // db is what the test needs of a store.
 type db interface {
 	ranker.Store
-	httpapi.Archive
+	replica.Archive
 	Current(ctx context.Context) (*salesrank.Snapshot, error)
 	SetRetain(d time.Duration)
 	Close() error
@@ -170,7 +171,7 @@ func run(t *testing.T, open func(t *testing.T) db) {
 			}
 
 			var h httpapi.Holder
-			h.Archive = store
+			h.History.Archive = store
 			h.Store(snap)
 			srv := httptest.NewServer(httpapi.NewServer(slog.New(slog.DiscardHandler), &h, nil, func() time.Time { return end }, nil))
 			defer srv.Close()
