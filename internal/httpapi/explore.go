@@ -22,9 +22,6 @@ const (
 	MoversPath          = "/api/v1/movers"
 	ProductRanksPath    = "/api/v1/products/{product_id}/ranks"
 	ProductHistoryPath  = "/api/v1/products/{product_id}/history"
-	maxCategoriesLimit  = 10000
-	defaultCategories   = 1000
-	maxMoversLimit      = 100
 	historyQueryTimeout = 10 * time.Second
 )
 
@@ -176,7 +173,7 @@ func (x *explorer) handleCategories() http.Handler {
 			writeProblem(w, r, x.logger, err)
 			return
 		}
-		limit, offset, err := q.page(defaultCategories, maxCategoriesLimit)
+		limit, offset, err := q.page(salesrank.DefaultCategoriesLimit, salesrank.MaxCategoriesLimit)
 		if err != nil {
 			writeProblem(w, r, x.logger, err)
 			return
@@ -203,7 +200,7 @@ func (x *explorer) handleMovers() http.Handler {
 			writeProblem(w, r, x.logger, err)
 			return
 		}
-		limit, offset, err := q.page(salesrank.DefaultLimit, maxMoversLimit)
+		limit, offset, err := q.page(salesrank.DefaultMoversLimit, salesrank.MaxMoversLimit)
 		if err != nil {
 			writeProblem(w, r, x.logger, err)
 			return

@@ -14,16 +14,6 @@ import (
 	salesrankv1 "github.com/salesrank/salesrank/internal/rpc/gen/salesrank/v1"
 )
 
-// The paging bounds of the lists besides the top lists. They are the REST API's for the
-// same lists (internal/httpapi, explore.go), so that a client gets the same page, or the
-// same refusal, from either; the parity tests check both ends of each.
-const (
-	DefaultCategoriesLimit = 1000
-	MaxCategoriesLimit     = 10000
-	DefaultMoversLimit     = salesrank.DefaultLimit
-	MaxMoversLimit         = 100
-)
-
 // historian is a Snapshots that also says where the history is read: httpapi.Holder is
 // one. It is asked, rather than passed to NewHandler, so that whatever serves a holder's
 // snapshot serves its history too, with the same list of kept snapshots.
@@ -42,7 +32,7 @@ func errStore() error {
 // each ranks.
 func (s *Service) ListCategories(ctx context.Context, req *connect.Request[salesrankv1.ListCategoriesRequest]) (*connect.Response[salesrankv1.ListCategoriesResponse], error) {
 	m := req.Msg
-	limit, err := pageLimit(m.Limit, DefaultCategoriesLimit, MaxCategoriesLimit)
+	limit, err := pageLimit(m.Limit, salesrank.DefaultCategoriesLimit, salesrank.MaxCategoriesLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +66,7 @@ func (s *Service) GetMovers(ctx context.Context, req *connect.Request[salesrankv
 	if err := checkCategory(m.CategoryId); err != nil {
 		return nil, err
 	}
-	limit, err := pageLimit(m.Limit, DefaultMoversLimit, MaxMoversLimit)
+	limit, err := pageLimit(m.Limit, salesrank.DefaultMoversLimit, salesrank.MaxMoversLimit)
 	if err != nil {
 		return nil, err
 	}
