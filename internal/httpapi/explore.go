@@ -18,11 +18,10 @@ import (
 // The paths of what the API answers besides the top lists: where a product stands, what
 // climbed, how the lists changed, and which categories there are.
 const (
-	CategoriesPath      = "/api/v1/categories"
-	MoversPath          = "/api/v1/movers"
-	ProductRanksPath    = "/api/v1/products/{product_id}/ranks"
-	ProductHistoryPath  = "/api/v1/products/{product_id}/history"
-	historyQueryTimeout = 10 * time.Second
+	CategoriesPath     = "/api/v1/categories"
+	MoversPath         = "/api/v1/movers"
+	ProductRanksPath   = "/api/v1/products/{product_id}/ranks"
+	ProductHistoryPath = "/api/v1/products/{product_id}/history"
 )
 
 // Errors of these endpoints, which writeProblem maps to responses.
