@@ -8,6 +8,12 @@ import "fmt"
 const (
 	DefaultLimit = 10   // entries in a page when a request names no limit
 	MaxLimit     = 1000 // the most entries one page may hold
+
+	// The list of categories and the movers page by the same rule with their own bounds.
+	DefaultCategoriesLimit = 1000
+	MaxCategoriesLimit     = 10000
+	DefaultMoversLimit     = DefaultLimit
+	MaxMoversLimit         = 100
 )
 
 // ValidLimit reports whether limit is a page size a request may ask for: 1 to MaxLimit.

@@ -61,56 +61,49 @@ func NewStandings(w Window, parts []iter.Seq2[Key, int64]) *Standings {
 	// Count each category's keys per part, lay the categories out one after another, and
 	// let each part write its keys into its own stretch of every category: no locks, and
 	// two passes over the keys.
-	counts := make([]map[int32]int, len(parts))
+	counts := make([]catSlots, len(parts))
 	var wg sync.WaitGroup
 	for i, part := range parts {
 		wg.Go(func() {
-			m := make(map[int32]int)
 			for k, v := range part {
 				if v > 0 {
-					m[k.CategoryID]++
+					*counts[i].at(k.CategoryID)++
 				}
 			}
-			counts[i] = m
 		})
 	}
 	wg.Wait()
-	total := map[int32]int{}
-	for _, m := range counts {
-		for c, n := range m {
-			total[c] += n
-		}
+	var total catSlots
+	for i := range counts {
+		counts[i].each(func(c int32, n int) { *total.at(c) += n })
 	}
 	s := &Standings{Window: w}
-	for c := range total {
-		s.cats = append(s.cats, standingsCategory{id: c})
-	}
+	total.each(func(c int32, _ int) { s.cats = append(s.cats, standingsCategory{id: c}) })
 	slices.SortFunc(s.cats, func(a, b standingsCategory) int { return cmp.Compare(a.id, b.id) })
 	n := 0
+	var next catSlots // where the next part writes, per category
 	for i := range s.cats {
 		s.cats[i].start = n
-		n += total[s.cats[i].id]
+		*next.at(s.cats[i].id) = n
+		n += *total.at(s.cats[i].id)
 	}
 	s.ranked = make([]Ranked, n)
-	next := make(map[int32]int, len(s.cats)) // where the next part writes, per category
-	for _, c := range s.cats {
-		next[c.id] = c.start
-	}
-	offsets := make([]map[int32]int, len(parts))
-	for i, m := range counts {
-		offsets[i] = make(map[int32]int, len(m))
-		for c, k := range m {
-			offsets[i][c] = next[c]
-			next[c] += k
-		}
+	for i := range counts {
+		// counts[i] becomes where part i writes each category.
+		counts[i].each(func(c int32, k int) {
+			at := next.at(c)
+			*counts[i].at(c) = *at
+			*at += k
+		})
 	}
 	for i, part := range parts {
 		wg.Go(func() {
-			at := offsets[i]
+			at := &counts[i]
 			for k, v := range part {
 				if v > 0 {
-					s.ranked[at[k.CategoryID]] = Ranked{ProductID: k.ProductID, TotalSold: v}
-					at[k.CategoryID]++
+					p := at.at(k.CategoryID)
+					s.ranked[*p] = Ranked{ProductID: k.ProductID, TotalSold: v}
+					*p++
 				}
 			}
 		})
@@ -121,6 +114,48 @@ func NewStandings(w Window, parts []iter.Seq2[Key, int64]) *Standings {
 	return s
 }
 
+// catSlots holds an int per category: in a slice for the small ids categories have in
+// practice, in a map beyond (a map access per key was most of a ranking's time).
+type catSlots struct {
+	dense  []int
+	used   []bool
+	sparse map[int32]*int
+}
+
+// at returns the category's slot, made zero if new.
+func (x *catSlots) at(c int32) *int {
+	if c >= 0 && c < denseCategories {
+		if int(c) >= len(x.dense) {
+			n := max(int(c)+1, 2*len(x.dense))
+			x.dense = append(x.dense, make([]int, min(n, denseCategories)-len(x.dense))...)
+			x.used = append(x.used, make([]bool, len(x.dense)-len(x.used))...)
+		}
+		x.used[c] = true
+		return &x.dense[c]
+	}
+	if x.sparse == nil {
+		x.sparse = make(map[int32]*int)
+	}
+	p := x.sparse[c]
+	if p == nil {
+		p = new(int)
+		x.sparse[c] = p
+	}
+	return p
+}
+
+// each calls fn with every category that has a slot and its value.
+func (x *catSlots) each(fn func(c int32, n int)) {
+	for c, ok := range x.used {
+		if ok {
+			fn(int32(c), x.dense[c])
+		}
+	}
+	for c, p := range x.sparse {
+		fn(c, *p)
+	}
+}
+
 // sortCategories puts each category's products in rank order, categories spread over
 // every core.
 func (s *Standings) sortCategories() {
@@ -128,12 +163,64 @@ func (s *Standings) sortCategories() {
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
+			var tmp []Ranked
 			for i := int(next.Add(1) - 1); i < len(s.cats); i = int(next.Add(1) - 1) {
-				slices.SortFunc(s.category(i), compareRanked)
+				tmp = sortRanked(s.category(i), tmp)
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// sortRanked puts a in rank order, using tmp (grown if short, and returned) as scratch. A
+// category of thousands of products is sorted by an LSD radix sort over the bytes of the
+// product id, then of the inverted total, that are not the same in every entry: a few
+// sequential passes, where a comparison sort's ~log2(n) passes of unpredictable branches
+// took most of the time of ranking a window of 11 M keys.
+func sortRanked(a, tmp []Ranked) []Ranked {
+	if len(a) < 256 {
+		slices.SortFunc(a, compareRanked)
+		return tmp
+	}
+	if cap(tmp) < len(a) {
+		tmp = make([]Ranked, len(a))
+	}
+	b := tmp[:len(a)]
+	// key(r, 0…7) are the product id's bytes, key(r, 8…15) those of ^total: ascending
+	// order of the 16 bytes, most significant last, is rank order.
+	key := func(r Ranked, d int) byte {
+		if d < 8 {
+			return byte(uint64(r.ProductID) >> (8 * d))
+		}
+		return byte(^uint64(r.TotalSold) >> (8 * (d - 8)))
+	}
+	var counts [16][256]int
+	for _, r := range a {
+		for d := range 16 {
+			counts[d][key(r, d)]++
+		}
+	}
+	src, dst := a, b
+	for d := range 16 {
+		c := &counts[d]
+		if c[key(src[0], d)] == len(src) {
+			continue // every entry has this byte
+		}
+		sum := 0
+		for i := range c {
+			c[i], sum = sum, sum+c[i]
+		}
+		for _, r := range src {
+			k := key(r, d)
+			dst[c[k]] = r
+			c[k]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &a[0] {
+		copy(a, src)
+	}
+	return tmp
 }
 
 func compareRanked(a, b Ranked) int {
@@ -267,9 +354,24 @@ func (s *Standings) Product(product int64) []Standing {
 
 // Rank returns product's rank in category, from 1, and false if it sold nothing there.
 func (s *Standings) Rank(category int32, product int64) (int, bool) {
-	for _, st := range s.Product(product) {
-		if st.CategoryID == category {
-			return st.Rank, true
+	i, ok := s.findCategory(category)
+	if !ok {
+		return 0, false
+	}
+	lo, hi := s.cats[i].start, len(s.ranked)
+	if i+1 < len(s.cats) {
+		hi = s.cats[i+1].start
+	}
+	// The product's positions are one run of byProduct, in category order: find the
+	// first at or after the category's start.
+	j, _ := slices.BinarySearchFunc(s.byProduct, product, func(p uint32, id int64) int { return cmp.Compare(s.ranked[p].ProductID, id) })
+	for ; j < len(s.byProduct); j++ {
+		p := int(s.byProduct[j])
+		if s.ranked[p].ProductID != product || p >= hi {
+			return 0, false
+		}
+		if p >= lo {
+			return p - lo + 1, true
 		}
 	}
 	return 0, false
@@ -280,6 +382,10 @@ func (s *Standings) Rank(category int32, product int64) (int, bool) {
 type StandingsBuilder struct {
 	s Standings
 }
+
+// Grow makes room for n more products, so that a builder told how many products it will
+// be given grows its table once.
+func (b *StandingsBuilder) Grow(n int) { b.s.ranked = slices.Grow(b.s.ranked, n) }
 
 // Add appends category's products, which must be in rank order; categories must come in
 // ascending order, each once.

@@ -5,7 +5,10 @@ import (
 	"iter"
 	"maps"
 	"math/rand/v2"
+	"os"
+	"runtime"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -94,6 +97,17 @@ func TestStandingsMatchBruteForce(t *testing.T) {
 				}
 				if got := s.Product(p); !slices.Equal(got, wantSt) {
 					t.Fatalf("round %d, %s: product %d stands %v, want %v", round, how, p, got, wantSt)
+				}
+				for _, c := range []int32{-1, 0, 1, 7, 300, MaxCategoryID} {
+					want, wantOK := 0, false
+					for _, st := range wantSt {
+						if st.CategoryID == c {
+							want, wantOK = st.Rank, true
+						}
+					}
+					if got, ok := s.Rank(c, p); got != want || ok != wantOK {
+						t.Fatalf("round %d, %s: Rank(%d, %d) = %d, %v; want %d, %v", round, how, c, p, got, ok, want, wantOK)
+					}
 				}
 			}
 		}
@@ -227,4 +241,117 @@ func FuzzDecodeRanked(f *testing.F) {
 			t.Fatalf("round trip of %v: %v, %v", got, again, err)
 		}
 	})
+}
+
+// BenchmarkNewStandings ranks a window's keys into full ranks (see benchParts).
+func BenchmarkNewStandings(b *testing.B) {
+	parts, n := benchParts()
+	w := WindowEnding(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	b.ResetTimer()
+	for b.Loop() {
+		s := NewStandings(w, parts)
+		if s.Len() != n {
+			b.Fatalf("%d keys ranked, want %d", s.Len(), n)
+		}
+	}
+}
+
+// BenchmarkLoadStandings decodes and indexes full ranks as a replica loads them, from the
+// encoding a store keeps (SALESRANK_BENCH_KEYS as for BenchmarkNewStandings).
+func BenchmarkLoadStandings(b *testing.B) {
+	parts, n := benchParts()
+	w := WindowEnding(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	s := NewStandings(w, parts)
+	var blobs [][]byte
+	var cats []int32
+	size := 0
+	for _, c := range s.Categories() {
+		cats = append(cats, c.CategoryID)
+		blobs = append(blobs, AppendRanked(nil, s.Ranked(c.CategoryID)))
+		size += len(blobs[len(blobs)-1])
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		var sb StandingsBuilder
+		sb.Grow(n)
+		var buf []Ranked
+		for i, data := range blobs {
+			var err error
+			if buf, err = DecodeRanked(buf[:0], data); err != nil {
+				b.Fatal(err)
+			}
+			if err := sb.Add(cats[i], buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if got := sb.Standings(1, w); got.Len() != n {
+			b.Fatalf("%d keys loaded, want %d", got.Len(), n)
+		}
+	}
+	b.ReportMetric(float64(size)/float64(n), "stored-B/key")
+}
+
+// benchParts makes keys spread like the seed's window over 1,000 categories, as shards
+// of a window's table: SALESRANK_BENCH_KEYS=11000000 is the seed's scale.
+func benchParts() ([]iter.Seq2[Key, int64], int) {
+	n := 1_100_000
+	if v, err := strconv.Atoi(os.Getenv("SALESRANK_BENCH_KEYS")); err == nil && v > 0 {
+		n = v
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	totals := make(Totals, n)
+	for len(totals) < n {
+		k := Key{CategoryID: int32(rng.IntN(1000)), ProductID: rng.Int64N(10_000_000)}
+		totals[k] = 1 + int64(rng.ExpFloat64()*20)
+	}
+	// The window's table iterates its shards as flat arrays; so do these parts, lest the
+	// benchmark time Go's map iteration rather than the ranking.
+	type kv struct {
+		k Key
+		v int64
+	}
+	shards := make([][]kv, runtime.GOMAXPROCS(0))
+	for k, v := range totals {
+		i := int(uint64(k.ProductID) % uint64(len(shards)))
+		shards[i] = append(shards[i], kv{k, v})
+	}
+	parts := make([]iter.Seq2[Key, int64], len(shards))
+	for i, sh := range shards {
+		parts[i] = func(yield func(Key, int64) bool) {
+			for _, e := range sh {
+				if !yield(e.k, e.v) {
+					return
+				}
+			}
+		}
+	}
+	return parts, n
+}
+
+// TestSortRankedMatchesComparisonSort checks the radix sort of large categories against a
+// comparison sort: ties, ids and totals at their limits, bytes that vary in only a few
+// entries.
+func TestSortRankedMatchesComparisonSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var tmp []Ranked
+	for round := range 50 {
+		n := 256 + rng.IntN(3000)
+		seen := map[int64]bool{}
+		var a []Ranked
+		for len(a) < n {
+			p := []int64{rng.Int64N(1000), rng.Int64(), MaxProductID - rng.Int64N(3), 1<<32 + rng.Int64N(4)}[rng.IntN(4)]
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			total := []int64{1, 2, 1 + rng.Int64N(300), MaxProductID, 1 << 40, 255, 256}[rng.IntN(7)]
+			a = append(a, Ranked{ProductID: p, TotalSold: total})
+		}
+		want := slices.Clone(a)
+		slices.SortFunc(want, compareRanked)
+		tmp = sortRanked(a, tmp)
+		if !slices.Equal(a, want) {
+			t.Fatalf("round %d: radix order differs from the comparison sort", round)
+		}
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank/internal/flock"
-	"github.com/salesrank/salesrank/internal/httpapi"
 	"github.com/salesrank/salesrank/internal/postgres"
 	"github.com/salesrank/salesrank/internal/ranker"
 	"github.com/salesrank/salesrank/internal/replica"
@@ -66,7 +65,7 @@ func openDB(ctx context.Context, dsn string) (store, error) {
 type store interface {
 	ranker.Store
 	replica.Source
-	httpapi.Archive
+	replica.Archive
 	// RankerLock elects the one active ranker on this database.
 	RankerLock() ranker.Lock
 	// SetRetain sets how long hourly snapshots are kept (see store.Core.Retain).

@@ -35,7 +35,8 @@ The same steps by hand:
 // enough that every category has a real ranking.
 const (
 	demoLines    = 5_000_000
-	demoHistory  = 24 * time.Hour // hourly snapshots ranked before now
+	demoHistory  = 24 * time.Hour // how far back the demo's history of snapshots goes
+	demoStep     = 4 * time.Hour  // and how far apart its snapshots are
 	demoProducts = 1_000_000
 	demoBadRate  = 0.0001
 )
@@ -94,20 +95,26 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	// Full ranks take a second or two at the demo's size: publish them where the page
 	// needs them, a day apart.
 	rk := &ranker.Ranker{Logs: logs, Engine: &counting.Local{}, Store: db, Top: salesrank.DefaultTop}
-	var sum *ranker.Summary
+	var (
+		sum                          *ranker.Summary
+		snapshots                    int
+		taken, read, rejected, spent = 0, int64(0), int64(0), 0.0
+	)
 	first := now.Add(-demoHistory)
-	for at := first; !at.After(now); at = at.Add(time.Hour) {
-		rk.FullRanks = at.Equal(first) || at.Add(time.Hour).After(now)
+	for at := first; !at.After(now); at = at.Add(demoStep) {
+		rk.FullRanks = at.Equal(first) || at.Add(demoStep).After(now)
 		if sum, err = rk.Run(ctx, at); err != nil {
 			break
 		}
+		snapshots++
+		taken, read, rejected, spent = taken+sum.ObjectsTaken, read+sum.LinesRead, rejected+sum.LinesRejected, spent+sum.Seconds
 	}
 	db.Close()
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	fmt.Fprintf(e.stderr, "    snapshot %d: %d new objects, %d lines read, %d quarantined, %d categories, %.1fs\n",
-		sum.SnapshotID, sum.ObjectsTaken, sum.LinesRead, sum.LinesRejected, sum.Categories, sum.Seconds)
+	fmt.Fprintf(e.stderr, "    %d snapshots, %v apart, the last %d: %d objects, %d lines read, %d quarantined, %d categories, %.1fs\n",
+		snapshots, demoStep, sum.SnapshotID, taken, read, rejected, sum.Categories, spent)
 
 	base := "http://" + *addr
 	fmt.Fprintf(e.stderr, `3/3 serving on %s (ready %.1fs after start); Ctrl-C stops it. Try:
@@ -115,10 +122,12 @@ func runDemo(ctx context.Context, e *env, args []string) error {
     curl '%s/api/v1/popular?category_id=2&limit=3&offset=1'
     curl -i '%s/api/v1/popular?category_id=999999'       # 404: never seen
     curl -i '%s/api/v1/popular?category_id=abc'          # 400
+    curl '%s/api/v1/movers?category_id=1&limit=3'        # what climbed since a day before
+    curl '%s/api/v1/products/1/ranks'                   # where product 1 stands
     open %s/ in a browser
     sqlite3 %s 'select object, line, reason from rejected_lines limit 5'
 
-`, base, time.Since(began).Seconds(), base, base, base, base, base, dbPath)
+`, base, time.Since(began).Seconds(), base, base, base, base, base, base, base, dbPath)
 	return runServe(ctx, e, []string{"--db", dbPath, "--addr", *addr, "--drain", "0s"})
 }
 

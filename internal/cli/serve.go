@@ -74,7 +74,8 @@ const adminWriteTimeout = 2 * time.Minute
 // while net/http allocates a few KB per request, so at Go's default (100) a replica
 // answering 60,000 requests a second collects about ten times a second, a few per cent of
 // its CPU. At 400 it collects a quarter as often, and its heap peaks at about five times
-// the live snapshot (twice that while a new snapshot replaces the old).
+// the live snapshot (twice that while a new snapshot replaces the old). Full ranks make the
+// live heap hundreds of MB: then a soft memory limit bounds it (see followLiveHeap).
 const serveGCPercent = 400
 
 // raiseGCTarget reports whether serve sets serveGCPercent: only when the operator left both
@@ -107,6 +108,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	logger := newLogger(e.stderr, cfg.level)
 	if raiseGCTarget(e.getenv) {
 		defer debug.SetGCPercent(debug.SetGCPercent(serveGCPercent))
+		limitCtx, stopLimit := context.WithCancel(ctx)
+		var limiting sync.WaitGroup
+		limiting.Go(func() { followLiveHeap(limitCtx) })
+		defer limiting.Wait()
+		defer stopLimit()
 	}
 
 	db, err := openDB(ctx, cfg.dsn)
@@ -124,7 +130,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		holder   httpapi.Holder
 		draining atomic.Bool
 	)
-	holder.Archive = db
+	holder.History.Archive = db
 	reg := metrics.NewRegistry()
 	metrics.NewSnapshot(reg, holder.Snapshot, e.now)
 	srv := newPublicServer(logger, &holder, metrics.NewHTTP(reg), e.now, draining.Load)

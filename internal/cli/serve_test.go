@@ -239,3 +239,17 @@ func TestServeRaisesGCTargetOnlyByDefault(t *testing.T) {
 		}
 	}
 }
+
+func TestMemoryHeadroom(t *testing.T) {
+	for _, c := range []struct {
+		live uint64
+		want int64
+	}{
+		{16 << 20, 144 << 20},  // a replica of top lists: 128 MiB more
+		{450 << 20, 675 << 20}, // full ranks: half as much again
+	} {
+		if got := memoryHeadroom(c.live); got != c.want {
+			t.Errorf("memoryHeadroom(%d MiB) = %d MiB, want %d MiB", c.live>>20, got>>20, c.want>>20)
+		}
+	}
+}

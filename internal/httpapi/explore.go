@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,24 +9,19 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/salesrank/salesrank"
-	"github.com/salesrank/salesrank/internal/store"
+	"github.com/salesrank/salesrank/internal/replica"
 )
 
 // The paths of what the API answers besides the top lists: where a product stands, what
 // climbed, how the lists changed, and which categories there are.
 const (
-	CategoriesPath      = "/api/v1/categories"
-	MoversPath          = "/api/v1/movers"
-	ProductRanksPath    = "/api/v1/products/{product_id}/ranks"
-	ProductHistoryPath  = "/api/v1/products/{product_id}/history"
-	maxCategoriesLimit  = 10000
-	defaultCategories   = 1000
-	maxMoversLimit      = 100
-	historyQueryTimeout = 10 * time.Second
+	CategoriesPath     = "/api/v1/categories"
+	MoversPath         = "/api/v1/movers"
+	ProductRanksPath   = "/api/v1/products/{product_id}/ranks"
+	ProductHistoryPath = "/api/v1/products/{product_id}/history"
 )
 
 // Errors of these endpoints, which writeProblem maps to responses.
@@ -36,29 +30,12 @@ var (
 	errNoFullRanks = errors.New("no full ranks")
 )
 
-// Archive is where a replica reads the history of the top lists: the store. The current
-// snapshot comes from memory; what came before is read on demand.
-type Archive interface {
-	History(ctx context.Context) ([]store.KeptSnapshot, error)
-	TopList(ctx context.Context, id int64, category int32) ([]salesrank.Entry, error)
-	ProductHistory(ctx context.Context, kept []store.KeptSnapshot, category int32, product int64, since time.Time) ([]store.HistoryPoint, error)
-}
-
 // explorer answers the endpoints of this file from the holder's view, and the history
-// from the archive.
+// through the holder's History.
 type explorer struct {
-	logger  *slog.Logger
-	h       *Holder
-	archive Archive
-	now     func() time.Time
-	kept    atomic.Pointer[keptList]
-}
-
-// keptList is the archive's list of kept snapshots as it was when a snapshot was current:
-// it changes only with publications.
-type keptList struct {
-	current int64
-	kept    []store.KeptSnapshot
+	logger *slog.Logger
+	h      *Holder
+	now    func() time.Time
 }
 
 // query is a parsed query string: each parameter at most once, only those allowed.
@@ -195,7 +172,7 @@ func (x *explorer) handleCategories() http.Handler {
 			writeProblem(w, r, x.logger, err)
 			return
 		}
-		limit, offset, err := q.page(defaultCategories, maxCategoriesLimit)
+		limit, offset, err := q.page(salesrank.DefaultCategoriesLimit, salesrank.MaxCategoriesLimit)
 		if err != nil {
 			writeProblem(w, r, x.logger, err)
 			return
@@ -222,7 +199,7 @@ func (x *explorer) handleMovers() http.Handler {
 			writeProblem(w, r, x.logger, err)
 			return
 		}
-		limit, offset, err := q.page(salesrank.DefaultLimit, maxMoversLimit)
+		limit, offset, err := q.page(salesrank.DefaultMoversLimit, salesrank.MaxMoversLimit)
 		if err != nil {
 			writeProblem(w, r, x.logger, err)
 			return
@@ -314,17 +291,9 @@ func (x *explorer) handleProductHistory() http.Handler {
 			writeProblem(w, r, x.logger, fmt.Errorf("%w: category_id %d is not a category this service knows", errUnknownCategory, cat))
 			return
 		}
-		kept, err := x.keptSnapshots(r.Context(), v)
+		points, err := x.h.History.ProductHistory(r.Context(), v.snap, cat, product, since)
 		if err != nil {
-			writeProblem(w, r, x.logger, err)
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), historyQueryTimeout)
-		defer cancel()
-		points, err := x.archive.ProductHistory(ctx, kept, cat, product, since)
-		if err != nil {
-			x.logger.Error("read product history", "category_id", cat, "product_id", product, "err", err)
-			writeProblem(w, r, x.logger, errUnavailable)
+			x.historyProblem(w, r, err)
 			return
 		}
 		b := []byte{'['}
@@ -349,23 +318,15 @@ func (x *explorer) handleProductHistory() http.Handler {
 	})
 }
 
-// keptSnapshots returns the archive's kept snapshots, read once per current snapshot.
-func (x *explorer) keptSnapshots(ctx context.Context, v *view) ([]store.KeptSnapshot, error) {
-	if x.archive == nil {
-		return nil, errUnavailable
+// historyProblem answers a failed read of the history: a time before the history as the
+// client's mistake, the store failing as unavailable (logged, not sent).
+func (x *explorer) historyProblem(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, replica.ErrNotKept) {
+		writeProblem(w, r, x.logger, fmt.Errorf("%w: %w", errNotKept, err))
+		return
 	}
-	if k := x.kept.Load(); k != nil && k.current == v.snap.ID {
-		return k.kept, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, historyQueryTimeout)
-	defer cancel()
-	kept, err := x.archive.History(ctx)
-	if err != nil {
-		x.logger.Error("list kept snapshots", "err", err)
-		return nil, errUnavailable
-	}
-	x.kept.Store(&keptList{current: v.snap.ID, kept: kept})
-	return kept, nil
+	x.logger.Error("read history", "err", err)
+	writeProblem(w, r, x.logger, errUnavailable)
 }
 
 // servePopularMore answers the popular endpoint's slower forms: a past snapshot (at=) or
@@ -375,32 +336,11 @@ func (x *explorer) servePopularMore(w http.ResponseWriter, r *http.Request, v *v
 	if r := v.ranking(q.category); r != nil {
 		entries = r.Entries
 	}
-	if !q.at.IsZero() && q.at.Before(v.snap.Window.End) {
-		kept, err := x.keptSnapshots(r.Context(), v)
-		if err != nil {
-			writeProblem(w, r, x.logger, err)
+	if q.hasAt {
+		var err error
+		if id, win, entries, err = x.h.History.TopListAt(r.Context(), v.snap, q.category, q.at); err != nil {
+			x.historyProblem(w, r, err)
 			return
-		}
-		var found *store.KeptSnapshot
-		for i := range kept {
-			if !kept[i].Cutoff.After(q.at) {
-				found = &kept[i]
-			}
-		}
-		if found == nil {
-			writeProblem(w, r, x.logger, fmt.Errorf("%w at or before %s", errNotKept, q.at.UTC().Format(time.RFC3339)))
-			return
-		}
-		if found.ID != v.snap.ID {
-			ctx, cancel := context.WithTimeout(r.Context(), historyQueryTimeout)
-			defer cancel()
-			var err error
-			if entries, err = x.archive.TopList(ctx, found.ID, q.category); err != nil {
-				x.logger.Error("read past top list", "snapshot_id", found.ID, "category_id", q.category, "err", err)
-				writeProblem(w, r, x.logger, errUnavailable)
-				return
-			}
-			id, win = found.ID, salesrank.WindowEnding(found.Cutoff)
 		}
 	}
 	lo, hi := salesrank.PageBounds(len(entries), q.offset, q.limit)

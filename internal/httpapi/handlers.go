@@ -58,7 +58,7 @@ func handlePopular(logger *slog.Logger, h *Holder, m *metrics.HTTP, now func() t
 			writeProblem(w, r, logger, fmt.Errorf("%w: category_id %d is not a category this service knows", errUnknownCategory, q.category))
 			return
 		}
-		if !q.at.IsZero() || q.withPrevious {
+		if q.hasAt || q.withPrevious {
 			more(w, r, v, q)
 			return
 		}
@@ -146,8 +146,9 @@ type popularQuery struct {
 	limit    int64
 	offset   int64
 	// The slower forms (see explorer.servePopularMore).
-	at           time.Time // a past snapshot's top list: the latest kept at or before
-	withPrevious bool      // with each product's rank a day before
+	at           time.Time // if hasAt, a past snapshot's top list: the latest kept at or before
+	hasAt        bool
+	withPrevious bool // with each product's rank a day before
 }
 
 // parsePopular parses a raw query strictly: category_id is required, limit and offset are
@@ -212,7 +213,7 @@ func parsePopular(raw string) (popularQuery, error) {
 			if err != nil {
 				return q, &paramError{param: key, detail: fmt.Sprintf("at must be an RFC 3339 time such as 2026-11-20T13:00:00Z; got %q", clip(value))}
 			}
-			q.at = t
+			q.at, q.hasAt = t, true
 		case "with":
 			if seenWith {
 				return q, repeated(key)

@@ -17,9 +17,9 @@ import (
 // never wait for it. The zero value holds no snapshot and is ready to use.
 type Holder struct {
 	replica.Holder
-	// Archive is where the history of the top lists is read (the store); set it before
-	// the holder is served. Without one, history requests get 503.
-	Archive Archive
+	// History reads the history of the top lists; set its Archive (the store) before the
+	// holder is served. Without one, history requests get 503.
+	History replica.History
 }
 
 // Store renders s and makes it the snapshot served from now on. A nil s is ignored.
@@ -238,3 +238,7 @@ func (v *view) clocked(now time.Time) *cacheControl {
 	v.cc.Store(c)
 	return c
 }
+
+// ReplicaHistory returns the history the holder's snapshots are read with, for the RPC
+// service, which asks for it so that both APIs answer from the same one.
+func (h *Holder) ReplicaHistory() *replica.History { return &h.History }

@@ -25,7 +25,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, h *Holder, m *metrics.HT
 		mux.Handle(pattern, o)
 		return o
 	}
-	x := &explorer{logger: logger, h: h, archive: h.Archive, now: now}
+	x := &explorer{logger: logger, h: h, now: now}
 	popular = handle(PopularPath, getOnly(logger, handlePopular(logger, h, m, now, x.servePopularMore)))
 	handle(CategoriesPath, getOnly(logger, x.handleCategories()))
 	handle(MoversPath, getOnly(logger, x.handleMovers()))
@@ -40,7 +40,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, h *Holder, m *metrics.HT
 	// The RPC service answers from the same snapshot on the same listener. Connect checks
 	// methods and reports errors in its own protocols' terms, so it is mounted as it is,
 	// without getOnly or observe.
-	rpcPath, rpcHandler := rpc.NewHandler(h)
+	rpcPath, rpcHandler := rpc.NewHandler(h, logger)
 	mux.Handle(rpcPath, rpcHandler)
 	return popular
 }

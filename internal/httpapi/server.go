@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/salesrank/salesrank"
@@ -86,7 +87,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 			Status: http.StatusNotFound, Detail: err.Error()}
 	case errors.Is(err, errNotKept):
 		p = problem{Type: problemBase + "not-kept", Title: "No snapshot kept for that time",
-			Status: http.StatusNotFound, Detail: err.Error() + "; the history goes back as far as the ranker's --retain"}
+			Status: http.StatusNotFound, Detail: strings.TrimPrefix(err.Error(), errNotKept.Error()+": ") + "; the history goes back as far as the ranker's --retain"}
 	case errors.Is(err, errNoFullRanks):
 		p = problem{Type: problemBase + "no-full-ranks", Title: "No full ranks published",
 			Status: http.StatusServiceUnavailable,

@@ -105,3 +105,23 @@ func TestSchedulerStandbyTakesOver(t *testing.T) {
 		t.Errorf("objects taken per run: %d, %d; want 1, 0", runs[0].ObjectsTaken, runs[1].ObjectsTaken)
 	}
 }
+
+func TestFullRanksDue(t *testing.T) {
+	h := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		cutoff, last time.Time
+		want         bool
+	}{
+		{h, time.Time{}, true},                                   // a process's first run
+		{h.Add(5 * time.Minute), time.Time{}, true},              // first run, between hours
+		{h, h.Add(-time.Hour), true},                             // every whole hour
+		{h.Add(time.Minute), h, false},                           // a minute after the hour's
+		{h.Add(59 * time.Minute), h, false},                      // still within the hour
+		{h.Add(3 * time.Minute), h.Add(-58 * time.Minute), true}, // the hour's run was missed
+		{h.Add(90 * time.Minute), h.Add(time.Hour), false},       // 90m interval, ranked at 11:00
+	} {
+		if got := fullRanksDue(c.cutoff, c.last); got != c.want {
+			t.Errorf("fullRanksDue(%v, last %v) = %v, want %v", c.cutoff.Format("15:04"), c.last.Format("15:04"), got, c.want)
+		}
+	}
+}

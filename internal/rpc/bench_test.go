@@ -45,7 +45,7 @@ func BenchmarkGetPopular(b *testing.B) {
 			}
 		})
 		b.Run("connect-proto/limit="+strconv.Itoa(int(limit)), func(b *testing.B) {
-			_, handler := rpc.NewHandler(&h)
+			_, handler := rpc.NewHandler(&h, nil)
 			body, err := proto.Marshal(req)
 			if err != nil {
 				b.Fatal(err)

@@ -3,8 +3,9 @@
 // connectrpc.com/connect on plain net/http.
 //
 // It reads the snapshot the REST API serves (httpapi.Holder), so both answer from the same
-// snapshot, swapped at the same instant, and share the listener. Unlike the REST API it does
-// not pre-render: a response is a few hundred bytes of protobuf encoded per call.
+// snapshot, swapped at the same instant, and share the listener; the history comes from the
+// same store (the holder's archive). Unlike the REST API it does not pre-render: a response
+// is a few hundred bytes of protobuf encoded per call.
 package rpc
 
 import (
@@ -12,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"slices"
@@ -20,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/replica"
 	salesrankv1 "github.com/salesrank/salesrank/internal/rpc/gen/salesrank/v1"
 	"github.com/salesrank/salesrank/internal/rpc/gen/salesrank/v1/salesrankv1connect"
 )
@@ -43,22 +46,40 @@ type Snapshots interface {
 }
 
 // NewHandler returns the RankingService handler reading snapshots from src and the path
-// prefix to mount it at, for http.ServeMux.Handle. opts come after this package's own
-// (a request size limit), so they can override them.
-func NewHandler(src Snapshots, opts ...connect.HandlerOption) (string, http.Handler) {
+// prefix to mount it at, for http.ServeMux.Handle; it logs store failures to logger
+// (slog.Default if nil). opts come after this package's own (a request size limit), so
+// they can override them.
+func NewHandler(src Snapshots, logger *slog.Logger, opts ...connect.HandlerOption) (string, http.Handler) {
 	opts = append([]connect.HandlerOption{connect.WithReadMaxBytes(maxRequestBytes)}, opts...)
-	return salesrankv1connect.NewRankingServiceHandler(NewService(src), opts...)
+	svc := NewService(src)
+	if logger != nil {
+		svc.logger = logger.With("component", "rpc")
+	}
+	return salesrankv1connect.NewRankingServiceHandler(svc, opts...)
 }
 
 // Service implements RankingService over the snapshot of a Snapshots.
 type Service struct {
-	src Snapshots
+	src     Snapshots
+	history *replica.History // nil: the history is unavailable
+	logger  *slog.Logger
 }
 
 var _ salesrankv1connect.RankingServiceHandler = (*Service)(nil)
 
-// NewService returns the RankingService implementation reading snapshots from src.
-func NewService(src Snapshots) *Service { return &Service{src: src} }
+// NewService returns the RankingService implementation reading snapshots from src. If src
+// also says where the history is read (ReplicaHistory, as httpapi.Holder does), the history
+// comes from there; else the calls that need it answer Unavailable, as the REST API does
+// without an archive.
+func NewService(src Snapshots) *Service {
+	s := &Service{src: src, logger: slog.Default().With("component", "rpc")}
+	if h, ok := src.(historian); ok {
+		s.history = h.ReplicaHistory()
+	} else {
+		s.history = &replica.History{} // no archive: every read fails
+	}
+	return s
+}
 
 // errNoSnapshot is what a replica that has not loaded a snapshot answers: Unavailable is the
 // code clients and proxies retry on, as they do the REST API's 503. It is made per call
@@ -86,21 +107,29 @@ func (s *Service) GetPopular(ctx context.Context, req *connect.Request[salesrank
 	if m.Limit != nil {
 		limit = int64(*m.Limit)
 	}
+	at, err := timestamp("at", m.At)
+	if err != nil {
+		return nil, err
+	}
+	if m.At != nil && m.WithPreviousRank {
+		return nil, invalid("with_previous_rank answers for the current snapshot only, not with at")
+	}
 	// One load per call, so the page and its metadata come from the same snapshot.
 	snap := s.src.Snapshot()
 	if snap == nil {
 		return nil, errNoSnapshot()
 	}
 	cat := *m.CategoryId
-	// Rankings are sorted by category id (a Snapshot's contract, checked when published).
-	i, ok := slices.BinarySearchFunc(snap.Rankings, cat, func(r salesrank.Ranking, c int32) int {
-		return cmp.Compare(r.CategoryID, c)
-	})
-	if !ok {
-		return nil, connect.NewError(connect.CodeNotFound,
-			fmt.Errorf("category_id %d is not a category this service knows", cat))
+	r := ranking(snap, cat)
+	if r == nil {
+		return nil, unknownCategory(cat)
 	}
-	entries := snap.Rankings[i].Entries
+	id, win, entries := snap.ID, snap.Window, r.Entries
+	if m.At != nil {
+		if id, win, entries, err = s.history.TopListAt(ctx, snap, cat, at); err != nil {
+			return nil, s.historyError(ctx, err)
+		}
+	}
 	lo, hi := salesrank.PageBounds(len(entries), m.Offset, limit)
 	page := entries[lo:hi]
 
@@ -113,12 +142,17 @@ func (s *Service) GetPopular(ctx context.Context, req *connect.Request[salesrank
 		r.ProductId = e.ProductID
 		r.TotalSold = e.TotalSold
 		r.Rank = int64(lo+j) + 1
+		if m.WithPreviousRank {
+			if rank, ok := snap.Previous.Rank(cat, e.ProductID); ok {
+				r.PreviousRank = int64(rank)
+			}
+		}
 		out[j] = r
 	}
 	return connect.NewResponse(&salesrankv1.GetPopularResponse{
-		SnapshotId:  snap.ID,
-		WindowStart: timestamppb.New(snap.Window.Start),
-		WindowEnd:   timestamppb.New(snap.Window.End),
+		SnapshotId:  id,
+		WindowStart: timestamppb.New(win.Start),
+		WindowEnd:   timestamppb.New(win.End),
 		Entries:     out,
 	}), nil
 }
@@ -141,6 +175,23 @@ func (s *Service) GetSnapshot(ctx context.Context, req *connect.Request[salesran
 		resp.PublishedAt = timestamppb.New(snap.PublishedAt)
 	}
 	return connect.NewResponse(resp), nil
+}
+
+// ranking returns the category's ranking in snap, or nil if snap does not know it.
+func ranking(snap *salesrank.Snapshot, cat int32) *salesrank.Ranking {
+	// Rankings are sorted by category id (a Snapshot's contract, checked when published).
+	i, ok := slices.BinarySearchFunc(snap.Rankings, cat, func(r salesrank.Ranking, c int32) int {
+		return cmp.Compare(r.CategoryID, c)
+	})
+	if !ok {
+		return nil
+	}
+	return &snap.Rankings[i]
+}
+
+func unknownCategory(cat int32) error {
+	return connect.NewError(connect.CodeNotFound,
+		fmt.Errorf("category_id %d is not a category this service knows", cat))
 }
 
 func invalid(format string, args ...any) error {

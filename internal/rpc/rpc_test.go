@@ -63,12 +63,20 @@ type server struct {
 
 func newServer(tb testing.TB, snap *salesrank.Snapshot) *server {
 	tb.Helper()
-	s := &server{holder: new(httpapi.Holder), seen: make(map[string]bool)}
-	s.holder.Store(snap)
+	h := new(httpapi.Holder)
+	h.Store(snap)
+	return serve(tb, h)
+}
+
+// serve serves h, whose archive, if any, must be set already: both APIs take it when
+// they are built.
+func serve(tb testing.TB, holder *httpapi.Holder) *server {
+	tb.Helper()
+	s := &server{holder: holder, seen: make(map[string]bool)}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	mux := http.NewServeMux()
 	mux.Handle("/", httpapi.NewServer(logger, s.holder, nil, func() time.Time { return cutoff }, nil))
-	path, h := rpc.NewHandler(s.holder)
+	path, h := rpc.NewHandler(s.holder, nil)
 	mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.seen[r.Proto] = true

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"runtime"
@@ -86,8 +87,17 @@ func (c *Core) readStandings(ctx context.Context, id int64, cutoff time.Time) (*
 		b      salesrank.StandingsBuilder
 		ranked []salesrank.Ranked
 		n      int
+		total  int64
 	)
-	err := c.backend.Read(ctx, `SELECT category_id, data FROM standings WHERE snapshot_id = ? ORDER BY category_id`,
+	// Told how many products come, the builder grows its table once, not by doubling: a
+	// replica loads some 11 M at the seed's scale.
+	err := c.backend.Read(ctx, `SELECT coalesce(sum(products_ranked), 0) FROM standings WHERE snapshot_id = ?`,
+		[]any{id}, func(scan func(...any) error) error { return scan(&total) })
+	if err != nil {
+		return nil, fmt.Errorf("read full ranks of snapshot %d: %w", id, err)
+	}
+	b.Grow(int(total))
+	err = c.backend.Read(ctx, `SELECT category_id, data FROM standings WHERE snapshot_id = ? ORDER BY category_id`,
 		[]any{id}, func(scan func(...any) error) error {
 			var (
 				cat  int32
@@ -197,7 +207,7 @@ type HistoryPoint struct {
 //
 // It reads the category's rows of every snapshot from the oldest asked for on, once, and
 // ranks the product in each snapshot from them: a row is in snapshot s when its range of
-// snapshots holds s.
+// snapshots holds s, and the product's rank is one more than the rows in s ahead of its own.
 func (c *Core) ProductHistory(ctx context.Context, kept []KeptSnapshot, category int32, product int64, since time.Time) ([]HistoryPoint, error) {
 	kept = slices.DeleteFunc(slices.Clone(kept), func(k KeptSnapshot) bool { return k.Cutoff.Before(since) })
 	if len(kept) == 0 {
@@ -224,22 +234,32 @@ func (c *Core) ProductHistory(ctx context.Context, kept []KeptSnapshot, category
 	if err != nil {
 		return nil, fmt.Errorf("read history of category %d: %w", category, err)
 	}
-	var mine []row
-	for _, r := range rows {
-		if r.product == product {
-			mine = append(mine, r)
-		}
+	// Sweep the kept snapshots in id order (the order of the rows' ranges), holding the
+	// rows valid in each: about the top list's length, so the work is the kept snapshots
+	// times K, not times every row read.
+	order := make([]int, len(kept)) // positions in kept, by snapshot id
+	for i := range order {
+		order[i] = i
 	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(kept[a].ID, kept[b].ID) })
+	slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(a.first, b.first) })
 	out := make([]HistoryPoint, len(kept))
-	for i, k := range kept {
-		out[i].Cutoff = k.Cutoff
-		for _, m := range mine {
-			if m.first > k.ID || m.last < k.ID {
+	var valid []row
+	next := 0
+	for _, i := range order {
+		id := kept[i].ID
+		out[i].Cutoff = kept[i].Cutoff
+		for ; next < len(rows) && rows[next].first <= id; next++ {
+			valid = append(valid, rows[next])
+		}
+		valid = slices.DeleteFunc(valid, func(r row) bool { return r.last < id })
+		for _, m := range valid {
+			if m.product != product {
 				continue
 			}
 			rank := 1
-			for _, r := range rows {
-				if r.first <= k.ID && r.last >= k.ID && (r.total > m.total || r.total == m.total && r.product < m.product) {
+			for _, r := range valid {
+				if r.total > m.total || r.total == m.total && r.product < m.product {
 					rank++
 				}
 			}

@@ -211,8 +211,8 @@ func (c *Core) Publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	if err := snap.Validate(known); err != nil {
 		return 0, fmt.Errorf("publish: %w", err)
 	}
-	if st := snap.Standings; st != nil && !st.Window.End.Equal(snap.Window.End) {
-		return 0, fmt.Errorf("publish: the full ranks are of the window ending %v, the snapshot's ends %v", st.Window.End.UTC(), snap.Window.End.UTC())
+	if err := checkStandings(snap); err != nil {
+		return 0, fmt.Errorf("publish: %w", err)
 	}
 	id, err := c.publish(ctx, snap, known, rejects)
 	if err != nil {
@@ -220,6 +220,34 @@ func (c *Core) Publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 		return 0, err
 	}
 	return id, nil
+}
+
+// checkStandings checks that the full ranks a snapshot carries, if any, rank at its cutoff
+// and begin with its top lists: the two answers a replica gives must never disagree.
+func checkStandings(snap *salesrank.Snapshot) error {
+	st := snap.Standings
+	if st == nil {
+		return nil
+	}
+	if !st.Window.End.Equal(snap.Window.End) {
+		return fmt.Errorf("the full ranks are of the window ending %v, the snapshot's ends %v", st.Window.End.UTC(), snap.Window.End.UTC())
+	}
+	for _, r := range snap.Rankings {
+		full := st.Ranked(r.CategoryID)
+		if len(r.Entries) != min(snap.Top, len(full)) {
+			return fmt.Errorf("category %d: the top list holds %d products, the full ranks %d (top %d)", r.CategoryID, len(r.Entries), len(full), snap.Top)
+		}
+		for i, e := range r.Entries {
+			if full[i].ProductID != e.ProductID || full[i].TotalSold != e.TotalSold {
+				return fmt.Errorf("category %d: rank %d is product %d (%d sold) in the top list, %d (%d sold) in the full ranks",
+					r.CategoryID, i+1, e.ProductID, e.TotalSold, full[i].ProductID, full[i].TotalSold)
+			}
+		}
+	}
+	if n := len(st.Categories()); n > len(snap.Rankings) {
+		return fmt.Errorf("the full ranks hold %d categories, the snapshot %d", n, len(snap.Rankings))
+	}
+	return nil
 }
 
 // forget drops what the handle remembers of the database, to be read again: after a

@@ -1,4 +1,4 @@
--- 0004: full ranks ("standings") and the history of top lists. It mirrors
+-- 0004: full ranks ("standings"). It mirrors
 -- internal/sqlite/migrations/0004_standings.sql, which explains the scheme:
 -- one row per category of a publication that carried its full ranks, the
 -- products encoded in rank order; rows name their cutoff, and are kept for a
@@ -14,4 +14,5 @@ CREATE TABLE standings (
 
 CREATE INDEX standings_by_cutoff ON standings (cutoff, snapshot_id);
 
-CREATE INDEX sales_rank_by_product ON sales_rank (category_id, product_id);
+-- A category's rows of the snapshots from s on, for the history, in one range.
+CREATE INDEX sales_rank_by_category ON sales_rank (category_id, last_snapshot_id);

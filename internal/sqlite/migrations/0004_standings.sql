@@ -1,4 +1,5 @@
--- 0004: full ranks ("standings") and the history of top lists.
+-- 0004: full ranks ("standings"), and an index for the history of the top
+-- lists.
 --
 -- A publication may carry the full ranks at its cutoff: every product with
 -- units in the window, in every category, in ranking order. They are stored
@@ -19,5 +20,9 @@ CREATE TABLE standings (
 
 CREATE INDEX standings_by_cutoff ON standings (cutoff, snapshot_id);
 
--- A product's history within the top lists reads its rows of one category.
-CREATE INDEX sales_rank_by_product ON sales_rank (category_id, product_id);
+-- The history of the top lists is the snapshots the ranker keeps (--retain).
+-- A category's rows of the snapshots from s on are those with
+-- last_snapshot_id >= s: by the table's key, (last_snapshot_id, category_id,
+-- …), that is a scan of every category's rows closed since s, a month of
+-- them for the oldest history; this index makes it one range.
+CREATE INDEX sales_rank_by_category ON sales_rank (category_id, last_snapshot_id);

@@ -53,6 +53,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"InvalidSnapshot", testInvalidSnapshot},
 		{"CancelledPublish", testCancelledPublish},
 		{"ConcurrentReaders", testConcurrentReaders},
+		{"History", testHistory},
+		{"InconsistentStandings", testInconsistentStandings},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

@@ -1,10 +1,12 @@
-// The internal RPC API of salesrank: the same rankings as GET /api/v1/popular, from the same
-// in-memory snapshot, over gRPC, gRPC-Web and the Connect protocol.
+// The internal RPC API of salesrank: the same answers as the REST API under /api/v1 (top
+// lists, categories, movers, a product's ranks and history), from the same in-memory
+// snapshot and the same store, over gRPC, gRPC-Web and the Connect protocol.
 //
 // Errors are status codes, each with a message that names the field at fault:
-//   INVALID_ARGUMENT  a missing or out-of-range category_id, limit or offset
-//   NOT_FOUND         a category the service has never seen
-//   UNAVAILABLE       the replica has not loaded a snapshot yet; retry shortly
+//   INVALID_ARGUMENT  a missing or out-of-range parameter
+//   NOT_FOUND         a category the service has never seen, or no snapshot kept for a time
+//   UNAVAILABLE       the replica has not loaded a snapshot yet, holds no full ranks, or
+//                     cannot read the store's history; retry shortly
 //
 // Ids and totals are int64, exact on the wire; the Connect protocol's JSON encoding writes
 // them as strings, as the REST API does.
@@ -41,9 +43,15 @@ type GetPopularRequest struct {
 	// How many entries to return, 1 to 1000; 10 when unset. 0 is refused, not clamped.
 	Limit *int32 `protobuf:"varint,2,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
 	// How many entries to skip from the top, 0 or more.
-	Offset        int64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Offset int64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// When set, the page comes from the latest kept snapshot whose cutoff is at or before
+	// at (NOT_FOUND when none is kept); at or after the current cutoff, from the current one.
+	// The category must be known to the current snapshot.
+	At *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	// Fills each entry's previous_rank. The current snapshot only: not with at.
+	WithPreviousRank bool `protobuf:"varint,5,opt,name=with_previous_rank,json=withPreviousRank,proto3" json:"with_previous_rank,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GetPopularRequest) Reset() {
@@ -97,9 +105,24 @@ func (x *GetPopularRequest) GetOffset() int64 {
 	return 0
 }
 
+func (x *GetPopularRequest) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *GetPopularRequest) GetWithPreviousRank() bool {
+	if x != nil {
+		return x.WithPreviousRank
+	}
+	return false
+}
+
 type GetPopularResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The snapshot the page comes from; pages with the same snapshot_id are consistent.
+	// The snapshot the page comes from (a past one with at); pages with the same snapshot_id
+	// are consistent.
 	SnapshotId int64 `protobuf:"varint,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
 	// The window the snapshot counts: [window_start, window_end).
 	WindowStart *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=window_start,json=windowStart,proto3" json:"window_start,omitempty"`
@@ -178,7 +201,10 @@ type RankedProduct struct {
 	// Units sold in the window.
 	TotalSold int64 `protobuf:"varint,3,opt,name=total_sold,json=totalSold,proto3" json:"total_sold,omitempty"`
 	// 1 for the best seller: offset + position in the page + 1.
-	Rank          int64 `protobuf:"varint,4,opt,name=rank,proto3" json:"rank,omitempty"`
+	Rank int64 `protobuf:"varint,4,opt,name=rank,proto3" json:"rank,omitempty"`
+	// With with_previous_rank: the product's exact rank in the window that ended a day before
+	// the snapshot's cutoff, from 1; 0 when it sold nothing in that window.
+	PreviousRank  int64 `protobuf:"varint,5,opt,name=previous_rank,json=previousRank,proto3" json:"previous_rank,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -237,6 +263,13 @@ func (x *RankedProduct) GetTotalSold() int64 {
 func (x *RankedProduct) GetRank() int64 {
 	if x != nil {
 		return x.Rank
+	}
+	return 0
+}
+
+func (x *RankedProduct) GetPreviousRank() int64 {
+	if x != nil {
+		return x.PreviousRank
 	}
 	return 0
 }
@@ -374,16 +407,797 @@ func (x *GetSnapshotResponse) GetTop() int32 {
 	return 0
 }
 
+type ListCategoriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many categories to return, 1 to 10000; 1000 when unset. 0 is refused, not clamped.
+	Limit *int32 `protobuf:"varint,1,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
+	// How many categories to skip, 0 or more.
+	Offset        int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCategoriesRequest) Reset() {
+	*x = ListCategoriesRequest{}
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCategoriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCategoriesRequest) ProtoMessage() {}
+
+func (x *ListCategoriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCategoriesRequest.ProtoReflect.Descriptor instead.
+func (*ListCategoriesRequest) Descriptor() ([]byte, []int) {
+	return file_salesrank_v1_ranking_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListCategoriesRequest) GetLimit() int32 {
+	if x != nil && x.Limit != nil {
+		return *x.Limit
+	}
+	return 0
+}
+
+func (x *ListCategoriesRequest) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+type ListCategoriesResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId  int64                  `protobuf:"varint,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	WindowStart *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=window_start,json=windowStart,proto3" json:"window_start,omitempty"`
+	WindowEnd   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"`
+	// Every category of the snapshot, by id ascending, including those with no sales.
+	Categories    []*CategorySummary `protobuf:"bytes,4,rep,name=categories,proto3" json:"categories,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCategoriesResponse) Reset() {
+	*x = ListCategoriesResponse{}
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCategoriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCategoriesResponse) ProtoMessage() {}
+
+func (x *ListCategoriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCategoriesResponse.ProtoReflect.Descriptor instead.
+func (*ListCategoriesResponse) Descriptor() ([]byte, []int) {
+	return file_salesrank_v1_ranking_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListCategoriesResponse) GetSnapshotId() int64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *ListCategoriesResponse) GetWindowStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowStart
+	}
+	return nil
+}
+
+func (x *ListCategoriesResponse) GetWindowEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowEnd
+	}
+	return nil
+}
+
+func (x *ListCategoriesResponse) GetCategories() []*CategorySummary {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+// CategorySummary is one category the snapshot knows.
+type CategorySummary struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	CategoryId int32                  `protobuf:"varint,1,opt,name=category_id,json=categoryId,proto3" json:"category_id,omitempty"`
+	// How many products sold at least one unit in the full ranks' window; 0 if none.
+	ProductsRanked int64 `protobuf:"varint,2,opt,name=products_ranked,json=productsRanked,proto3" json:"products_ranked,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CategorySummary) Reset() {
+	*x = CategorySummary{}
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CategorySummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CategorySummary) ProtoMessage() {}
+
+func (x *CategorySummary) ProtoReflect() protoreflect.Message {
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CategorySummary.ProtoReflect.Descriptor instead.
+func (*CategorySummary) Descriptor() ([]byte, []int) {
+	return file_salesrank_v1_ranking_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CategorySummary) GetCategoryId() int32 {
+	if x != nil {
+		return x.CategoryId
+	}
+	return 0
+}
+
+func (x *CategorySummary) GetProductsRanked() int64 {
+	if x != nil {
+		return x.ProductsRanked
+	}
+	return 0
+}
+
+type GetMoversRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The category, 0 to 2^31-1. Required, as in GetPopularRequest.
+	CategoryId *int32 `protobuf:"varint,1,opt,name=category_id,json=categoryId,proto3,oneof" json:"category_id,omitempty"`
+	// How many movers to return, 1 to 100; 10 when unset. 0 is refused, not clamped.
+	Limit *int32 `protobuf:"varint,2,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
+	// How many movers to skip, 0 or more.
+	Offset        int64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMoversRequest) Reset() {
+	*x = GetMoversRequest{}
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMoversRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMoversRequest) ProtoMessage() {}
+
+func (x *GetMoversRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMoversRequest.ProtoReflect.Descriptor instead.
+func (*GetMoversRequest) Descriptor() ([]byte, []int) {
+	return file_salesrank_v1_ranking_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetMoversRequest) GetCategoryId() int32 {
+	if x != nil && x.CategoryId != nil {
+		return *x.CategoryId
+	}
+	return 0
+}
+
+func (x *GetMoversRequest) GetLimit() int32 {
+	if x != nil && x.Limit != nil {
+		return *x.Limit
+	}
+	return 0
+}
+
+func (x *GetMoversRequest) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+type GetMoversResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId  int64                  `protobuf:"varint,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	WindowStart *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=window_start,json=windowStart,proto3" json:"window_start,omitempty"`
+	WindowEnd   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"`
+	// The products of the category's top list ranked higher than a day before, by
+	// previous_rank / rank descending (a product that sold nothing a day before counts as
+	// ranked one past that day's last product), then by rank.
+	Movers        []*Mover `protobuf:"bytes,4,rep,name=movers,proto3" json:"movers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMoversResponse) Reset() {
+	*x = GetMoversResponse{}
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMoversResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMoversResponse) ProtoMessage() {}
+
+func (x *GetMoversResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMoversResponse.ProtoReflect.Descriptor instead.
+func (*GetMoversResponse) Descriptor() ([]byte, []int) {
+	return file_salesrank_v1_ranking_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetMoversResponse) GetSnapshotId() int64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *GetMoversResponse) GetWindowStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowStart
+	}
+	return nil
+}
+
+func (x *GetMoversResponse) GetWindowEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowEnd
+	}
+	return nil
+}
+
+func (x *GetMoversResponse) GetMovers() []*Mover {
+	if x != nil {
+		return x.Movers
+	}
+	return nil
+}
+
+// Mover is a product whose rank rose over the last day.
+type Mover struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProductId int64                  `protobuf:"varint,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// Its rank in the category's top list now, from 1.
+	Rank int64 `protobuf:"varint,2,opt,name=rank,proto3" json:"rank,omitempty"`
+	// Its exact rank in the window that ended a day before the cutoff; 0 when it sold
+	// nothing in that window.
+	PreviousRank int64 `protobuf:"varint,3,opt,name=previous_rank,json=previousRank,proto3" json:"previous_rank,omitempty"`
+	// Units sold in the window.
+	TotalSold     int64 `protobuf:"varint,4,opt,name=total_sold,json=totalSold,proto3" json:"total_sold,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Mover) Reset() {
+	*x = Mover{}
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Mover) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Mover) ProtoMessage() {}
+
+func (x *Mover) ProtoReflect() protoreflect.Message {
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Mover.ProtoReflect.Descriptor instead.
+func (*Mover) Descriptor() ([]byte, []int) {
+	return file_salesrank_v1_ranking_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Mover) GetProductId() int64 {
+	if x != nil {
+		return x.ProductId
+	}
+	return 0
+}
+
+func (x *Mover) GetRank() int64 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *Mover) GetPreviousRank() int64 {
+	if x != nil {
+		return x.PreviousRank
+	}
+	return 0
+}
+
+func (x *Mover) GetTotalSold() int64 {
+	if x != nil {
+		return x.TotalSold
+	}
+	return 0
+}
+
+type GetProductRanksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The product, 0 to 2^63-1. Required: explicit presence, as category_id elsewhere.
+	ProductId     *int64 `protobuf:"varint,1,opt,name=product_id,json=productId,proto3,oneof" json:"product_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProductRanksRequest) Reset() {
+	*x = GetProductRanksRequest{}
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProductRanksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProductRanksRequest) ProtoMessage() {}
+
+func (x *GetProductRanksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProductRanksRequest.ProtoReflect.Descriptor instead.
+func (*GetProductRanksRequest) Descriptor() ([]byte, []int) {
+	return file_salesrank_v1_ranking_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetProductRanksRequest) GetProductId() int64 {
+	if x != nil && x.ProductId != nil {
+		return *x.ProductId
+	}
+	return 0
+}
+
+type GetProductRanksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The snapshot that carried the full ranks, and their window: full ranks may refresh
+	// less often than the top lists.
+	SnapshotId  int64                  `protobuf:"varint,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	WindowStart *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=window_start,json=windowStart,proto3" json:"window_start,omitempty"`
+	WindowEnd   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"`
+	// One per category in which the product sold at least one unit in the window, by
+	// category id ascending; empty when it sold nothing.
+	Ranks         []*ProductRank `protobuf:"bytes,4,rep,name=ranks,proto3" json:"ranks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProductRanksResponse) Reset() {
+	*x = GetProductRanksResponse{}
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProductRanksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProductRanksResponse) ProtoMessage() {}
+
+func (x *GetProductRanksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProductRanksResponse.ProtoReflect.Descriptor instead.
+func (*GetProductRanksResponse) Descriptor() ([]byte, []int) {
+	return file_salesrank_v1_ranking_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetProductRanksResponse) GetSnapshotId() int64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *GetProductRanksResponse) GetWindowStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowStart
+	}
+	return nil
+}
+
+func (x *GetProductRanksResponse) GetWindowEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowEnd
+	}
+	return nil
+}
+
+func (x *GetProductRanksResponse) GetRanks() []*ProductRank {
+	if x != nil {
+		return x.Ranks
+	}
+	return nil
+}
+
+// ProductRank is where a product stands in one category's full ranks.
+type ProductRank struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	CategoryId int32                  `protobuf:"varint,1,opt,name=category_id,json=categoryId,proto3" json:"category_id,omitempty"`
+	ProductId  int64                  `protobuf:"varint,2,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// Exact among every product of the category with sales in the window, from 1, in the
+	// order of GetPopular (units descending, then product id ascending).
+	Rank int64 `protobuf:"varint,3,opt,name=rank,proto3" json:"rank,omitempty"`
+	// Units sold in the window.
+	TotalSold int64 `protobuf:"varint,4,opt,name=total_sold,json=totalSold,proto3" json:"total_sold,omitempty"`
+	// How many products the category ranks.
+	ProductsRanked int64 `protobuf:"varint,5,opt,name=products_ranked,json=productsRanked,proto3" json:"products_ranked,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ProductRank) Reset() {
+	*x = ProductRank{}
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProductRank) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProductRank) ProtoMessage() {}
+
+func (x *ProductRank) ProtoReflect() protoreflect.Message {
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProductRank.ProtoReflect.Descriptor instead.
+func (*ProductRank) Descriptor() ([]byte, []int) {
+	return file_salesrank_v1_ranking_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ProductRank) GetCategoryId() int32 {
+	if x != nil {
+		return x.CategoryId
+	}
+	return 0
+}
+
+func (x *ProductRank) GetProductId() int64 {
+	if x != nil {
+		return x.ProductId
+	}
+	return 0
+}
+
+func (x *ProductRank) GetRank() int64 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *ProductRank) GetTotalSold() int64 {
+	if x != nil {
+		return x.TotalSold
+	}
+	return 0
+}
+
+func (x *ProductRank) GetProductsRanked() int64 {
+	if x != nil {
+		return x.ProductsRanked
+	}
+	return 0
+}
+
+type GetProductHistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The product, 0 to 2^63-1. Required.
+	ProductId *int64 `protobuf:"varint,1,opt,name=product_id,json=productId,proto3,oneof" json:"product_id,omitempty"`
+	// The category, 0 to 2^31-1. Required; it must be known to the current snapshot.
+	CategoryId *int32 `protobuf:"varint,2,opt,name=category_id,json=categoryId,proto3,oneof" json:"category_id,omitempty"`
+	// When set, only the kept snapshots whose cutoff is at or after since.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProductHistoryRequest) Reset() {
+	*x = GetProductHistoryRequest{}
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProductHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProductHistoryRequest) ProtoMessage() {}
+
+func (x *GetProductHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProductHistoryRequest.ProtoReflect.Descriptor instead.
+func (*GetProductHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_salesrank_v1_ranking_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetProductHistoryRequest) GetProductId() int64 {
+	if x != nil && x.ProductId != nil {
+		return *x.ProductId
+	}
+	return 0
+}
+
+func (x *GetProductHistoryRequest) GetCategoryId() int32 {
+	if x != nil && x.CategoryId != nil {
+		return *x.CategoryId
+	}
+	return 0
+}
+
+func (x *GetProductHistoryRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+type GetProductHistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The current snapshot, whose kept list the history follows.
+	SnapshotId  int64                  `protobuf:"varint,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	WindowStart *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=window_start,json=windowStart,proto3" json:"window_start,omitempty"`
+	WindowEnd   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"`
+	// One per kept snapshot, oldest cutoff first.
+	Points        []*HistoryPoint `protobuf:"bytes,4,rep,name=points,proto3" json:"points,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProductHistoryResponse) Reset() {
+	*x = GetProductHistoryResponse{}
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProductHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProductHistoryResponse) ProtoMessage() {}
+
+func (x *GetProductHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProductHistoryResponse.ProtoReflect.Descriptor instead.
+func (*GetProductHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_salesrank_v1_ranking_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetProductHistoryResponse) GetSnapshotId() int64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *GetProductHistoryResponse) GetWindowStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowStart
+	}
+	return nil
+}
+
+func (x *GetProductHistoryResponse) GetWindowEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowEnd
+	}
+	return nil
+}
+
+func (x *GetProductHistoryResponse) GetPoints() []*HistoryPoint {
+	if x != nil {
+		return x.Points
+	}
+	return nil
+}
+
+// HistoryPoint is where a product stood in a category's top list in one kept snapshot.
+type HistoryPoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The kept snapshot's cutoff: the end of its window.
+	Cutoff *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=cutoff,proto3" json:"cutoff,omitempty"`
+	// Its rank in that top list, from 1; 0 when it was not in it.
+	Rank int64 `protobuf:"varint,2,opt,name=rank,proto3" json:"rank,omitempty"`
+	// Units sold in that window; 0 when it was not in the top list.
+	TotalSold     int64 `protobuf:"varint,3,opt,name=total_sold,json=totalSold,proto3" json:"total_sold,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryPoint) Reset() {
+	*x = HistoryPoint{}
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryPoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryPoint) ProtoMessage() {}
+
+func (x *HistoryPoint) ProtoReflect() protoreflect.Message {
+	mi := &file_salesrank_v1_ranking_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryPoint.ProtoReflect.Descriptor instead.
+func (*HistoryPoint) Descriptor() ([]byte, []int) {
+	return file_salesrank_v1_ranking_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *HistoryPoint) GetCutoff() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Cutoff
+	}
+	return nil
+}
+
+func (x *HistoryPoint) GetRank() int64 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *HistoryPoint) GetTotalSold() int64 {
+	if x != nil {
+		return x.TotalSold
+	}
+	return 0
+}
+
 var File_salesrank_v1_ranking_proto protoreflect.FileDescriptor
 
 const file_salesrank_v1_ranking_proto_rawDesc = "" +
 	"\n" +
-	"\x1asalesrank/v1/ranking.proto\x12\fsalesrank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x01\n" +
+	"\x1asalesrank/v1/ranking.proto\x12\fsalesrank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe0\x01\n" +
 	"\x11GetPopularRequest\x12$\n" +
 	"\vcategory_id\x18\x01 \x01(\x05H\x00R\n" +
 	"categoryId\x88\x01\x01\x12\x19\n" +
 	"\x05limit\x18\x02 \x01(\x05H\x01R\x05limit\x88\x01\x01\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x03R\x06offsetB\x0e\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12,\n" +
+	"\x12with_previous_rank\x18\x05 \x01(\bR\x10withPreviousRankB\x0e\n" +
 	"\f_category_idB\b\n" +
 	"\x06_limit\"\xe6\x01\n" +
 	"\x12GetPopularResponse\x12\x1f\n" +
@@ -392,14 +1206,15 @@ const file_salesrank_v1_ranking_proto_rawDesc = "" +
 	"\fwindow_start\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vwindowStart\x129\n" +
 	"\n" +
 	"window_end\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\twindowEnd\x125\n" +
-	"\aentries\x18\x04 \x03(\v2\x1b.salesrank.v1.RankedProductR\aentries\"q\n" +
+	"\aentries\x18\x04 \x03(\v2\x1b.salesrank.v1.RankedProductR\aentries\"\x96\x01\n" +
 	"\rRankedProduct\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x02 \x01(\x03R\tproductId\x12\x1d\n" +
 	"\n" +
 	"total_sold\x18\x03 \x01(\x03R\ttotalSold\x12\x12\n" +
-	"\x04rank\x18\x04 \x01(\x03R\x04rank\"\x14\n" +
+	"\x04rank\x18\x04 \x01(\x03R\x04rank\x12#\n" +
+	"\rprevious_rank\x18\x05 \x01(\x03R\fpreviousRank\"\x14\n" +
 	"\x12GetSnapshotRequest\"\xe7\x02\n" +
 	"\x13GetSnapshotResponse\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\x03R\n" +
@@ -410,11 +1225,93 @@ const file_salesrank_v1_ranking_proto_rawDesc = "" +
 	"\fpublished_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vpublishedAt\x12=\n" +
 	"\fnext_refresh\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vnextRefresh\x12%\n" +
 	"\x0ecategory_count\x18\x06 \x01(\x05R\rcategoryCount\x12\x10\n" +
-	"\x03top\x18\a \x01(\x05R\x03top2\xbf\x01\n" +
+	"\x03top\x18\a \x01(\x05R\x03top\"T\n" +
+	"\x15ListCategoriesRequest\x12\x19\n" +
+	"\x05limit\x18\x01 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offsetB\b\n" +
+	"\x06_limit\"\xf2\x01\n" +
+	"\x16ListCategoriesResponse\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\x03R\n" +
+	"snapshotId\x12=\n" +
+	"\fwindow_start\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vwindowStart\x129\n" +
+	"\n" +
+	"window_end\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\twindowEnd\x12=\n" +
+	"\n" +
+	"categories\x18\x04 \x03(\v2\x1d.salesrank.v1.CategorySummaryR\n" +
+	"categories\"[\n" +
+	"\x0fCategorySummary\x12\x1f\n" +
+	"\vcategory_id\x18\x01 \x01(\x05R\n" +
+	"categoryId\x12'\n" +
+	"\x0fproducts_ranked\x18\x02 \x01(\x03R\x0eproductsRanked\"\x85\x01\n" +
+	"\x10GetMoversRequest\x12$\n" +
+	"\vcategory_id\x18\x01 \x01(\x05H\x00R\n" +
+	"categoryId\x88\x01\x01\x12\x19\n" +
+	"\x05limit\x18\x02 \x01(\x05H\x01R\x05limit\x88\x01\x01\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offsetB\x0e\n" +
+	"\f_category_idB\b\n" +
+	"\x06_limit\"\xdb\x01\n" +
+	"\x11GetMoversResponse\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\x03R\n" +
+	"snapshotId\x12=\n" +
+	"\fwindow_start\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vwindowStart\x129\n" +
+	"\n" +
+	"window_end\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\twindowEnd\x12+\n" +
+	"\x06movers\x18\x04 \x03(\v2\x13.salesrank.v1.MoverR\x06movers\"~\n" +
+	"\x05Mover\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\x03R\tproductId\x12\x12\n" +
+	"\x04rank\x18\x02 \x01(\x03R\x04rank\x12#\n" +
+	"\rprevious_rank\x18\x03 \x01(\x03R\fpreviousRank\x12\x1d\n" +
+	"\n" +
+	"total_sold\x18\x04 \x01(\x03R\ttotalSold\"K\n" +
+	"\x16GetProductRanksRequest\x12\"\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\x03H\x00R\tproductId\x88\x01\x01B\r\n" +
+	"\v_product_id\"\xe5\x01\n" +
+	"\x17GetProductRanksResponse\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\x03R\n" +
+	"snapshotId\x12=\n" +
+	"\fwindow_start\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vwindowStart\x129\n" +
+	"\n" +
+	"window_end\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\twindowEnd\x12/\n" +
+	"\x05ranks\x18\x04 \x03(\v2\x19.salesrank.v1.ProductRankR\x05ranks\"\xa9\x01\n" +
+	"\vProductRank\x12\x1f\n" +
+	"\vcategory_id\x18\x01 \x01(\x05R\n" +
+	"categoryId\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x02 \x01(\x03R\tproductId\x12\x12\n" +
+	"\x04rank\x18\x03 \x01(\x03R\x04rank\x12\x1d\n" +
+	"\n" +
+	"total_sold\x18\x04 \x01(\x03R\ttotalSold\x12'\n" +
+	"\x0fproducts_ranked\x18\x05 \x01(\x03R\x0eproductsRanked\"\xb5\x01\n" +
+	"\x18GetProductHistoryRequest\x12\"\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\x03H\x00R\tproductId\x88\x01\x01\x12$\n" +
+	"\vcategory_id\x18\x02 \x01(\x05H\x01R\n" +
+	"categoryId\x88\x01\x01\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05sinceB\r\n" +
+	"\v_product_idB\x0e\n" +
+	"\f_category_id\"\xea\x01\n" +
+	"\x19GetProductHistoryResponse\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\x03R\n" +
+	"snapshotId\x12=\n" +
+	"\fwindow_start\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vwindowStart\x129\n" +
+	"\n" +
+	"window_end\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\twindowEnd\x122\n" +
+	"\x06points\x18\x04 \x03(\v2\x1a.salesrank.v1.HistoryPointR\x06points\"u\n" +
+	"\fHistoryPoint\x122\n" +
+	"\x06cutoff\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06cutoff\x12\x12\n" +
+	"\x04rank\x18\x02 \x01(\x03R\x04rank\x12\x1d\n" +
+	"\n" +
+	"total_sold\x18\x03 \x01(\x03R\ttotalSold2\xc4\x04\n" +
 	"\x0eRankingService\x12T\n" +
 	"\n" +
 	"GetPopular\x12\x1f.salesrank.v1.GetPopularRequest\x1a .salesrank.v1.GetPopularResponse\"\x03\x90\x02\x01\x12W\n" +
-	"\vGetSnapshot\x12 .salesrank.v1.GetSnapshotRequest\x1a!.salesrank.v1.GetSnapshotResponse\"\x03\x90\x02\x01BJZHgithub.com/salesrank/salesrank/internal/rpc/gen/salesrank/v1;salesrankv1b\x06proto3"
+	"\vGetSnapshot\x12 .salesrank.v1.GetSnapshotRequest\x1a!.salesrank.v1.GetSnapshotResponse\"\x03\x90\x02\x01\x12`\n" +
+	"\x0eListCategories\x12#.salesrank.v1.ListCategoriesRequest\x1a$.salesrank.v1.ListCategoriesResponse\"\x03\x90\x02\x01\x12Q\n" +
+	"\tGetMovers\x12\x1e.salesrank.v1.GetMoversRequest\x1a\x1f.salesrank.v1.GetMoversResponse\"\x03\x90\x02\x01\x12c\n" +
+	"\x0fGetProductRanks\x12$.salesrank.v1.GetProductRanksRequest\x1a%.salesrank.v1.GetProductRanksResponse\"\x03\x90\x02\x01\x12i\n" +
+	"\x11GetProductHistory\x12&.salesrank.v1.GetProductHistoryRequest\x1a'.salesrank.v1.GetProductHistoryResponse\"\x03\x90\x02\x01BJZHgithub.com/salesrank/salesrank/internal/rpc/gen/salesrank/v1;salesrankv1b\x06proto3"
 
 var (
 	file_salesrank_v1_ranking_proto_rawDescOnce sync.Once
@@ -428,32 +1325,67 @@ func file_salesrank_v1_ranking_proto_rawDescGZIP() []byte {
 	return file_salesrank_v1_ranking_proto_rawDescData
 }
 
-var file_salesrank_v1_ranking_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_salesrank_v1_ranking_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_salesrank_v1_ranking_proto_goTypes = []any{
-	(*GetPopularRequest)(nil),     // 0: salesrank.v1.GetPopularRequest
-	(*GetPopularResponse)(nil),    // 1: salesrank.v1.GetPopularResponse
-	(*RankedProduct)(nil),         // 2: salesrank.v1.RankedProduct
-	(*GetSnapshotRequest)(nil),    // 3: salesrank.v1.GetSnapshotRequest
-	(*GetSnapshotResponse)(nil),   // 4: salesrank.v1.GetSnapshotResponse
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*GetPopularRequest)(nil),         // 0: salesrank.v1.GetPopularRequest
+	(*GetPopularResponse)(nil),        // 1: salesrank.v1.GetPopularResponse
+	(*RankedProduct)(nil),             // 2: salesrank.v1.RankedProduct
+	(*GetSnapshotRequest)(nil),        // 3: salesrank.v1.GetSnapshotRequest
+	(*GetSnapshotResponse)(nil),       // 4: salesrank.v1.GetSnapshotResponse
+	(*ListCategoriesRequest)(nil),     // 5: salesrank.v1.ListCategoriesRequest
+	(*ListCategoriesResponse)(nil),    // 6: salesrank.v1.ListCategoriesResponse
+	(*CategorySummary)(nil),           // 7: salesrank.v1.CategorySummary
+	(*GetMoversRequest)(nil),          // 8: salesrank.v1.GetMoversRequest
+	(*GetMoversResponse)(nil),         // 9: salesrank.v1.GetMoversResponse
+	(*Mover)(nil),                     // 10: salesrank.v1.Mover
+	(*GetProductRanksRequest)(nil),    // 11: salesrank.v1.GetProductRanksRequest
+	(*GetProductRanksResponse)(nil),   // 12: salesrank.v1.GetProductRanksResponse
+	(*ProductRank)(nil),               // 13: salesrank.v1.ProductRank
+	(*GetProductHistoryRequest)(nil),  // 14: salesrank.v1.GetProductHistoryRequest
+	(*GetProductHistoryResponse)(nil), // 15: salesrank.v1.GetProductHistoryResponse
+	(*HistoryPoint)(nil),              // 16: salesrank.v1.HistoryPoint
+	(*timestamppb.Timestamp)(nil),     // 17: google.protobuf.Timestamp
 }
 var file_salesrank_v1_ranking_proto_depIdxs = []int32{
-	5, // 0: salesrank.v1.GetPopularResponse.window_start:type_name -> google.protobuf.Timestamp
-	5, // 1: salesrank.v1.GetPopularResponse.window_end:type_name -> google.protobuf.Timestamp
-	2, // 2: salesrank.v1.GetPopularResponse.entries:type_name -> salesrank.v1.RankedProduct
-	5, // 3: salesrank.v1.GetSnapshotResponse.window_start:type_name -> google.protobuf.Timestamp
-	5, // 4: salesrank.v1.GetSnapshotResponse.window_end:type_name -> google.protobuf.Timestamp
-	5, // 5: salesrank.v1.GetSnapshotResponse.published_at:type_name -> google.protobuf.Timestamp
-	5, // 6: salesrank.v1.GetSnapshotResponse.next_refresh:type_name -> google.protobuf.Timestamp
-	0, // 7: salesrank.v1.RankingService.GetPopular:input_type -> salesrank.v1.GetPopularRequest
-	3, // 8: salesrank.v1.RankingService.GetSnapshot:input_type -> salesrank.v1.GetSnapshotRequest
-	1, // 9: salesrank.v1.RankingService.GetPopular:output_type -> salesrank.v1.GetPopularResponse
-	4, // 10: salesrank.v1.RankingService.GetSnapshot:output_type -> salesrank.v1.GetSnapshotResponse
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	17, // 0: salesrank.v1.GetPopularRequest.at:type_name -> google.protobuf.Timestamp
+	17, // 1: salesrank.v1.GetPopularResponse.window_start:type_name -> google.protobuf.Timestamp
+	17, // 2: salesrank.v1.GetPopularResponse.window_end:type_name -> google.protobuf.Timestamp
+	2,  // 3: salesrank.v1.GetPopularResponse.entries:type_name -> salesrank.v1.RankedProduct
+	17, // 4: salesrank.v1.GetSnapshotResponse.window_start:type_name -> google.protobuf.Timestamp
+	17, // 5: salesrank.v1.GetSnapshotResponse.window_end:type_name -> google.protobuf.Timestamp
+	17, // 6: salesrank.v1.GetSnapshotResponse.published_at:type_name -> google.protobuf.Timestamp
+	17, // 7: salesrank.v1.GetSnapshotResponse.next_refresh:type_name -> google.protobuf.Timestamp
+	17, // 8: salesrank.v1.ListCategoriesResponse.window_start:type_name -> google.protobuf.Timestamp
+	17, // 9: salesrank.v1.ListCategoriesResponse.window_end:type_name -> google.protobuf.Timestamp
+	7,  // 10: salesrank.v1.ListCategoriesResponse.categories:type_name -> salesrank.v1.CategorySummary
+	17, // 11: salesrank.v1.GetMoversResponse.window_start:type_name -> google.protobuf.Timestamp
+	17, // 12: salesrank.v1.GetMoversResponse.window_end:type_name -> google.protobuf.Timestamp
+	10, // 13: salesrank.v1.GetMoversResponse.movers:type_name -> salesrank.v1.Mover
+	17, // 14: salesrank.v1.GetProductRanksResponse.window_start:type_name -> google.protobuf.Timestamp
+	17, // 15: salesrank.v1.GetProductRanksResponse.window_end:type_name -> google.protobuf.Timestamp
+	13, // 16: salesrank.v1.GetProductRanksResponse.ranks:type_name -> salesrank.v1.ProductRank
+	17, // 17: salesrank.v1.GetProductHistoryRequest.since:type_name -> google.protobuf.Timestamp
+	17, // 18: salesrank.v1.GetProductHistoryResponse.window_start:type_name -> google.protobuf.Timestamp
+	17, // 19: salesrank.v1.GetProductHistoryResponse.window_end:type_name -> google.protobuf.Timestamp
+	16, // 20: salesrank.v1.GetProductHistoryResponse.points:type_name -> salesrank.v1.HistoryPoint
+	17, // 21: salesrank.v1.HistoryPoint.cutoff:type_name -> google.protobuf.Timestamp
+	0,  // 22: salesrank.v1.RankingService.GetPopular:input_type -> salesrank.v1.GetPopularRequest
+	3,  // 23: salesrank.v1.RankingService.GetSnapshot:input_type -> salesrank.v1.GetSnapshotRequest
+	5,  // 24: salesrank.v1.RankingService.ListCategories:input_type -> salesrank.v1.ListCategoriesRequest
+	8,  // 25: salesrank.v1.RankingService.GetMovers:input_type -> salesrank.v1.GetMoversRequest
+	11, // 26: salesrank.v1.RankingService.GetProductRanks:input_type -> salesrank.v1.GetProductRanksRequest
+	14, // 27: salesrank.v1.RankingService.GetProductHistory:input_type -> salesrank.v1.GetProductHistoryRequest
+	1,  // 28: salesrank.v1.RankingService.GetPopular:output_type -> salesrank.v1.GetPopularResponse
+	4,  // 29: salesrank.v1.RankingService.GetSnapshot:output_type -> salesrank.v1.GetSnapshotResponse
+	6,  // 30: salesrank.v1.RankingService.ListCategories:output_type -> salesrank.v1.ListCategoriesResponse
+	9,  // 31: salesrank.v1.RankingService.GetMovers:output_type -> salesrank.v1.GetMoversResponse
+	12, // 32: salesrank.v1.RankingService.GetProductRanks:output_type -> salesrank.v1.GetProductRanksResponse
+	15, // 33: salesrank.v1.RankingService.GetProductHistory:output_type -> salesrank.v1.GetProductHistoryResponse
+	28, // [28:34] is the sub-list for method output_type
+	22, // [22:28] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_salesrank_v1_ranking_proto_init() }
@@ -462,13 +1394,17 @@ func file_salesrank_v1_ranking_proto_init() {
 		return
 	}
 	file_salesrank_v1_ranking_proto_msgTypes[0].OneofWrappers = []any{}
+	file_salesrank_v1_ranking_proto_msgTypes[5].OneofWrappers = []any{}
+	file_salesrank_v1_ranking_proto_msgTypes[8].OneofWrappers = []any{}
+	file_salesrank_v1_ranking_proto_msgTypes[11].OneofWrappers = []any{}
+	file_salesrank_v1_ranking_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_salesrank_v1_ranking_proto_rawDesc), len(file_salesrank_v1_ranking_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,10 +1,12 @@
-// The internal RPC API of salesrank: the same rankings as GET /api/v1/popular, from the same
-// in-memory snapshot, over gRPC, gRPC-Web and the Connect protocol.
+// The internal RPC API of salesrank: the same answers as the REST API under /api/v1 (top
+// lists, categories, movers, a product's ranks and history), from the same in-memory
+// snapshot and the same store, over gRPC, gRPC-Web and the Connect protocol.
 //
 // Errors are status codes, each with a message that names the field at fault:
-//   INVALID_ARGUMENT  a missing or out-of-range category_id, limit or offset
-//   NOT_FOUND         a category the service has never seen
-//   UNAVAILABLE       the replica has not loaded a snapshot yet; retry shortly
+//   INVALID_ARGUMENT  a missing or out-of-range parameter
+//   NOT_FOUND         a category the service has never seen, or no snapshot kept for a time
+//   UNAVAILABLE       the replica has not loaded a snapshot yet, holds no full ranks, or
+//                     cannot read the store's history; retry shortly
 //
 // Ids and totals are int64, exact on the wire; the Connect protocol's JSON encoding writes
 // them as strings, as the REST API does.
@@ -50,6 +52,18 @@ const (
 	// RankingServiceGetSnapshotProcedure is the fully-qualified name of the RankingService's
 	// GetSnapshot RPC.
 	RankingServiceGetSnapshotProcedure = "/salesrank.v1.RankingService/GetSnapshot"
+	// RankingServiceListCategoriesProcedure is the fully-qualified name of the RankingService's
+	// ListCategories RPC.
+	RankingServiceListCategoriesProcedure = "/salesrank.v1.RankingService/ListCategories"
+	// RankingServiceGetMoversProcedure is the fully-qualified name of the RankingService's GetMovers
+	// RPC.
+	RankingServiceGetMoversProcedure = "/salesrank.v1.RankingService/GetMovers"
+	// RankingServiceGetProductRanksProcedure is the fully-qualified name of the RankingService's
+	// GetProductRanks RPC.
+	RankingServiceGetProductRanksProcedure = "/salesrank.v1.RankingService/GetProductRanks"
+	// RankingServiceGetProductHistoryProcedure is the fully-qualified name of the RankingService's
+	// GetProductHistory RPC.
+	RankingServiceGetProductHistoryProcedure = "/salesrank.v1.RankingService/GetProductHistory"
 )
 
 // RankingServiceClient is a client for the salesrank.v1.RankingService service.
@@ -58,6 +72,18 @@ type RankingServiceClient interface {
 	GetPopular(context.Context, *connect.Request[v1.GetPopularRequest]) (*connect.Response[v1.GetPopularResponse], error)
 	// GetSnapshot describes the snapshot being served.
 	GetSnapshot(context.Context, *connect.Request[v1.GetSnapshotRequest]) (*connect.Response[v1.GetSnapshotResponse], error)
+	// ListCategories returns a page of the current snapshot's categories, by id, each with
+	// how many products its full ranks hold (GET /api/v1/categories).
+	ListCategories(context.Context, *connect.Request[v1.ListCategoriesRequest]) (*connect.Response[v1.ListCategoriesResponse], error)
+	// GetMovers returns a page of the products of a category's top list whose rank rose most
+	// since the day before (GET /api/v1/movers).
+	GetMovers(context.Context, *connect.Request[v1.GetMoversRequest]) (*connect.Response[v1.GetMoversResponse], error)
+	// GetProductRanks returns where a product stands in every category it sold in, from the
+	// full ranks (GET /api/v1/products/{product_id}/ranks).
+	GetProductRanks(context.Context, *connect.Request[v1.GetProductRanksRequest]) (*connect.Response[v1.GetProductRanksResponse], error)
+	// GetProductHistory returns where a product stood in a category's top list in every kept
+	// snapshot (GET /api/v1/products/{product_id}/history).
+	GetProductHistory(context.Context, *connect.Request[v1.GetProductHistoryRequest]) (*connect.Response[v1.GetProductHistoryResponse], error)
 }
 
 // NewRankingServiceClient constructs a client for the salesrank.v1.RankingService service. By
@@ -85,13 +111,45 @@ func NewRankingServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		listCategories: connect.NewClient[v1.ListCategoriesRequest, v1.ListCategoriesResponse](
+			httpClient,
+			baseURL+RankingServiceListCategoriesProcedure,
+			connect.WithSchema(rankingServiceMethods.ByName("ListCategories")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		getMovers: connect.NewClient[v1.GetMoversRequest, v1.GetMoversResponse](
+			httpClient,
+			baseURL+RankingServiceGetMoversProcedure,
+			connect.WithSchema(rankingServiceMethods.ByName("GetMovers")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		getProductRanks: connect.NewClient[v1.GetProductRanksRequest, v1.GetProductRanksResponse](
+			httpClient,
+			baseURL+RankingServiceGetProductRanksProcedure,
+			connect.WithSchema(rankingServiceMethods.ByName("GetProductRanks")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		getProductHistory: connect.NewClient[v1.GetProductHistoryRequest, v1.GetProductHistoryResponse](
+			httpClient,
+			baseURL+RankingServiceGetProductHistoryProcedure,
+			connect.WithSchema(rankingServiceMethods.ByName("GetProductHistory")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // rankingServiceClient implements RankingServiceClient.
 type rankingServiceClient struct {
-	getPopular  *connect.Client[v1.GetPopularRequest, v1.GetPopularResponse]
-	getSnapshot *connect.Client[v1.GetSnapshotRequest, v1.GetSnapshotResponse]
+	getPopular        *connect.Client[v1.GetPopularRequest, v1.GetPopularResponse]
+	getSnapshot       *connect.Client[v1.GetSnapshotRequest, v1.GetSnapshotResponse]
+	listCategories    *connect.Client[v1.ListCategoriesRequest, v1.ListCategoriesResponse]
+	getMovers         *connect.Client[v1.GetMoversRequest, v1.GetMoversResponse]
+	getProductRanks   *connect.Client[v1.GetProductRanksRequest, v1.GetProductRanksResponse]
+	getProductHistory *connect.Client[v1.GetProductHistoryRequest, v1.GetProductHistoryResponse]
 }
 
 // GetPopular calls salesrank.v1.RankingService.GetPopular.
@@ -104,12 +162,44 @@ func (c *rankingServiceClient) GetSnapshot(ctx context.Context, req *connect.Req
 	return c.getSnapshot.CallUnary(ctx, req)
 }
 
+// ListCategories calls salesrank.v1.RankingService.ListCategories.
+func (c *rankingServiceClient) ListCategories(ctx context.Context, req *connect.Request[v1.ListCategoriesRequest]) (*connect.Response[v1.ListCategoriesResponse], error) {
+	return c.listCategories.CallUnary(ctx, req)
+}
+
+// GetMovers calls salesrank.v1.RankingService.GetMovers.
+func (c *rankingServiceClient) GetMovers(ctx context.Context, req *connect.Request[v1.GetMoversRequest]) (*connect.Response[v1.GetMoversResponse], error) {
+	return c.getMovers.CallUnary(ctx, req)
+}
+
+// GetProductRanks calls salesrank.v1.RankingService.GetProductRanks.
+func (c *rankingServiceClient) GetProductRanks(ctx context.Context, req *connect.Request[v1.GetProductRanksRequest]) (*connect.Response[v1.GetProductRanksResponse], error) {
+	return c.getProductRanks.CallUnary(ctx, req)
+}
+
+// GetProductHistory calls salesrank.v1.RankingService.GetProductHistory.
+func (c *rankingServiceClient) GetProductHistory(ctx context.Context, req *connect.Request[v1.GetProductHistoryRequest]) (*connect.Response[v1.GetProductHistoryResponse], error) {
+	return c.getProductHistory.CallUnary(ctx, req)
+}
+
 // RankingServiceHandler is an implementation of the salesrank.v1.RankingService service.
 type RankingServiceHandler interface {
 	// GetPopular returns a page of one category's ranking in the current snapshot.
 	GetPopular(context.Context, *connect.Request[v1.GetPopularRequest]) (*connect.Response[v1.GetPopularResponse], error)
 	// GetSnapshot describes the snapshot being served.
 	GetSnapshot(context.Context, *connect.Request[v1.GetSnapshotRequest]) (*connect.Response[v1.GetSnapshotResponse], error)
+	// ListCategories returns a page of the current snapshot's categories, by id, each with
+	// how many products its full ranks hold (GET /api/v1/categories).
+	ListCategories(context.Context, *connect.Request[v1.ListCategoriesRequest]) (*connect.Response[v1.ListCategoriesResponse], error)
+	// GetMovers returns a page of the products of a category's top list whose rank rose most
+	// since the day before (GET /api/v1/movers).
+	GetMovers(context.Context, *connect.Request[v1.GetMoversRequest]) (*connect.Response[v1.GetMoversResponse], error)
+	// GetProductRanks returns where a product stands in every category it sold in, from the
+	// full ranks (GET /api/v1/products/{product_id}/ranks).
+	GetProductRanks(context.Context, *connect.Request[v1.GetProductRanksRequest]) (*connect.Response[v1.GetProductRanksResponse], error)
+	// GetProductHistory returns where a product stood in a category's top list in every kept
+	// snapshot (GET /api/v1/products/{product_id}/history).
+	GetProductHistory(context.Context, *connect.Request[v1.GetProductHistoryRequest]) (*connect.Response[v1.GetProductHistoryResponse], error)
 }
 
 // NewRankingServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -133,12 +223,48 @@ func NewRankingServiceHandler(svc RankingServiceHandler, opts ...connect.Handler
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	rankingServiceListCategoriesHandler := connect.NewUnaryHandler(
+		RankingServiceListCategoriesProcedure,
+		svc.ListCategories,
+		connect.WithSchema(rankingServiceMethods.ByName("ListCategories")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	rankingServiceGetMoversHandler := connect.NewUnaryHandler(
+		RankingServiceGetMoversProcedure,
+		svc.GetMovers,
+		connect.WithSchema(rankingServiceMethods.ByName("GetMovers")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	rankingServiceGetProductRanksHandler := connect.NewUnaryHandler(
+		RankingServiceGetProductRanksProcedure,
+		svc.GetProductRanks,
+		connect.WithSchema(rankingServiceMethods.ByName("GetProductRanks")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	rankingServiceGetProductHistoryHandler := connect.NewUnaryHandler(
+		RankingServiceGetProductHistoryProcedure,
+		svc.GetProductHistory,
+		connect.WithSchema(rankingServiceMethods.ByName("GetProductHistory")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/salesrank.v1.RankingService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RankingServiceGetPopularProcedure:
 			rankingServiceGetPopularHandler.ServeHTTP(w, r)
 		case RankingServiceGetSnapshotProcedure:
 			rankingServiceGetSnapshotHandler.ServeHTTP(w, r)
+		case RankingServiceListCategoriesProcedure:
+			rankingServiceListCategoriesHandler.ServeHTTP(w, r)
+		case RankingServiceGetMoversProcedure:
+			rankingServiceGetMoversHandler.ServeHTTP(w, r)
+		case RankingServiceGetProductRanksProcedure:
+			rankingServiceGetProductRanksHandler.ServeHTTP(w, r)
+		case RankingServiceGetProductHistoryProcedure:
+			rankingServiceGetProductHistoryHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -154,4 +280,20 @@ func (UnimplementedRankingServiceHandler) GetPopular(context.Context, *connect.R
 
 func (UnimplementedRankingServiceHandler) GetSnapshot(context.Context, *connect.Request[v1.GetSnapshotRequest]) (*connect.Response[v1.GetSnapshotResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("salesrank.v1.RankingService.GetSnapshot is not implemented"))
+}
+
+func (UnimplementedRankingServiceHandler) ListCategories(context.Context, *connect.Request[v1.ListCategoriesRequest]) (*connect.Response[v1.ListCategoriesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("salesrank.v1.RankingService.ListCategories is not implemented"))
+}
+
+func (UnimplementedRankingServiceHandler) GetMovers(context.Context, *connect.Request[v1.GetMoversRequest]) (*connect.Response[v1.GetMoversResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("salesrank.v1.RankingService.GetMovers is not implemented"))
+}
+
+func (UnimplementedRankingServiceHandler) GetProductRanks(context.Context, *connect.Request[v1.GetProductRanksRequest]) (*connect.Response[v1.GetProductRanksResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("salesrank.v1.RankingService.GetProductRanks is not implemented"))
+}
+
+func (UnimplementedRankingServiceHandler) GetProductHistory(context.Context, *connect.Request[v1.GetProductHistoryRequest]) (*connect.Response[v1.GetProductHistoryResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("salesrank.v1.RankingService.GetProductHistory is not implemented"))
 }

@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"context"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// A replica's live heap is small (16 MB of top lists) until it holds full ranks: some
+// 220 MB for the current ones and as much again for a day before, at the seed's scale.
+// serveGCPercent lets the heap grow to five times what is live, which for full ranks
+// would be 2 GB for 450 MB of data. So serve also keeps a soft memory limit a little
+// above the live heap, moved as the live heap moves: small replicas keep the cheap GC
+// that serveGCPercent buys, big ones collect before their heap doubles. The full ranks
+// hold no pointers, so a collection does not scan them.
+
+// limitEvery is how often the limit follows the live heap.
+const limitEvery = time.Second
+
+// memoryHeadroom returns the soft memory limit for a live heap of live bytes: half as much
+// again, and at least 128 MiB more.
+func memoryHeadroom(live uint64) int64 {
+	return int64(live + max(live/2, 128<<20))
+}
+
+// followLiveHeap sets the runtime's soft memory limit from the live heap every
+// limitEvery until ctx is done, then restores the limit it found.
+func followLiveHeap(ctx context.Context) {
+	before := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(before)
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	t := time.NewTicker(limitEvery)
+	defer t.Stop()
+	for {
+		metrics.Read(sample)
+		if sample[0].Value.Kind() == metrics.KindUint64 {
+			debug.SetMemoryLimit(memoryHeadroom(sample[0].Value.Uint64()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,145 @@
+package storetest
+
+import (
+	"context"
+	"iter"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/salesrank/salesrank"
+)
+
+// Retaining is a store that keeps the history of the top lists and full ranks.
+type Retaining interface {
+	Store
+	SetRetain(d time.Duration)
+}
+
+// testHistory publishes a day and a half of hourly snapshots with full ranks, then a few
+// minutes' worth of snapshots between whole hours, and checks what is kept: the Keep
+// latest, every whole hour's latest snapshot within the retention, and the full ranks a
+// snapshot of now and of a day before need, each reading back exactly.
+func testHistory(t *testing.T, st Store) {
+	s, ok := st.(Retaining)
+	if !ok {
+		t.Skip("the store keeps no history")
+	}
+	ctx := context.Background()
+	const retain = 10 * time.Hour
+	s.SetRetain(retain)
+	published := map[time.Time]*salesrank.Snapshot{} // the full ranks ranked at each cutoff
+	pub := func(hour int, minute int, full bool) int64 {
+		snap := snapshot(hour, 4, 3)
+		at := snap.Window.End.Add(time.Duration(minute) * time.Minute)
+		snap.Window = salesrank.WindowEnding(at)
+		if full {
+			totals := salesrank.Totals{}
+			for _, r := range snap.Rankings {
+				for i, e := range r.Entries {
+					totals[salesrank.Key{CategoryID: r.CategoryID, ProductID: e.ProductID}] = e.TotalSold
+					// A tail below the top list, with ties.
+					totals[salesrank.Key{CategoryID: r.CategoryID, ProductID: 5000 + int64(i)}] = 1
+				}
+			}
+			snap.Rankings = salesrank.Rank(totals.All(), known(snap), snap.Top)
+			snap.Standings = salesrank.NewStandings(snap.Window, []iter.Seq2[salesrank.Key, int64]{totals.All()})
+			published[at] = snap
+		}
+		return publish(t, s, snap)
+	}
+	var hourly []int64
+	for h := range 36 {
+		hourly = append(hourly, pub(h, 0, true))
+	}
+	// Minute snapshots after the last hour: the Keep latest stay, the others go, and the
+	// whole hours stay beside them.
+	var minutes []int64
+	for m := 1; m <= Keep+2; m++ {
+		minutes = append(minutes, pub(35, m, false))
+	}
+	latest := base.Add(35*time.Hour + time.Duration(Keep+2)*time.Minute)
+
+	var want []int64
+	for h, id := range hourly {
+		if !base.Add(time.Duration(h) * time.Hour).Before(latest.Add(-retain)) {
+			want = append(want, id)
+		}
+	}
+	want = append(want, minutes[len(minutes)-Keep:]...)
+	slices.Reverse(want)
+	if got := snapshotIDs(t, s); !slices.Equal(got, want) {
+		t.Fatalf("kept %v, want %v: the %d latest and each whole hour's within %v", got, want, Keep, retain)
+	}
+
+	cur := current(t, s)
+	check := func(name string, got *salesrank.Standings, at time.Time) {
+		t.Helper()
+		w := published[at]
+		if got == nil || w == nil || !got.Window.End.Equal(at) {
+			t.Fatalf("%s: full ranks %v, want those ranked at %v", name, got, at)
+		}
+		if got.SnapshotID != w.ID {
+			t.Errorf("%s: full ranks of snapshot %d, want %d", name, got.SnapshotID, w.ID)
+		}
+		if !slices.Equal(got.Categories(), w.Standings.Categories()) {
+			t.Fatalf("%s: categories %v, want %v", name, got.Categories(), w.Standings.Categories())
+		}
+		for _, c := range w.Standings.Categories() {
+			if !slices.Equal(got.Ranked(c.CategoryID), w.Standings.Ranked(c.CategoryID)) {
+				t.Errorf("%s: category %d reads back %v, want %v", name, c.CategoryID, got.Ranked(c.CategoryID), w.Standings.Ranked(c.CategoryID))
+			}
+		}
+	}
+	// The minute snapshot answers from the last whole hour's full ranks, and compares
+	// with those ranked at or before a day earlier.
+	lastHour := base.Add(35 * time.Hour)
+	check("current", cur.Standings, lastHour)
+	check("previous", cur.Previous, base.Add(11*time.Hour)) // latest ≤ 35h3m+… − 24h
+	// Older full ranks than the previous ones have expired.
+	if old, err := s.Snapshot(ctx, hourly[len(hourly)-1]); err != nil {
+		t.Fatal(err)
+	} else if old.Previous == nil || !old.Previous.Window.End.Equal(base.Add(11*time.Hour)) {
+		t.Errorf("the last whole hour's previous full ranks: %v, want those ranked at %v", old.Previous, base.Add(11*time.Hour))
+	}
+}
+
+// testInconsistentStandings checks that a publication whose full ranks disagree with its
+// top lists, or rank at another cutoff, is refused whole.
+func testInconsistentStandings(t *testing.T, s Store) {
+	ctx := context.Background()
+	good := snapshot(0, 3, 4)
+	publish(t, s, good)
+	for name, mangle := range map[string]func(totals salesrank.Totals, snap *salesrank.Snapshot){
+		"another total": func(totals salesrank.Totals, snap *salesrank.Snapshot) {
+			for k := range totals {
+				totals[k]++
+				break
+			}
+		},
+		"another cutoff": func(totals salesrank.Totals, snap *salesrank.Snapshot) {
+			snap.Window = salesrank.WindowEnding(snap.Window.End.Add(time.Hour))
+		},
+		"a category the snapshot lacks": func(totals salesrank.Totals, snap *salesrank.Snapshot) {
+			totals[salesrank.Key{CategoryID: 999, ProductID: 1}] = 1
+		},
+	} {
+		snap := snapshot(1, 3, 4)
+		totals := salesrank.Totals{}
+		for _, r := range snap.Rankings {
+			for _, e := range r.Entries {
+				totals[salesrank.Key{CategoryID: r.CategoryID, ProductID: e.ProductID}] = e.TotalSold
+			}
+		}
+		win := snap.Window
+		mangle(totals, snap)
+		snap.Standings = salesrank.NewStandings(snap.Window, []iter.Seq2[salesrank.Key, int64]{totals.All()})
+		snap.Window = win
+		if _, err := s.Publish(ctx, snap, known(snap), nil); err == nil {
+			t.Errorf("%s: published", name)
+		}
+		if got := currentID(t, s); got != good.ID {
+			t.Errorf("%s: current snapshot %d, want %d", name, got, good.ID)
+		}
+	}
+}
