@@ -325,6 +325,25 @@ func TestFirstPaint(t *testing.T) {
 	if len(urls) == 0 || len(others) > 0 {
 		t.Errorf("without a script the page made requests %v; want only %s/", urls, s.base)
 	}
+
+	// Without a script the pager still works: its buttons submit the category form.
+	ctx = tab(t, 1024, 900)
+	do(t, ctx,
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+			return err
+		}),
+		chromedp.Navigate(s.base+"/?category_id="+first),
+	)
+	res, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID("next")))
+	if err != nil {
+		t.Fatalf("Next without a script: %v", err)
+	}
+	if !strings.Contains(res.URL, "offset=25") {
+		t.Errorf("Next without a script went to %s", res.URL)
+	}
+	waitList(t, ctx, first, 25, 25)
+	checkList(t, ctx, s, first, 25, 25)
 }
 
 // TestPickAndPage picks a category from the list and pages through its top list to the end
@@ -743,8 +762,8 @@ func TestScreenshot(t *testing.T) {
 	ctx := tab(t, 860, 1300)
 	c := categories(t, s)[0].CategoryID
 	load(t, ctx, s, "/?category_id="+c+"&limit=10")
-	open(t, ctx, "movers-box", c)
 	open(t, ctx, "history-box", c)
+	eval[chromedp.Void](t, ctx, `window.scrollTo(0, 0)`)
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatal(err)
