@@ -28,6 +28,7 @@ const state = {
   offset: Number(list.dataset.offset || "0"),
   top: list.dataset.top,          // units sold by the category's rank 1: the bars' 100 %
   topSnapshot: list.dataset.snapshot,
+  topCategory: list.dataset.category,
   snapshot: windowLine.dataset.snapshot,
 };
 
