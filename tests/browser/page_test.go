@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
@@ -852,5 +855,51 @@ func TestContrast(t *testing.T) {
 				t.Errorf("low contrast: %s", b)
 			}
 		})
+	}
+}
+
+// TestNoSnapshotYet opens the page of a replica that has no snapshot yet: it says so, and
+// shows the ranking by itself once one is published.
+func TestNoSnapshotYet(t *testing.T) {
+	buildSites(t) // for the logs
+	db := filepath.Join(t.TempDir(), "later.db")
+	s, err := serve(db, time.Time{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.close)
+	ctx := tab(t, 1024, 900)
+	res, err := chromedp.RunResponse(ctx, chromedp.Navigate(s.base+"/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != http.StatusServiceUnavailable {
+		t.Errorf("the page without a snapshot answers %d, want 503", res.Status)
+	}
+	if got := eval[string](t, ctx, `document.getElementById("window").textContent`); !strings.Contains(got, "No ranking has been loaded yet") {
+		t.Errorf("the page without a snapshot says %q", got)
+	}
+	if eval[bool](t, ctx, `document.querySelector("main").checkVisibility()`) {
+		t.Error("the page without a snapshot shows empty controls")
+	}
+	cutoff := time.Now().UTC().Truncate(time.Hour)
+	if _, err := run("rank", "--logs", filepath.Join(sites.dir, "logs"), "--db", "sqlite:"+db, "--once", "--now", cutoff.Format(time.RFC3339)); err != nil {
+		t.Fatal(err)
+	}
+	// The replica polls the database and the page reloads itself; neither is timed here.
+	// A reload interrupts whatever runs in the page, so this asks again and again rather
+	// than waiting inside it.
+	for {
+		shown, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.readyState === "complete" && document.getElementById("list").dataset.shown === "1/0/25"`))
+		if err == nil && shown {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the page did not show the published ranking: %v", ctx.Err())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !eval[bool](t, ctx, `document.querySelector("main").checkVisibility()`) {
+		t.Error("the page does not show the ranking once there is one")
 	}
 }

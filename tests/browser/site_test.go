@@ -107,10 +107,10 @@ func setUpSites() error {
 	if _, err := run("rank", "--logs", logs, "--db", "sqlite:"+stale, "--once", "--now", now.Add(-3*time.Hour).Format(time.RFC3339)); err != nil {
 		return err
 	}
-	if sites.fresh, err = serve(fresh, now); err != nil {
+	if sites.fresh, err = serve(fresh, now, true); err != nil {
 		return err
 	}
-	sites.stale, err = serve(stale, now.Add(-3*time.Hour))
+	sites.stale, err = serve(stale, now.Add(-3*time.Hour), true)
 	return err
 }
 
@@ -161,8 +161,9 @@ func run(args ...string) (string, error) {
 	return string(out), nil
 }
 
-// serve starts "salesrank serve" on db and waits until it is ready.
-func serve(db string, cutoff time.Time) (*site, error) {
+// serve starts "salesrank serve" on db and waits until it serves, and if ready is set
+// until it is ready (has a snapshot).
+func serve(db string, cutoff time.Time, ready bool) (*site, error) {
 	s := &site{cutoff: cutoff, done: make(chan struct{})}
 	s.cmd = exec.Command(binPath, "serve", "--db", "sqlite:"+db, "--addr", "127.0.0.1:0", "--admin-addr", "", "--drain", "0s")
 	s.cmd.Env = testbin.CleanEnv()
@@ -200,6 +201,9 @@ func serve(db string, cutoff time.Time) (*site, error) {
 	case <-time.After(hangBound):
 		s.close()
 		return nil, fmt.Errorf("serve did not log its address within %v; log:\n%s", hangBound, s.log.String())
+	}
+	if !ready {
+		return s, nil
 	}
 	for deadline := time.Now().Add(hangBound); ; {
 		res, err := http.Get(s.base + "/readyz")
