@@ -26,8 +26,11 @@ type Standings struct {
 	cats   []standingsCategory // sorted by id; only categories with a ranked product
 	ranked []Ranked            // each category's products in rank order, one category after another
 	// byProduct holds every position of ranked, sorted by product id, then category id: a
-	// product's ranks are one run of it.
+	// product's ranks are one run of it. It is built on the first lookup (indexOnce): a
+	// ranker only publishes full ranks and never looks a product up, and the index is a
+	// fifth of their memory and a third of the time it takes to make them.
 	byProduct []uint32
+	indexOnce sync.Once
 }
 
 // Ranked is one product in a category's full ranks.
@@ -110,7 +113,6 @@ func NewStandings(w Window, parts []iter.Seq2[Key, int64]) *Standings {
 	}
 	wg.Wait()
 	s.sortCategories()
-	s.index()
 	return s
 }
 
@@ -242,7 +244,9 @@ func (s *Standings) category(i int) []Ranked {
 // index sorts every position by product id with a radix sort: stable, so a product's
 // positions stay in category order, and linear, where a comparison sort of tens of millions
 // of positions by a value they point to would miss the cache at every comparison.
-func (s *Standings) index() {
+func (s *Standings) index() { s.indexOnce.Do(s.buildIndex) }
+
+func (s *Standings) buildIndex() {
 	n := len(s.ranked)
 	if n == 0 {
 		return
@@ -336,6 +340,7 @@ func (s *Standings) Product(product int64) []Standing {
 	if s == nil {
 		return nil
 	}
+	s.index()
 	lo, _ := slices.BinarySearchFunc(s.byProduct, product, func(p uint32, id int64) int { return cmp.Compare(s.ranked[p].ProductID, id) })
 	var out []Standing
 	for _, p := range s.byProduct[lo:] {
@@ -364,6 +369,7 @@ func (s *Standings) Rank(category int32, product int64) (int, bool) {
 	}
 	// The product's positions are one run of byProduct, in category order: find the
 	// first at or after the category's start.
+	s.index()
 	j, _ := slices.BinarySearchFunc(s.byProduct, product, func(p uint32, id int64) int { return cmp.Compare(s.ranked[p].ProductID, id) })
 	for ; j < len(s.byProduct); j++ {
 		p := int(s.byProduct[j])
