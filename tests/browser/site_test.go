@@ -94,7 +94,7 @@ func setUpSites() error {
 		case 4:
 			err = writeSales(logs, "part-returner.tsv", now.Add(-5*time.Hour), returner, 180, 1)
 		case 0:
-			err = writeSales(logs, "part-newcomer.tsv", now.Add(-time.Hour), newcomer, 200, 1, 2)
+			err = writeSales(logs, "part-newcomer.tsv", now.Add(-time.Hour), newcomer, 300, 1, 2)
 		}
 		if err != nil {
 			return err
