@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -22,8 +23,10 @@ import (
 // HTML, and it reads without a script. The script asks the API for the rest (movers,
 // history, a product's ranks, other pages and categories) when a person asks for it.
 
-// pageLimits are the page sizes the page offers; the first is its default.
-var pageLimits = []int64{25, 10, 50, 100}
+// pageLimits are the page sizes the page offers, and defaultPageLimit the one it starts with.
+var pageLimits = []int64{10, 25, 50, 100}
+
+const defaultPageLimit = 25
 
 // pageAssets is the page's template with its inlined style and script, and the
 // Content-Security-Policy that allows exactly those two by their hashes.
@@ -76,7 +79,6 @@ type pageData struct {
 	Loaded     bool // a snapshot is being served
 	SnapshotID int64
 	Window     salesrank.Window
-	Published  time.Time
 	Stale      bool
 	NextDue    time.Time
 
@@ -130,20 +132,19 @@ func handlePage(logger *slog.Logger, h *Holder, now func() time.Time) http.Handl
 		if _, ok := parseDigits(d.Product, 1<<63-1); !ok {
 			d.Product = ""
 		}
-		status := http.StatusOK
-		etag := `"p` + a.hash + `-0"`
+		status, etag := http.StatusServiceUnavailable, ""
+		d.Limits = limitChoices(defaultPageLimit)
 		if v := h.load(); v != nil {
 			t := now()
 			fillPage(&d, v.snap, q)
 			d.Stale = v.clocked(t).stale || h.SourceStale(t)
+			// The body is the assets and the snapshot, and the notice when it is stale.
+			status = http.StatusOK
 			etag = `"p` + a.hash + "-" + strconv.FormatInt(d.SnapshotID, 10)
 			if d.Stale {
 				etag += "-stale"
 			}
 			etag += `"`
-		} else {
-			status = http.StatusServiceUnavailable
-			d.Limits = limitChoices(pageLimits[0])
 		}
 		hdr := w.Header()
 		hdr.Set("Content-Security-Policy", a.csp)
@@ -179,10 +180,9 @@ func fillPage(d *pageData, s *salesrank.Snapshot, q url.Values) {
 	d.Loaded = true
 	d.SnapshotID = s.ID
 	d.Window = s.Window
-	d.Published = s.PublishedAt
 	d.NextDue = s.NextRefresh()
 
-	d.Limit = pageLimits[0]
+	d.Limit = defaultPageLimit
 	if n, ok := parseDigits(q.Get("limit"), salesrank.MaxLimit); ok && slices.Contains(pageLimits, n) {
 		d.Limit = n
 	}
@@ -196,7 +196,7 @@ func fillPage(d *pageData, s *salesrank.Snapshot, q url.Values) {
 	if c := q.Get("category_id"); c != "" {
 		if n, ok := parseDigits(c, salesrank.MaxCategoryID); ok {
 			if i, found := slices.BinarySearchFunc(s.Rankings, int32(n), func(r salesrank.Ranking, id int32) int {
-				return int(r.CategoryID) - int(id)
+				return cmp.Compare(r.CategoryID, id)
 			}); found {
 				chosen = i
 			}
@@ -278,9 +278,8 @@ func changeOf(rank int, prev *salesrank.Standings, cat int32, product int64) pag
 }
 
 func limitChoices(chosen int64) []pageLimit {
-	sorted := slices.Sorted(slices.Values(pageLimits))
-	out := make([]pageLimit, len(sorted))
-	for i, n := range sorted {
+	out := make([]pageLimit, len(pageLimits))
+	for i, n := range pageLimits {
 		out[i] = pageLimit{N: n, Selected: n == chosen}
 	}
 	return out
