@@ -145,6 +145,12 @@ func (c *Core) rememberStandings(s *salesrank.Standings) {
 	}
 }
 
+// openEnd is, in SQL, the last_snapshot_id of an open row (one of the latest publication).
+// The history's reads name it as a literal: the index of closed rows is partial, and a
+// planner uses it only for a query whose WHERE implies its own, which a parameter
+// cannot.
+const openEnd = "9223372036854775807"
+
 // KeptSnapshot is a stored snapshot's id and cutoff.
 type KeptSnapshot struct {
 	ID     int64
@@ -179,8 +185,11 @@ func (c *Core) History(ctx context.Context) ([]KeptSnapshot, error) {
 func (c *Core) TopList(ctx context.Context, id int64, category int32) ([]salesrank.Entry, error) {
 	var out []salesrank.Entry
 	err := c.backend.Read(ctx, `SELECT id, product_id, total_sold FROM sales_rank
-		WHERE last_snapshot_id >= ? AND category_id = ? AND first_snapshot_id <= ?
-		ORDER BY total_sold DESC, product_id`, []any{id, category, id},
+		WHERE category_id = ? AND last_snapshot_id >= ? AND last_snapshot_id < `+openEnd+` AND first_snapshot_id <= ?
+		UNION ALL
+		SELECT id, product_id, total_sold FROM sales_rank
+		WHERE last_snapshot_id = `+openEnd+` AND category_id = ? AND first_snapshot_id <= ?
+		ORDER BY total_sold DESC, product_id`, []any{category, id, id, category, id},
 		func(scan func(...any) error) error {
 			var e salesrank.Entry
 			if err := scan(&e.ID, &e.ProductID, &e.TotalSold); err != nil {
@@ -222,7 +231,10 @@ func (c *Core) ProductHistory(ctx context.Context, kept []KeptSnapshot, category
 	}
 	var rows []row
 	err := c.backend.Read(ctx, `SELECT product_id, total_sold, first_snapshot_id, last_snapshot_id FROM sales_rank
-		WHERE last_snapshot_id >= ? AND category_id = ?`, []any{oldest, category},
+		WHERE category_id = ? AND last_snapshot_id >= ? AND last_snapshot_id < `+openEnd+`
+		UNION ALL
+		SELECT product_id, total_sold, first_snapshot_id, last_snapshot_id FROM sales_rank
+		WHERE last_snapshot_id = `+openEnd+` AND category_id = ?`, []any{category, oldest, category},
 		func(scan func(...any) error) error {
 			var r row
 			if err := scan(&r.product, &r.total, &r.first, &r.last); err != nil {

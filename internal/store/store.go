@@ -276,7 +276,15 @@ func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	}
 	slices.Sort(cats)
 	cats = slices.Compact(cats)
-	standings := encodeStandings(snap.Standings) // before the write lock is taken
+	// The full ranks are encoded while the database does the steps before them (on a
+	// core of its own for SQLite, on the server for PostgreSQL).
+	encoded := make(chan []StandingsRow, 1)
+	go func() { encoded <- encodeStandings(snap.Standings) }()
+	defer func() {
+		if encoded != nil {
+			<-encoded // never leave the encoder running past the call
+		}
+	}()
 
 	tx, err := c.backend.BeginWrite(ctx)
 	if err != nil {
@@ -353,6 +361,8 @@ func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 		return 0, fmt.Errorf("publish: %w", err)
 	}
 	if snap.Standings != nil {
+		standings := <-encoded
+		encoded = nil
 		if err := tx.InsertStandings(ctx, id, snap.Window.End.Unix(), standings); err != nil {
 			return 0, fmt.Errorf("publish: insert full ranks: %w", err)
 		}

@@ -14,5 +14,7 @@ CREATE TABLE standings (
 
 CREATE INDEX standings_by_cutoff ON standings (cutoff, snapshot_id);
 
--- A category's rows of the snapshots from s on, for the history, in one range.
-CREATE INDEX sales_rank_by_category ON sales_rank (category_id, last_snapshot_id);
+-- A category's closed rows of the snapshots from s on, for the history, in one
+-- range; closed rows only, so that inserting a publication's rows does not touch it.
+CREATE INDEX sales_rank_closed_by_category ON sales_rank (category_id, last_snapshot_id)
+    WHERE last_snapshot_id < 9223372036854775807;

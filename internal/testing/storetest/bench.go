@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"iter"
 	"testing"
 	"time"
 
@@ -35,8 +36,9 @@ func BigSnapshot(hour int) (*salesrank.Snapshot, []int32) {
 func BenchmarkPublish(b *testing.B, open func(b *testing.B) Store) {
 	for _, bm := range []struct {
 		name  string
-		every int // one entry in every changes its total
-	}{{"all", 1}, {"tenth", 10}} {
+		every int  // one entry in every changes its total
+		full  bool // the publication carries full ranks of 11 M products
+	}{{"all", 1, false}, {"tenth", 10, false}, {"all+full-ranks", 1, true}} {
 		b.Run(bm.name, func(b *testing.B) {
 			ctx := context.Background()
 			s := open(b)
@@ -54,6 +56,9 @@ func BenchmarkPublish(b *testing.B, open func(b *testing.B) Store) {
 						}
 					}
 				}
+				if bm.full {
+					snap.Standings = salesrank.NewStandings(snap.Window, fullRanksOf(snap))
+				}
 				b.StartTimer()
 				if _, err := s.Publish(ctx, snap, known, nil); err != nil {
 					b.Fatal(err)
@@ -62,6 +67,30 @@ func BenchmarkPublish(b *testing.B, open func(b *testing.B) Store) {
 			b.ReportMetric(100_000, "rows/op")
 		})
 	}
+}
+
+// fullRanksOf returns snap's top lists with a tail of 10,900 products a category below
+// them, as shards for NewStandings: the seed's 11 M ranked products in all.
+func fullRanksOf(snap *salesrank.Snapshot) []iter.Seq2[salesrank.Key, int64] {
+	const tail = 10_900
+	var parts []iter.Seq2[salesrank.Key, int64]
+	for _, r := range snap.Rankings {
+		parts = append(parts, func(yield func(salesrank.Key, int64) bool) {
+			for _, e := range r.Entries {
+				if !yield(salesrank.Key{CategoryID: r.CategoryID, ProductID: e.ProductID}, e.TotalSold) {
+					return
+				}
+			}
+			// 10,900 … 1 units: below every top list's total, which are near 10 M.
+			for k := range tail {
+				total := int64(tail - k)
+				if !yield(salesrank.Key{CategoryID: r.CategoryID, ProductID: 10_000_000 + int64(r.CategoryID)*tail + int64(k)}, total) {
+					return
+				}
+			}
+		})
+	}
+	return parts
 }
 
 // CheckMigratedSharedRows checks a store opened on a database written before shared rows
