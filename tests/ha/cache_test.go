@@ -138,7 +138,8 @@ func testCacheErrorsNotCached(t *testing.T, dsn string) {
 	}
 	for _, q := range []string{
 		base + "&category_id=" + strconv.Itoa(int(cat)), // repeated
-		base + "&at=" + cutoffA,                         // unknown (today)
+		base + "&at=yesterday",                          // not an RFC 3339 time
+		base + "&since=" + cutoffA,                      // unknown
 		base + "&limit=0",                               // out of range
 		base + "&limit=x",                               // malformed
 	} {
