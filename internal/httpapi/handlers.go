@@ -1,10 +1,7 @@
 package httpapi
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"math"
@@ -298,30 +295,9 @@ func writeText(w http.ResponseWriter, status int, body string) {
 	w.Write([]byte(body))
 }
 
+// static holds the page's template, style and script, which page.go renders into one
+// answer.
+//
 //go:embed static
 var static embed.FS
 
-// contentSecurityPolicy allows the page its own script, style and API calls, and nothing
-// else.
-const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
-	"img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-
-// handleStatic serves one embedded file of the page, with an ETag from its content so
-// browsers revalidate cheaply.
-func handleStatic(name string) http.Handler {
-	b, err := static.ReadFile("static/" + name)
-	if err != nil {
-		panic(err) // the file list is fixed at compile time; a typo must fail every test
-	}
-	sum := sha256.Sum256(b)
-	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Etag", etag)
-		h.Set("Cache-Control", "no-cache")
-		h.Set("Content-Security-Policy", contentSecurityPolicy)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
-	})
-}

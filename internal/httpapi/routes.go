@@ -34,8 +34,6 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, h *Holder, m *metrics.HT
 	handle("/healthz", getOnly(logger, handleHealthz()))
 	handle("/readyz", getOnly(logger, handleReadyz(h, draining)))
 	handle("/{$}", getOnly(logger, handlePage(logger, h, now)))
-	handle("/app.js", getOnly(logger, handleStatic("app.js")))
-	handle("/style.css", getOnly(logger, handleStatic("style.css")))
 	handle("/", handleNotFound(logger))
 	// The RPC service answers from the same snapshot on the same listener. Connect checks
 	// methods and reports errors in its own protocols' terms, so it is mounted as it is,
