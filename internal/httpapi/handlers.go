@@ -300,4 +300,3 @@ func writeText(w http.ResponseWriter, status int, body string) {
 //
 //go:embed static
 var static embed.FS
-
