@@ -116,8 +116,10 @@ func (w *Watcher) load(ctx context.Context, force bool) (bool, error) {
 		w.fail(ctx, "poll current snapshot id", err)
 		return false, err
 	}
+	// The database answered: that restarts the silence after which answers are marked
+	// stale, before a load that may take seconds on a slow link.
+	w.recovered()
 	if held, ok := w.holder.ID(); !force && ok && held == id {
-		w.recovered()
 		return false, nil
 	}
 	start := time.Now()

@@ -38,46 +38,69 @@ func encodeStandings(s *salesrank.Standings) []StandingsRow {
 	return rows
 }
 
-// withStandings gives snap the full ranks it answers from and those of a day before.
+// withStandings gives snap the full ranks it answers from and those of a day before. It
+// costs one statement when this handle holds both (a replica reloads every minute, the
+// full ranks change hourly), and one more for each set it does not: a replica far from its
+// database pays each round trip on every new snapshot.
 func (c *Core) withStandings(ctx context.Context, snap *salesrank.Snapshot) (*salesrank.Snapshot, error) {
-	var err error
-	if snap.Standings, err = c.standingsAt(ctx, snap.Window.End); err != nil {
-		return nil, err
-	}
-	if snap.Previous, err = c.standingsAt(ctx, snap.Window.End.Add(-StandingsHorizon)); err != nil {
-		return nil, err
-	}
-	return snap, nil
-}
-
-// standingsAt returns the latest stored full ranks ranked at or before cutoff, or nil.
-func (c *Core) standingsAt(ctx context.Context, cutoff time.Time) (*salesrank.Standings, error) {
 	for range 3 {
-		var id, at int64
-		found := false
-		err := c.backend.Read(ctx, `SELECT snapshot_id, cutoff FROM standings WHERE cutoff <= ?
-			ORDER BY cutoff DESC, snapshot_id DESC LIMIT 1`, []any{cutoff.Unix()},
-			func(scan func(...any) error) error { found = true; return scan(&id, &at) })
-		if err != nil {
-			return nil, fmt.Errorf("find full ranks at %v: %w", cutoff.UTC(), err)
-		}
-		if !found {
-			return nil, nil
-		}
-		if s := c.rememberedStandings(id); s != nil {
-			return s, nil
-		}
-		s, err := c.readStandings(ctx, id, time.Unix(at, 0))
+		found, err := c.findStandings(ctx, snap.Window.End)
 		if err != nil {
 			return nil, err
 		}
-		if s != nil {
-			c.rememberStandings(s)
-			return s, nil
+		sets := [2]*salesrank.Standings{}
+		expired := false
+		for i, f := range found {
+			if f.id == 0 {
+				continue
+			}
+			if sets[i] = c.rememberedStandings(f.id); sets[i] != nil {
+				continue
+			}
+			if sets[i], err = c.readStandings(ctx, f.id, time.Unix(f.cutoff, 0)); err != nil {
+				return nil, err
+			}
+			if sets[i] == nil {
+				expired = true // by a publication, between the two reads: look again
+				break
+			}
+			c.rememberStandings(sets[i])
 		}
-		// Expired between the two reads by a publication: look again.
+		if !expired {
+			snap.Standings, snap.Previous = sets[0], sets[1]
+			return snap, nil
+		}
 	}
-	return nil, fmt.Errorf("find full ranks at %v: they keep expiring as they are read", cutoff.UTC())
+	return nil, fmt.Errorf("full ranks at %v: they keep expiring as they are read", snap.Window.End.UTC())
+}
+
+// standingsRef names a stored set of full ranks: the snapshot that carried them (0: none)
+// and the cutoff they rank at.
+type standingsRef struct{ id, cutoff int64 }
+
+// findStandings returns, in one statement, the latest full ranks ranked at or before cutoff
+// and those ranked at or before a day earlier.
+func (c *Core) findStandings(ctx context.Context, cutoff time.Time) ([2]standingsRef, error) {
+	var found [2]standingsRef
+	const latest = `SELECT snapshot_id, cutoff FROM standings WHERE cutoff <= ? ORDER BY cutoff DESC, snapshot_id DESC LIMIT 1`
+	err := c.backend.Read(ctx, `SELECT 0, snapshot_id, cutoff FROM (`+latest+`) n
+		UNION ALL SELECT 1, snapshot_id, cutoff FROM (`+latest+`) p`,
+		[]any{cutoff.Unix(), cutoff.Add(-StandingsHorizon).Unix()},
+		func(scan func(...any) error) error {
+			var (
+				which int
+				ref   standingsRef
+			)
+			if err := scan(&which, &ref.id, &ref.cutoff); err != nil {
+				return err
+			}
+			found[which] = ref
+			return nil
+		})
+	if err != nil {
+		return found, fmt.Errorf("find full ranks at %v: %w", cutoff.UTC(), err)
+	}
+	return found, nil
 }
 
 // readStandings reads the full ranks snapshot id carried, or nil if there are none (any
@@ -87,24 +110,22 @@ func (c *Core) readStandings(ctx context.Context, id int64, cutoff time.Time) (*
 		b      salesrank.StandingsBuilder
 		ranked []salesrank.Ranked
 		n      int
-		total  int64
 	)
-	// Told how many products come, the builder grows its table once, not by doubling: a
-	// replica loads some 11 M at the seed's scale.
-	err := c.backend.Read(ctx, `SELECT coalesce(sum(products_ranked), 0) FROM standings WHERE snapshot_id = ?`,
-		[]any{id}, func(scan func(...any) error) error { return scan(&total) })
-	if err != nil {
-		return nil, fmt.Errorf("read full ranks of snapshot %d: %w", id, err)
-	}
-	b.Grow(int(total))
-	err = c.backend.Read(ctx, `SELECT category_id, data FROM standings WHERE snapshot_id = ? ORDER BY category_id`,
+	// Each row carries the set's number of products, so that the builder grows its table
+	// once, not by doubling: a replica loads some 11 M at the seed's scale.
+	err := c.backend.Read(ctx, `SELECT category_id, data, sum(products_ranked) OVER () FROM standings
+		WHERE snapshot_id = ? ORDER BY category_id`,
 		[]any{id}, func(scan func(...any) error) error {
 			var (
-				cat  int32
-				data RawBytes
+				cat   int32
+				data  RawBytes
+				total int64
 			)
-			if err := scan(&cat, &data); err != nil {
+			if err := scan(&cat, &data, &total); err != nil {
 				return err
+			}
+			if n == 0 {
+				b.Grow(int(total))
 			}
 			var err error
 			if ranked, err = salesrank.DecodeRanked(ranked[:0], data); err != nil {
