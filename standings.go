@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Standings are the full ranks at one cutoff: every product with units in the window, in
@@ -247,19 +249,34 @@ func (s *Standings) category(i int) []Ranked {
 func (s *Standings) index() { s.indexOnce.Do(s.buildIndex) }
 
 func (s *Standings) buildIndex() {
-	n := len(s.ranked)
-	if n == 0 {
+	if len(s.ranked) == 0 {
 		return
 	}
-	keys := make([]uint64, n)
-	pos := make([]uint32, n)
-	for i, r := range s.ranked {
-		keys[i] = uint64(r.ProductID) // product ids are never negative
+	// Product ids under 2^32, the usual case, sort as 4-byte keys: a replica builds the
+	// index while it still serves the previous full ranks, and the scratch is what
+	// decides its peak memory.
+	var top int64
+	for _, r := range s.ranked {
+		top = max(top, r.ProductID)
+	}
+	if top <= math.MaxUint32 {
+		s.byProduct = sortPositions[uint32](s.ranked)
+	} else {
+		s.byProduct = sortPositions[uint64](s.ranked)
+	}
+}
+
+// sortPositions returns the positions of ranked sorted by product id, stably, by an LSD
+// radix sort over the bytes of K (which must hold every id) that are not all the same.
+func sortPositions[K uint32 | uint64](ranked []Ranked) []uint32 {
+	n := len(ranked)
+	keys, keys2 := make([]K, n), make([]K, n)
+	pos, pos2 := make([]uint32, n), make([]uint32, n)
+	for i, r := range ranked {
+		keys[i] = K(r.ProductID) // product ids are never negative
 		pos[i] = uint32(i)
 	}
-	keys2 := make([]uint64, n)
-	pos2 := make([]uint32, n)
-	for shift := uint(0); shift < 64; shift += 8 {
+	for shift := 0; shift < 8*int(unsafe.Sizeof(keys[0])); shift += 8 {
 		var count [256]int
 		for _, k := range keys {
 			count[byte(k>>shift)]++
@@ -278,7 +295,7 @@ func (s *Standings) buildIndex() {
 		}
 		keys, keys2, pos, pos2 = keys2, keys, pos2, pos
 	}
-	s.byProduct = pos
+	return pos
 }
 
 // Len returns how many (category, product) pairs the standings rank.

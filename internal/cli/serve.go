@@ -225,7 +225,7 @@ func newPublicServer(logger *slog.Logger, h *httpapi.Holder, m *metrics.HTTP, no
 // every poll, and, when db announces publications, a listener that pokes it sooner. Both run
 // until ctx is done.
 func startWatcher(ctx context.Context, logger *slog.Logger, db store, h *httpapi.Holder, poll time.Duration, m *metrics.Watcher, wg *sync.WaitGroup) *replica.Watcher {
-	watcher := replica.NewWatcher(logger.With("component", "watcher"), db, h, poll, m)
+	watcher := replica.NewWatcher(logger.With("component", "watcher"), db, releasingHolder{h}, poll, m)
 	wg.Go(func() { watcher.Run(ctx) })
 	if n, ok := db.(notifier); ok {
 		// PostgreSQL announces each publication; polling stays as the fallback.
