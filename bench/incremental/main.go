@@ -43,6 +43,9 @@ type config struct {
 	check      string
 	cpuProfile string
 	keepData   bool
+	keepRun    bool
+	fullRanks  bool          // the rankers publish full ranks (Ranker.FullRanks)
+	retain     time.Duration // the stores keep every whole hour's snapshot this long (store.Core.Retain)
 
 	// Child mode: one fresh Ranker's run in this process (the rebuild of step 4).
 	child    bool
@@ -75,6 +78,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.check, "check", "auto", "compare the published snapshots with a from-scratch count (ranker.Job): on, off, or auto (on when --fraction ≤ 0.1)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each step to `PREFIX`-{first,hour,rebuild,minute}.pprof")
 	fs.BoolVar(&c.keepData, "keep-data", true, "keep the generated logs under --out for the next run")
+	fs.BoolVar(&c.keepRun, "keep-run", false, "keep the run folder (its bucket and databases) and print its path, to serve or inspect them afterwards")
+	fs.BoolVar(&c.fullRanks, "full-ranks", false, "the rankers also publish every product's rank (at whole-hour cutoffs and a process's first run), as rank --full-ranks does")
+	fs.DurationVar(&c.retain, "retain", 0, "how long the stores keep every whole hour's snapshot, as rank --retain (0: only the latest few)")
 	fs.BoolVar(&c.child, "child-rebuild", false, "internal: run one fresh Ranker and print its result as JSON")
 	fs.StringVar(&c.childDB, "child-db", "", "internal")
 	fs.StringVar(&c.childLog, "child-logs", "", "internal")
@@ -102,6 +108,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--minutes must be 1 … 59, got %d", c.minutes)
 	case c.check != "on" && c.check != "off" && c.check != "auto":
 		return fmt.Errorf("--check must be on, off or auto, got %q", c.check)
+	case c.retain < 0:
+		return fmt.Errorf("--retain must not be negative, got %v", c.retain)
 	}
 	return bench(ctx, c, stdout, stderr)
 }
