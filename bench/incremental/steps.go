@@ -256,8 +256,8 @@ func (s *session) timed(ctx context.Context, name, profile string, r *ranker.Ran
 		return nil, fmt.Errorf("%s: %d objects failed, %d refused, %d lines rejected; want none", name, sum.ObjectsFailed, sum.ObjectsRefused, sum.LinesRejected)
 	}
 	st := &step{Name: name, Seconds: secs, CPU: cpu, Sum: sum, Mem: readMem()}
-	s.log("%s (cutoff %s): %.3f s (%.3f CPU s), %d lines read, %d partials read, window %d keys, peak RSS %d MiB",
-		name, sum.Cutoff.Format(time.RFC3339), secs, cpu, sum.LinesRead, sum.PartialsRead, sum.WindowKeys, st.Mem.HWMKiB>>10)
+	s.log("%s (cutoff %s): %.3f s (%.3f CPU s), %d lines read, %d partials read, window %d keys, peak RSS %d MiB, RSS after %d MiB, heap in use %d MiB",
+		name, sum.Cutoff.Format(time.RFC3339), secs, cpu, sum.LinesRead, sum.PartialsRead, sum.WindowKeys, st.Mem.HWMKiB>>10, st.Mem.RSSKiB>>10, st.Mem.HeapInuse>>20)
 	return st, nil
 }
 
