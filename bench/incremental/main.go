@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Uint64Var(&c.seed, "seed", 1, "generator seed")
 	cutoff := fs.String("cutoff", "2026-11-08T00:00:00Z", "the first run's cutoff T (RFC 3339, a whole hour); the week is [T−7d, T)")
 	fs.IntVar(&c.hours, "hours", 3, "hourly steps (new hour + window move) after the first run; the median is reported")
-	fs.IntVar(&c.minutes, "minutes", 5, "1-minute refresh steps; the median is reported")
+	fs.IntVar(&c.minutes, "minutes", 5, "1-minute refresh steps; the median is reported (60 reaches the next whole hour, where full ranks are due)")
 	fs.IntVar(&c.parts, "parts", 1, "objects per hour in the generated logs")
 	fs.IntVar(&c.top, "top", salesrank.DefaultTop, "products kept per category")
 	fs.IntVar(&c.workers, "workers", 0, "counting goroutines (0: GOMAXPROCS)")
@@ -104,8 +104,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--fraction must be in (0, 1], got %v", c.fraction)
 	case c.hours < 1 || c.hours > 24:
 		return fmt.Errorf("--hours must be 1 … 24, got %d", c.hours)
-	case c.minutes < 1 || c.minutes > 59:
-		return fmt.Errorf("--minutes must be 1 … 59, got %d", c.minutes)
+	case c.minutes < 1 || c.minutes > 60:
+		return fmt.Errorf("--minutes must be 1 … 60, got %d", c.minutes)
 	case c.check != "on" && c.check != "off" && c.check != "auto":
 		return fmt.Errorf("--check must be on, off or auto, got %q", c.check)
 	case c.retain < 0:

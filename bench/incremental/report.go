@@ -118,6 +118,12 @@ func reportPublications(w io.Writer, d reportData) {
 		"Database file + WAL growth a step, median: hourly %.2f MB, minute %.2f MB.\n\n",
 		withFull(d.hourly), len(d.hourly), withFull(d.minutely), len(d.minutely), d.first.Sum.FullRanks, d.mrFirst.Sum.FullRanks, d.rebuild.Sum.FullRanks,
 		ranks, bytes/1e6, perRank, med(d.hourly, extra("db_growth"))/1e6, med(d.minutely, extra("db_growth"))/1e6)
+	for _, s := range d.minutely {
+		if c := s.Sum.Cutoff; c.Equal(c.Truncate(time.Hour)) {
+			fmt.Fprintf(w, "The minute step at the whole-hour cutoff %s: %.3f s (rank %.3f s, publish %.3f s), %d full ranks published.\n\n",
+				c.Format(time.RFC3339), s.Seconds, s.Sum.RankSeconds, s.Sum.PublishSeconds, s.Sum.FullRanks)
+		}
+	}
 }
 
 // reportPartials prints the table of the stored partial sums and the databases' sizes.
