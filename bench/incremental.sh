@@ -19,7 +19,10 @@
 #        FRACTION=0.02 bench/incremental.sh       (a quick run, with the extrapolation printed)
 # Knobs (environment): FRACTION, HOURS, MINUTES, PARTS, SEED, CUTOFF, TOP, PROFILE=1 (CPU
 # profiles of each step in bench/out/incremental/prof-*.pprof), KEEP_DATA=0 (delete the
-# generated logs afterwards), TIMEOUT (seconds for the whole run).
+# generated logs afterwards), TIMEOUT (seconds for the whole run), FULL_RANKS=1 (the rankers
+# also publish full ranks, as `rank --full-ranks`; RETAIN then defaults to rank's 720h),
+# RETAIN (how long every whole hour's snapshot is kept), KEEP_RUN=1 (keep the run folder
+# with its databases, e.g. to serve one).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -37,6 +40,9 @@ TOP=${TOP:-100}
 PROFILE=${PROFILE:-0}
 KEEP_DATA=${KEEP_DATA:-1}
 TIMEOUT=${TIMEOUT:-2400}
+FULL_RANKS=${FULL_RANKS:-0}
+if [[ $FULL_RANKS == 1 ]]; then RETAIN=${RETAIN:-720h}; else RETAIN=${RETAIN:-0s}; fi
+KEEP_RUN=${KEEP_RUN:-0}
 
 log() { printf '%s\n' "incremental.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -56,8 +62,12 @@ ARGS=(--fraction "$FRACTION" --hours "$HOURS" --minutes "$MINUTES" --parts "$PAR
 	--cutoff "$CUTOFF" --top "$TOP" --out "$OUT")
 [[ $PROFILE == 1 ]] && ARGS+=(--cpuprofile "$OUT/prof-f$FTAG")
 [[ $KEEP_DATA == 1 ]] || ARGS+=(--keep-data=false)
+[[ $FULL_RANKS == 1 ]] && ARGS+=(--full-ranks)
+[[ $KEEP_RUN == 1 ]] && ARGS+=(--keep-run)
+ARGS+=(--retain "$RETAIN")
 rm -f "$OUT"/prof-f"$FTAG"-*.pprof
 REPORT=$OUT/report-f$FTAG.md
+[[ $FULL_RANKS == 1 ]] && REPORT=$OUT/report-f$FTAG-full.md
 log "running: incremental ${ARGS[*]} (report: $REPORT)"
 {
 	printf 'Working tree: %s' "$(git rev-parse --short HEAD 2>/dev/null || echo '?')"

@@ -25,7 +25,10 @@ func runRebuildChild(ctx context.Context, c config, logsDir, dbPath string, now 
 	}
 	args := []string{"--child-rebuild", "--child-db", dbPath, "--child-logs", logsDir,
 		"--child-now", now.Format(time.RFC3339), "--top", strconv.Itoa(c.top), "--workers", strconv.Itoa(c.workers),
-		"--cutoff", c.cutoff.Format(time.RFC3339)}
+		"--cutoff", c.cutoff.Format(time.RFC3339), "--retain", c.retain.String()}
+	if c.fullRanks {
+		args = append(args, "--full-ranks")
+	}
 	if c.cpuProfile != "" {
 		args = append(args, "--cpuprofile", c.cpuProfile)
 	}
@@ -54,7 +57,8 @@ func runChild(ctx context.Context, c config, stdout io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	r := &ranker.Ranker{Logs: bucket, Engine: &counting.Local{Workers: c.workers}, Store: db, Top: c.top, Interval: time.Hour}
+	db.SetRetain(c.retain)
+	r := &ranker.Ranker{Logs: bucket, Engine: &counting.Local{Workers: c.workers}, Store: db, Top: c.top, Interval: time.Hour, FullRanks: c.fullRanks}
 	stop := startProfile(c.cpuProfile, "rebuild")
 	cpu0, t0 := cpuSeconds(), time.Now()
 	sum, err := r.Run(ctx, c.childNow)

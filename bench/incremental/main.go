@@ -43,6 +43,9 @@ type config struct {
 	check      string
 	cpuProfile string
 	keepData   bool
+	keepRun    bool
+	fullRanks  bool          // the rankers publish full ranks (Ranker.FullRanks)
+	retain     time.Duration // the stores keep every whole hour's snapshot this long (store.Core.Retain)
 
 	// Child mode: one fresh Ranker's run in this process (the rebuild of step 4).
 	child    bool
@@ -66,7 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Uint64Var(&c.seed, "seed", 1, "generator seed")
 	cutoff := fs.String("cutoff", "2026-11-08T00:00:00Z", "the first run's cutoff T (RFC 3339, a whole hour); the week is [T−7d, T)")
 	fs.IntVar(&c.hours, "hours", 3, "hourly steps (new hour + window move) after the first run; the median is reported")
-	fs.IntVar(&c.minutes, "minutes", 5, "1-minute refresh steps; the median is reported")
+	fs.IntVar(&c.minutes, "minutes", 5, "1-minute refresh steps; the median is reported (60 reaches the next whole hour, where full ranks are due)")
 	fs.IntVar(&c.parts, "parts", 1, "objects per hour in the generated logs")
 	fs.IntVar(&c.top, "top", salesrank.DefaultTop, "products kept per category")
 	fs.IntVar(&c.workers, "workers", 0, "counting goroutines (0: GOMAXPROCS)")
@@ -75,6 +78,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.check, "check", "auto", "compare the published snapshots with a from-scratch count (ranker.Job): on, off, or auto (on when --fraction ≤ 0.1)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each step to `PREFIX`-{first,hour,rebuild,minute}.pprof")
 	fs.BoolVar(&c.keepData, "keep-data", true, "keep the generated logs under --out for the next run")
+	fs.BoolVar(&c.keepRun, "keep-run", false, "keep the run folder (its bucket and databases) and print its path, to serve or inspect them afterwards")
+	fs.BoolVar(&c.fullRanks, "full-ranks", false, "the rankers also publish every product's rank (at whole-hour cutoffs and a process's first run), as rank --full-ranks does")
+	fs.DurationVar(&c.retain, "retain", 0, "how long the stores keep every whole hour's snapshot, as rank --retain (0: only the latest few)")
 	fs.BoolVar(&c.child, "child-rebuild", false, "internal: run one fresh Ranker and print its result as JSON")
 	fs.StringVar(&c.childDB, "child-db", "", "internal")
 	fs.StringVar(&c.childLog, "child-logs", "", "internal")
@@ -98,10 +104,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--fraction must be in (0, 1], got %v", c.fraction)
 	case c.hours < 1 || c.hours > 24:
 		return fmt.Errorf("--hours must be 1 … 24, got %d", c.hours)
-	case c.minutes < 1 || c.minutes > 59:
-		return fmt.Errorf("--minutes must be 1 … 59, got %d", c.minutes)
+	case c.minutes < 1 || c.minutes > 60:
+		return fmt.Errorf("--minutes must be 1 … 60, got %d", c.minutes)
 	case c.check != "on" && c.check != "off" && c.check != "auto":
 		return fmt.Errorf("--check must be on, off or auto, got %q", c.check)
+	case c.retain < 0:
+		return fmt.Errorf("--retain must not be negative, got %v", c.retain)
 	}
 	return bench(ctx, c, stdout, stderr)
 }

@@ -37,8 +37,9 @@ type mem struct {
 }
 
 // countRows records in s.Extra how many sales_rank rows its publication inserted and how
-// many it closed (sales_rank rows are shared between snapshots: see internal/sharedrows). It reads
-// the file through a connection of its own, after the step.
+// many it closed (sales_rank rows are shared between snapshots: see internal/sharedrows), and
+// the bytes of the full ranks it stored (the standings table's encoded rows). It reads the
+// file through a connection of its own, after the step.
 func countRows(ctx context.Context, path string, s *step) error {
 	conn, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
@@ -46,14 +47,15 @@ func countRows(ctx context.Context, path string, s *step) error {
 	}
 	defer conn.Close()
 	id := s.Sum.SnapshotID
-	var inserted, closed int64
+	var inserted, closed, standings int64
 	err = conn.QueryRowContext(ctx, `SELECT
 		(SELECT count(*) FROM sales_rank WHERE first_snapshot_id = ?1),
-		(SELECT count(*) FROM sales_rank WHERE last_snapshot_id = (SELECT max(id) FROM snapshots WHERE id < ?1))`, id).Scan(&inserted, &closed)
+		(SELECT count(*) FROM sales_rank WHERE last_snapshot_id = (SELECT max(id) FROM snapshots WHERE id < ?1)),
+		(SELECT coalesce(sum(length(data)), 0) FROM standings WHERE snapshot_id = ?1)`, id).Scan(&inserted, &closed, &standings)
 	if err != nil {
 		return fmt.Errorf("count rows of snapshot %d: %w", id, err)
 	}
-	s.Extra = map[string]int64{"rows_inserted": inserted, "rows_closed": closed}
+	s.Extra = map[string]int64{"rows_inserted": inserted, "rows_closed": closed, "standings_bytes": standings}
 	return nil
 }
 

@@ -39,6 +39,11 @@ func report(w io.Writer, c config, d reportData) {
 	fmt.Fprintf(w, "Week [%s, %s): %d lines, 10 M products, 1,000 categories, %d object(s) an hour, top %d. "+
 		"Load average before / after: %s / %s.\n\n",
 		c.cutoff.Add(-salesrank.WindowLength).Format(time.RFC3339), c.cutoff.Format(time.RFC3339), d.weekLines, c.parts, c.top, d.load0, d.load1)
+	if c.fullRanks {
+		fmt.Fprintf(w, "Full ranks **on** (Ranker.FullRanks: at whole-hour cutoffs and a process's first run), hourly snapshots retained %v.\n\n", c.retain)
+	} else {
+		fmt.Fprintf(w, "Full ranks off (top lists only), hourly snapshots retained %v.\n\n", c.retain)
+	}
 
 	reportSteps(w, d)
 	reportPublications(w, d)
@@ -95,6 +100,30 @@ func reportPublications(w io.Writer, d reportData) {
 		med(d.minutely, func(s *step) float64 { return float64(s.Sum.ChangedKeys) }), rescans(append(append([]*step{}, d.hourly...), d.minutely...)))
 	fmt.Fprintf(w, "Window: %d keys after the hourly steps, %d after the rebuild, %d for the 1m ranker.\n\n",
 		d.hourly[len(d.hourly)-1].Sum.WindowKeys, d.rebuild.Sum.WindowKeys, d.minutely[len(d.minutely)-1].Sum.WindowKeys)
+	withFull := func(ss []*step) (n int) {
+		for _, s := range ss {
+			if s.Sum.FullRanks > 0 {
+				n++
+			}
+		}
+		return n
+	}
+	ranks, bytes := med(d.hourly, func(s *step) float64 { return float64(s.Sum.FullRanks) }), med(d.hourly, extra("standings_bytes"))
+	perRank := 0.0
+	if ranks > 0 {
+		perRank = bytes / ranks
+	}
+	fmt.Fprintf(w, "Full ranks published in %d of %d hourly and %d of %d minute steps (and the first runs: %d, 1m ranker %d; the rebuild: %d), medians of the hourly steps: "+
+		"%.0f (category, product) ranks, **%.2f MB in the standings table per hourly publication** (%.2f bytes a rank). "+
+		"Database file + WAL growth a step, median: hourly %.2f MB, minute %.2f MB.\n\n",
+		withFull(d.hourly), len(d.hourly), withFull(d.minutely), len(d.minutely), d.first.Sum.FullRanks, d.mrFirst.Sum.FullRanks, d.rebuild.Sum.FullRanks,
+		ranks, bytes/1e6, perRank, med(d.hourly, extra("db_growth"))/1e6, med(d.minutely, extra("db_growth"))/1e6)
+	for _, s := range d.minutely {
+		if c := s.Sum.Cutoff; c.Equal(c.Truncate(time.Hour)) {
+			fmt.Fprintf(w, "The minute step at the whole-hour cutoff %s: %.3f s (rank %.3f s, publish %.3f s), %d full ranks published.\n\n",
+				c.Format(time.RFC3339), s.Seconds, s.Sum.RankSeconds, s.Sum.PublishSeconds, s.Sum.FullRanks)
+		}
+	}
 }
 
 // reportPartials prints the table of the stored partial sums and the databases' sizes.

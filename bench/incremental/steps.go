@@ -55,7 +55,11 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(s.tmp)
+	if c.keepRun {
+		defer s.log("kept the run folder (bucket logs/, databases salesrank.db and minute.db): %s", s.tmp)
+	} else {
+		defer os.RemoveAll(s.tmp)
+	}
 	s.logsDir = filepath.Join(s.tmp, "logs")
 	dbPath := filepath.Join(s.tmp, "salesrank.db")
 	if err := os.MkdirAll(s.logsDir, 0o755); err != nil {
@@ -70,6 +74,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
+	db.SetRetain(c.retain)
 	s.eng = &counting.Local{Workers: c.workers}
 	s.slogger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
@@ -104,7 +109,7 @@ func (s *session) hourly(ctx context.Context, db *sqlite.DB, dbPath string, data
 	if _, err := linkTree(data.week, s.logsDir, nil); err != nil {
 		return nil, err
 	}
-	r := &ranker.Ranker{Logs: s.logs, Engine: s.eng, Store: db, Top: s.c.top, Interval: time.Hour, Logger: s.slogger}
+	r := &ranker.Ranker{Logs: s.logs, Engine: s.eng, Store: db, Top: s.c.top, Interval: time.Hour, FullRanks: s.c.fullRanks, Logger: s.slogger}
 	first, err := s.timed(ctx, "first run (week)", "first", r, T)
 	if err != nil {
 		return nil, err
@@ -129,6 +134,7 @@ func (s *session) hourly(ctx context.Context, db *sqlite.DB, dbPath string, data
 		}); err != nil {
 			return nil, err
 		}
+		size := dbSize(dbPath)
 		st, err := s.timed(ctx, fmt.Sprintf("hour %d", h+1), "hour", r, hour.Add(time.Hour))
 		if err != nil {
 			return nil, err
@@ -136,6 +142,7 @@ func (s *session) hourly(ctx context.Context, db *sqlite.DB, dbPath string, data
 		if err := countRows(ctx, dbPath, st); err != nil {
 			return nil, err
 		}
+		st.Extra["db_growth"] = dbSize(dbPath) - size
 		d.hourly = append(d.hourly, st)
 	}
 	if d.hourParts, err = db.PartialStats(ctx); err != nil {
@@ -184,8 +191,9 @@ func (s *session) minutely(ctx context.Context, data dataset, C time.Time, d *re
 		return err
 	}
 	defer db2.Close()
+	db2.SetRetain(s.c.retain)
 	resetPeak()
-	mr := &ranker.Ranker{Logs: s.logs, Engine: s.eng, Store: db2, Top: s.c.top, Interval: time.Minute, Logger: s.slogger}
+	mr := &ranker.Ranker{Logs: s.logs, Engine: s.eng, Store: db2, Top: s.c.top, Interval: time.Minute, FullRanks: s.c.fullRanks, Logger: s.slogger}
 	if d.mrFirst, err = s.timed(ctx, "1m ranker: first run (week + hours)", "first-1m", mr, C); err != nil {
 		return err
 	}
@@ -204,6 +212,7 @@ func (s *session) minutely(ctx context.Context, data dataset, C time.Time, d *re
 		}); err != nil {
 			return err
 		}
+		size := dbSize(db2Path)
 		st, err := s.timed(ctx, fmt.Sprintf("minute %d", k+1), "minute", mr, at.Add(time.Minute))
 		if err != nil {
 			return err
@@ -211,6 +220,7 @@ func (s *session) minutely(ctx context.Context, data dataset, C time.Time, d *re
 		if err := countRows(ctx, db2Path, st); err != nil {
 			return err
 		}
+		st.Extra["db_growth"] = dbSize(db2Path) - size
 		d.minutely = append(d.minutely, st)
 	}
 	end := C.Add(time.Duration(s.c.minutes) * time.Minute)
@@ -246,8 +256,8 @@ func (s *session) timed(ctx context.Context, name, profile string, r *ranker.Ran
 		return nil, fmt.Errorf("%s: %d objects failed, %d refused, %d lines rejected; want none", name, sum.ObjectsFailed, sum.ObjectsRefused, sum.LinesRejected)
 	}
 	st := &step{Name: name, Seconds: secs, CPU: cpu, Sum: sum, Mem: readMem()}
-	s.log("%s (cutoff %s): %.3f s (%.3f CPU s), %d lines read, %d partials read, window %d keys, peak RSS %d MiB",
-		name, sum.Cutoff.Format(time.RFC3339), secs, cpu, sum.LinesRead, sum.PartialsRead, sum.WindowKeys, st.Mem.HWMKiB>>10)
+	s.log("%s (cutoff %s): %.3f s (%.3f CPU s), %d lines read, %d partials read, window %d keys, peak RSS %d MiB, RSS after %d MiB, heap in use %d MiB",
+		name, sum.Cutoff.Format(time.RFC3339), secs, cpu, sum.LinesRead, sum.PartialsRead, sum.WindowKeys, st.Mem.HWMKiB>>10, st.Mem.RSSKiB>>10, st.Mem.HeapInuse>>20)
 	return st, nil
 }
 
