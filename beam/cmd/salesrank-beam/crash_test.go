@@ -108,6 +108,12 @@ func TestKillDuringPipelineAndCommit(t *testing.T) {
 		for {
 			select {
 			case err := <-exited:
+				if stderr.killed.Load() {
+					// The log writer killed it as the commit began: exited can win the
+					// race with the check of at below.
+					killed = true
+					break wait
+				}
 				if err != nil {
 					t.Fatalf("kill %d: rank failed on its own: %v\n%s", k, err, stderr.Bytes())
 				}
@@ -177,8 +183,8 @@ func (k *killer) Write(p []byte) (int, error) {
 	if k.msg != "" && !k.killed.Load() {
 		k.seen += bytes.Count(p, []byte(`"msg":"`+k.msg+`"`))
 		if proc := k.proc.Load(); proc != nil && k.seen >= k.n {
+			k.killed.Store(true) // before the signal: whoever sees the exit sees this too
 			proc.Signal(syscall.SIGKILL)
-			k.killed.Store(true)
 		}
 	}
 	return k.Buffer.Write(p)
