@@ -246,6 +246,7 @@ func runRankOnce(ctx context.Context, e *env, cfg rankConfig, log *slog.Logger, 
 	defer lk.Unlock()
 	stopProgress := progress()
 	sum, err := rk.Run(ctx, cfg.now)
+	rk.Wait() // full ranks a sub-hour run attaches after it
 	stopProgress()
 	if err != nil {
 		return fmt.Errorf("rank: %w", err)

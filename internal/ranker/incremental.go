@@ -28,6 +28,7 @@ type Store interface {
 	Manifest(ctx context.Context) ([]salesrank.TakenObject, error)
 	CommitBatch(ctx context.Context, b *salesrank.Batch) error
 	Partials(ctx context.Context, from, to time.Time, fn func(hour time.Time, data []byte) error) error
+	AttachStandings(ctx context.Context, snap *salesrank.Snapshot) error
 	DeletePartialsBefore(ctx context.Context, t time.Time) (int64, error)
 	KnownCategories(ctx context.Context) ([]int32, error)
 }
@@ -81,10 +82,18 @@ type Ranker struct {
 	window   window.Window
 	// fullRanksAt is the cutoff of the last full ranks this process published.
 	fullRanksAt time.Time
+	// attaching runs a sub-hour ranker's full ranks after its run (see Run); the next
+	// run, Reset and Wait wait for it, since it reads the window.
+	attaching sync.WaitGroup
+	attachMu  sync.Mutex // guards fullRanksAt against the attaching goroutine
 }
+
+// Wait waits for the full ranks a run left to publish after it returned, if any.
+func (r *Ranker) Wait() { r.attaching.Wait() }
 
 // Run takes new objects and publishes the snapshot for the cutoff of now.
 func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
+	r.Wait() // the previous run's full ranks read the window this run moves
 	began := time.Now()
 	log := cmp.Or(r.Logger, slog.New(slog.DiscardHandler))
 	interval := cmp.Or(r.Interval, salesrank.DefaultInterval)
@@ -142,7 +151,15 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		Top:      top,
 		Rankings: r.window.Rank(top, known, &ws),
 	}
-	if r.FullRanks && fullRanksDue(cutoff, r.fullRanksAt) {
+	r.attachMu.Lock()
+	due := r.FullRanks && fullRanksDue(cutoff, r.fullRanksAt)
+	r.attachMu.Unlock()
+	// An hourly ranker publishes full ranks with the top lists. A sub-hour one publishes
+	// the minute's top lists first and attaches the hour's full ranks to that snapshot
+	// right after, in a transaction of its own: ranking every product takes seconds where
+	// a minute's step takes a tenth of one, and the next snapshot serves them.
+	attachLater := due && interval < time.Hour
+	if due && !attachLater {
 		snap.Standings = r.window.Standings()
 	}
 	sum.WindowRebuilt, sum.PartialsRead = ws.Rebuilt, ws.PartialsRead
@@ -158,8 +175,13 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	}
 	sum.PublishSeconds = time.Since(published).Seconds()
 	if snap.Standings != nil {
+		r.attachMu.Lock()
 		r.fullRanksAt = cutoff
+		r.attachMu.Unlock()
 		sum.FullRanks = snap.Standings.Len()
+	}
+	if attachLater {
+		r.attachLater(context.WithoutCancel(ctx), snap, log)
 	}
 	sum.SnapshotID = id
 	sum.Categories = len(snap.Rankings)
@@ -252,6 +274,28 @@ func (r *Ranker) batchLen(objects []objstore.Object, bucket time.Duration) int {
 // dbContext returns ctx bounded by the ranker's DBTimeout, for one database step.
 func (r *Ranker) dbContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, cmp.Or(r.DBTimeout, DefaultDBTimeout))
+}
+
+// attachLater ranks every product of the window and attaches the full ranks to snap, the
+// snapshot just published, in a goroutine that the next run waits for. A failure is
+// logged; the next run tries again, since the full ranks are still due.
+func (r *Ranker) attachLater(ctx context.Context, snap *salesrank.Snapshot, log *slog.Logger) {
+	r.attaching.Go(func() {
+		began := time.Now()
+		with := *snap
+		with.Standings = r.window.Standings()
+		ctx, cancel := r.dbContext(ctx)
+		defer cancel()
+		if err := r.Store.AttachStandings(ctx, &with); err != nil {
+			log.Error("could not publish full ranks; will retry next run", "snapshot_id", snap.ID, "err", err)
+			return
+		}
+		r.attachMu.Lock()
+		r.fullRanksAt = snap.Window.End
+		r.attachMu.Unlock()
+		log.Info("published full ranks", "snapshot_id", snap.ID, "cutoff", snap.Window.End,
+			"full_ranks", with.Standings.Len(), "seconds", time.Since(began).Seconds())
+	})
 }
 
 // fullRanksDue reports whether a run at cutoff publishes full ranks, the last ones this

@@ -216,3 +216,54 @@ func openLogsAndDB(t *testing.T) (*blob.Bucket, *sqlite.DB) {
 	t.Cleanup(func() { db.Close() })
 	return bucket, db
 }
+
+// TestMinuteRankerAttachesFullRanks checks that a ranker refreshing every minute publishes
+// the minute's top lists first and the hour's full ranks after the run, attached to the
+// same snapshot, and that the next snapshot answers from them.
+func TestMinuteRankerAttachesFullRanks(t *testing.T) {
+	ctx := context.Background()
+	bucket, db := openLogsAndDB(t)
+	hour := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(4, 4))
+	if err := bucket.WriteAll(ctx, "week.tsv", ranktest.Lines(rng, hour.Add(-7*24*time.Hour), 7*24*time.Hour, 500), nil); err != nil {
+		t.Fatal(err)
+	}
+	r := &Ranker{Logs: bucket, Engine: &counting.Local{}, Store: db, Top: 2, Interval: time.Minute, FullRanks: true}
+	sum, err := r.Run(ctx, hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.FullRanks != 0 {
+		t.Errorf("the minute's run reports %d full ranks published with it, want 0 (they follow it)", sum.FullRanks)
+	}
+	r.Wait()
+	next, err := r.Run(ctx, hour.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Wait()
+	snap, err := db.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.ID != next.SnapshotID {
+		t.Fatalf("current snapshot %d, want %d", snap.ID, next.SnapshotID)
+	}
+	st := snap.Standings
+	if st == nil || st.SnapshotID != sum.SnapshotID || !st.Window.End.Equal(hour) {
+		t.Fatalf("the next minute's snapshot answers from full ranks %+v, want snapshot %d's at %v", st, sum.SnapshotID, hour)
+	}
+	// They are the hour's: each category's top 2 in them is the hour's top list.
+	hourSnap, err := db.Snapshot(ctx, sum.SnapshotID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rk := range hourSnap.Rankings {
+		full := st.Ranked(rk.CategoryID)
+		for i, e := range rk.Entries {
+			if full[i].ProductID != e.ProductID || full[i].TotalSold != e.TotalSold {
+				t.Fatalf("category %d rank %d: full ranks %+v, top list %+v", rk.CategoryID, i+1, full[i], e)
+			}
+		}
+	}
+}

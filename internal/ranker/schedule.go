@@ -45,6 +45,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	poll := cmp.Or(s.StandbyPoll, min(every, 5*time.Second))
 	active := false
 	defer func() {
+		s.Ranker.Wait() // full ranks a run attaches after it, under the lock
 		if active {
 			s.Lock.Unlock()
 		}
@@ -109,6 +110,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 // Reset forgets what the ranker holds in memory, so its next run starts from the store.
 func (r *Ranker) Reset() {
+	r.Wait()
 	r.loaded = false
 	r.window.Reset()
 }

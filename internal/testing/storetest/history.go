@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"iter"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -140,6 +141,59 @@ func testInconsistentStandings(t *testing.T, s Store) {
 		}
 		if got := currentID(t, s); got != good.ID {
 			t.Errorf("%s: current snapshot %d, want %d", name, got, good.ID)
+		}
+	}
+}
+
+// Attaching is a store whose full ranks can follow their snapshot's publication.
+type Attaching interface {
+	Store
+	AttachStandings(ctx context.Context, snap *salesrank.Snapshot) error
+}
+
+// testAttachStandings publishes a snapshot's top lists, then its full ranks on their own,
+// and checks that the snapshot then answers from them, and that full ranks that disagree
+// with its top lists are refused.
+func testAttachStandings(t *testing.T, st Store) {
+	s, ok := st.(Attaching)
+	if !ok {
+		t.Skip("the store cannot attach full ranks")
+	}
+	ctx := context.Background()
+	snap := snapshot(0, 3, 4)
+	snap.Rankings[1].Entries = []salesrank.Entry{{ProductID: 5, TotalSold: 9}, {ProductID: 6, TotalSold: 9}}
+	publish(t, s, snap)
+	totals := salesrank.Totals{}
+	for _, r := range snap.Rankings {
+		for _, e := range r.Entries {
+			totals[salesrank.Key{CategoryID: r.CategoryID, ProductID: e.ProductID}] = e.TotalSold
+		}
+	}
+	bad := *snap
+	wrong := maps.Clone(totals)
+	for k := range wrong {
+		wrong[k]++
+		break
+	}
+	bad.Standings = salesrank.NewStandings(snap.Window, []iter.Seq2[salesrank.Key, int64]{wrong.All()})
+	if err := s.AttachStandings(ctx, &bad); err == nil {
+		t.Error("full ranks that disagree with the top lists were attached")
+	}
+	if cur := current(t, s); cur.Standings != nil {
+		t.Fatalf("after a refused attach, the snapshot has full ranks of snapshot %d", cur.Standings.SnapshotID)
+	}
+	with := *snap
+	with.Standings = salesrank.NewStandings(snap.Window, []iter.Seq2[salesrank.Key, int64]{totals.All()})
+	if err := s.AttachStandings(ctx, &with); err != nil {
+		t.Fatal(err)
+	}
+	cur := current(t, s)
+	if cur.Standings == nil || cur.Standings.SnapshotID != snap.ID || !cur.Standings.Window.End.Equal(snap.Window.End) {
+		t.Fatalf("after attaching, the snapshot's full ranks are %+v, want snapshot %d's", cur.Standings, snap.ID)
+	}
+	for _, c := range with.Standings.Categories() {
+		if !slices.Equal(cur.Standings.Ranked(c.CategoryID), with.Standings.Ranked(c.CategoryID)) {
+			t.Errorf("category %d reads back %v, want %v", c.CategoryID, cur.Standings.Ranked(c.CategoryID), with.Standings.Ranked(c.CategoryID))
 		}
 	}
 }

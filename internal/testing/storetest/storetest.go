@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ConcurrentReaders", testConcurrentReaders},
 		{"History", testHistory},
 		{"InconsistentStandings", testInconsistentStandings},
+		{"AttachStandings", testAttachStandings},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
