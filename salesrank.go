@@ -359,6 +359,16 @@ type Snapshot struct {
 	Previous *Standings
 }
 
+// Ranking returns the ranking of category in s, or nil if s does not know the category.
+func (s *Snapshot) Ranking(category int32) *Ranking {
+	// Rankings are sorted by category id (a Snapshot's contract, checked when published).
+	i, ok := slices.BinarySearchFunc(s.Rankings, category, func(r Ranking, c int32) int { return cmp.Compare(r.CategoryID, c) })
+	if !ok {
+		return nil
+	}
+	return &s.Rankings[i]
+}
+
 // NextRefresh returns when the snapshot after s is due.
 func (s *Snapshot) NextRefresh() time.Time { return s.Window.End.Add(s.Interval) }
 

@@ -333,7 +333,7 @@ func (x *explorer) historyProblem(w http.ResponseWriter, r *http.Request, err er
 // the previous ranks beside the current ones (with=previous_rank).
 func (x *explorer) servePopularMore(w http.ResponseWriter, r *http.Request, v *view, q popularQuery) {
 	id, win, entries := v.snap.ID, v.snap.Window, []salesrank.Entry(nil)
-	if r := v.ranking(q.category); r != nil {
+	if r := v.snap.Ranking(q.category); r != nil {
 		entries = r.Entries
 	}
 	if q.hasAt {

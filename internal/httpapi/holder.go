@@ -1,9 +1,7 @@
 package httpapi
 
 import (
-	"cmp"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -166,16 +164,6 @@ func renderList(n int, elem func(b []byte, i int) []byte) *category {
 	c.starts = append(c.starts, len(c.elems)+1)
 	c.first = c.appendPage(nil, 0, salesrank.DefaultLimit)
 	return c
-}
-
-// ranking returns the category's ranking in the snapshot, or nil.
-func (v *view) ranking(cat int32) *salesrank.Ranking {
-	rs := v.snap.Rankings
-	i, ok := slices.BinarySearchFunc(rs, cat, func(r salesrank.Ranking, c int32) int { return cmp.Compare(r.CategoryID, c) })
-	if !ok {
-		return nil
-	}
-	return &rs[i]
 }
 
 // len returns the number of entries.

@@ -1,11 +1,9 @@
 package replica
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -112,9 +110,8 @@ func (h *History) ProductHistory(ctx context.Context, current *salesrank.Snapsho
 
 // entriesOf returns category's top list in snap, or nil.
 func entriesOf(snap *salesrank.Snapshot, category int32) []salesrank.Entry {
-	i, ok := slices.BinarySearchFunc(snap.Rankings, category, func(r salesrank.Ranking, c int32) int { return cmp.Compare(r.CategoryID, c) })
-	if !ok {
-		return nil
+	if r := snap.Ranking(category); r != nil {
+		return r.Entries
 	}
-	return snap.Rankings[i].Entries
+	return nil
 }

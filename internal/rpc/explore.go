@@ -78,7 +78,7 @@ func (s *Service) GetMovers(ctx context.Context, req *connect.Request[salesrankv
 		return nil, errNoSnapshot()
 	}
 	cat := *m.CategoryId
-	r := ranking(snap, cat)
+	r := snap.Ranking(cat)
 	if r == nil {
 		return nil, unknownCategory(cat)
 	}
@@ -162,7 +162,7 @@ func (s *Service) GetProductHistory(ctx context.Context, req *connect.Request[sa
 		return nil, errNoSnapshot()
 	}
 	cat, product := *m.CategoryId, *m.ProductId
-	if ranking(snap, cat) == nil {
+	if snap.Ranking(cat) == nil {
 		return nil, unknownCategory(cat)
 	}
 	points, err := s.history.ProductHistory(ctx, snap, cat, product, since)

@@ -9,14 +9,12 @@
 package rpc
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
-	"slices"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -120,7 +118,7 @@ func (s *Service) GetPopular(ctx context.Context, req *connect.Request[salesrank
 		return nil, errNoSnapshot()
 	}
 	cat := *m.CategoryId
-	r := ranking(snap, cat)
+	r := snap.Ranking(cat)
 	if r == nil {
 		return nil, unknownCategory(cat)
 	}
@@ -175,18 +173,6 @@ func (s *Service) GetSnapshot(ctx context.Context, req *connect.Request[salesran
 		resp.PublishedAt = timestamppb.New(snap.PublishedAt)
 	}
 	return connect.NewResponse(resp), nil
-}
-
-// ranking returns the category's ranking in snap, or nil if snap does not know it.
-func ranking(snap *salesrank.Snapshot, cat int32) *salesrank.Ranking {
-	// Rankings are sorted by category id (a Snapshot's contract, checked when published).
-	i, ok := slices.BinarySearchFunc(snap.Rankings, cat, func(r salesrank.Ranking, c int32) int {
-		return cmp.Compare(r.CategoryID, c)
-	})
-	if !ok {
-		return nil
-	}
-	return &snap.Rankings[i]
 }
 
 func unknownCategory(cat int32) error {
