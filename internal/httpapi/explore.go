@@ -144,8 +144,9 @@ func (x *explorer) writeJSON(w http.ResponseWriter, r *http.Request, v *view, id
 	hdr := w.Header()
 	t := x.now()
 	clk := v.clocked(t)
+	etag := `"` + strconv.FormatInt(id, 10) + `"`
 	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Etag", `"`+strconv.FormatInt(id, 10)+`"`)
+	hdr.Set("Etag", etag)
 	hdr["Cache-Control"] = clk.value
 	if clk.age != nil {
 		hdr["X-Snapshot-Age"] = clk.age
@@ -156,11 +157,23 @@ func (x *explorer) writeJSON(w http.ResponseWriter, r *http.Request, v *view, id
 	hdr.Set("X-Snapshot-Id", strconv.FormatInt(id, 10))
 	hdr.Set("X-Window-Start", win.Start.UTC().Format(time.RFC3339))
 	hdr.Set("X-Window-End", win.End.UTC().Format(time.RFC3339))
-	if inm, ok := r.Header["If-None-Match"]; ok && etagMatches(inm, `"`+strconv.FormatInt(id, 10)+`"`) {
+	if inm, ok := r.Header["If-None-Match"]; ok && etagMatches(inm, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	w.Write(body)
+}
+
+// appendArray appends to b a JSON array of n elements, element i appended by elem.
+func appendArray(b []byte, n int, elem func(b []byte, i int) []byte) []byte {
+	b = append(b, '[')
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = elem(b, i)
+	}
+	return append(b, ']')
 }
 
 // handleCategories serves GET /api/v1/categories: every category of the current snapshot
@@ -210,7 +223,7 @@ func (x *explorer) handleMovers() http.Handler {
 		}
 		m := v.movers[cat]
 		if m == nil {
-			writeProblem(w, r, x.logger, fmt.Errorf("%w: category_id %d is not a category this service knows", errUnknownCategory, cat))
+			writeProblem(w, r, x.logger, unknownCategory(cat))
 			return
 		}
 		x.writeJSON(w, r, v, v.snap.ID, v.snap.Window, m.appendPage(nil, offset, limit))
@@ -238,11 +251,9 @@ func (x *explorer) handleProductRanks() http.Handler {
 			writeProblem(w, r, x.logger, errNoFullRanks)
 			return
 		}
-		b := []byte{'['}
-		for i, s := range st.Product(product) {
-			if i > 0 {
-				b = append(b, ',')
-			}
+		standings := st.Product(product)
+		b := appendArray(nil, len(standings), func(b []byte, i int) []byte {
+			s := standings[i]
 			b = append(b, `{"category_id":"`...)
 			b = strconv.AppendInt(b, int64(s.CategoryID), 10)
 			b = append(b, `","product_id":"`...)
@@ -253,9 +264,8 @@ func (x *explorer) handleProductRanks() http.Handler {
 			b = strconv.AppendInt(b, s.TotalSold, 10)
 			b = append(b, `","products_ranked":"`...)
 			b = strconv.AppendInt(b, int64(s.ProductsRanked), 10)
-			b = append(b, `"}`...)
-		}
-		b = append(b, ']')
+			return append(b, `"}`...)
+		})
 		x.writeJSON(w, r, v, st.SnapshotID, st.Window, b)
 	})
 }
@@ -288,7 +298,7 @@ func (x *explorer) handleProductHistory() http.Handler {
 			return
 		}
 		if v.categories[cat] == nil {
-			writeProblem(w, r, x.logger, fmt.Errorf("%w: category_id %d is not a category this service knows", errUnknownCategory, cat))
+			writeProblem(w, r, x.logger, unknownCategory(cat))
 			return
 		}
 		points, err := x.h.History.ProductHistory(r.Context(), v.snap, cat, product, since)
@@ -296,11 +306,8 @@ func (x *explorer) handleProductHistory() http.Handler {
 			x.historyProblem(w, r, err)
 			return
 		}
-		b := []byte{'['}
-		for i, p := range points {
-			if i > 0 {
-				b = append(b, ',')
-			}
+		b := appendArray(nil, len(points), func(b []byte, i int) []byte {
+			p := points[i]
 			b = append(b, `{"cutoff":"`...)
 			b = p.Cutoff.UTC().AppendFormat(b, time.RFC3339)
 			b = append(b, `","rank":"`...)
@@ -311,9 +318,8 @@ func (x *explorer) handleProductHistory() http.Handler {
 			} else {
 				b = append(b, `","total_sold":"`...)
 			}
-			b = append(b, `"}`...)
-		}
-		b = append(b, ']')
+			return append(b, `"}`...)
+		})
 		x.writeJSON(w, r, v, v.snap.ID, v.snap.Window, b)
 	})
 }
@@ -332,10 +338,7 @@ func (x *explorer) historyProblem(w http.ResponseWriter, r *http.Request, err er
 // servePopularMore answers the popular endpoint's slower forms: a past snapshot (at=) or
 // the previous ranks beside the current ones (with=previous_rank).
 func (x *explorer) servePopularMore(w http.ResponseWriter, r *http.Request, v *view, q popularQuery) {
-	id, win, entries := v.snap.ID, v.snap.Window, []salesrank.Entry(nil)
-	if r := v.snap.Ranking(q.category); r != nil {
-		entries = r.Entries
-	}
+	id, win, entries := v.snap.ID, v.snap.Window, v.snap.Ranking(q.category).Entries // handlePopular checked it is known
 	if q.hasAt {
 		var err error
 		if id, win, entries, err = x.h.History.TopListAt(r.Context(), v.snap, q.category, q.at); err != nil {
@@ -344,22 +347,19 @@ func (x *explorer) servePopularMore(w http.ResponseWriter, r *http.Request, v *v
 		}
 	}
 	lo, hi := salesrank.PageBounds(len(entries), q.offset, q.limit)
+	page := entries[lo:hi]
 	cat := strconv.AppendInt(nil, int64(q.category), 10)
-	b := []byte{'['}
-	for i, e := range entries[lo:hi] {
-		if i > 0 {
-			b = append(b, ',')
-		}
+	b := appendArray(nil, len(page), func(b []byte, i int) []byte {
+		e := page[i]
 		b = appendEntry(b, e, cat)
-		if q.withPrevious {
-			b = b[:len(b)-1]
-			b = append(b, `,"previous_rank":"`...)
-			if rank, ok := v.snap.Previous.Rank(q.category, e.ProductID); ok {
-				b = strconv.AppendInt(b, int64(rank), 10)
-			}
-			b = append(b, `"}`...)
+		if !q.withPrevious {
+			return b
 		}
-	}
-	b = append(b, ']')
+		b = append(b[:len(b)-1], `,"previous_rank":"`...) // reopen the object
+		if rank, ok := v.snap.Previous.Rank(q.category, e.ProductID); ok {
+			b = strconv.AppendInt(b, int64(rank), 10)
+		}
+		return append(b, `"}`...)
+	})
 	x.writeJSON(w, r, v, id, win, b)
 }

@@ -52,7 +52,7 @@ func handlePopular(logger *slog.Logger, h *Holder, m *metrics.HTTP, now func() t
 		}
 		c := v.categories[q.category]
 		if c == nil {
-			writeProblem(w, r, logger, fmt.Errorf("%w: category_id %d is not a category this service knows", errUnknownCategory, q.category))
+			writeProblem(w, r, logger, unknownCategory(q.category))
 			return
 		}
 		if q.hasAt || q.withPrevious {

@@ -45,6 +45,11 @@ var (
 	errUnavailable     = errors.New("unavailable")
 )
 
+// unknownCategory is the error of a category_id that the snapshot served does not know.
+func unknownCategory(cat int32) error {
+	return fmt.Errorf("%w: category_id %d is not a category this service knows", errUnknownCategory, cat)
+}
+
 // paramError is a query parameter that is missing, malformed, out of range or repeated.
 type paramError struct {
 	param  string
