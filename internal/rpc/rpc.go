@@ -92,11 +92,10 @@ func errNoSnapshot() error {
 func (s *Service) GetPopular(ctx context.Context, req *connect.Request[salesrankv1.GetPopularRequest]) (*connect.Response[salesrankv1.GetPopularResponse], error) {
 	m := req.Msg
 	limit := int64(DefaultLimit)
+	if err := checkCategory(m.CategoryId); err != nil {
+		return nil, err
+	}
 	switch {
-	case m.CategoryId == nil:
-		return nil, invalid("category_id is required: an integer from 0 to %d", salesrank.MaxCategoryID)
-	case *m.CategoryId < 0:
-		return nil, invalid("category_id must be an integer from 0 to %d; got %d", salesrank.MaxCategoryID, *m.CategoryId)
 	case m.Limit != nil && !salesrank.ValidLimit(int64(*m.Limit)):
 		return nil, invalid("%s; got %d", salesrank.LimitRule(), *m.Limit)
 	case !salesrank.ValidOffset(m.Offset):
