@@ -35,10 +35,9 @@ func testHistory(t *testing.T, st Store) {
 		at := snap.Window.End.Add(time.Duration(minute) * time.Minute)
 		snap.Window = salesrank.WindowEnding(at)
 		if full {
-			totals := salesrank.Totals{}
+			totals := totalsOf(snap)
 			for _, r := range snap.Rankings {
-				for i, e := range r.Entries {
-					totals[salesrank.Key{CategoryID: r.CategoryID, ProductID: e.ProductID}] = e.TotalSold
+				for i := range r.Entries {
 					// A tail below the top list, with ties.
 					totals[salesrank.Key{CategoryID: r.CategoryID, ProductID: 5000 + int64(i)}] = 1
 				}
@@ -126,12 +125,7 @@ func testInconsistentStandings(t *testing.T, s Store) {
 		},
 	} {
 		snap := snapshot(1, 3, 4)
-		totals := salesrank.Totals{}
-		for _, r := range snap.Rankings {
-			for _, e := range r.Entries {
-				totals[salesrank.Key{CategoryID: r.CategoryID, ProductID: e.ProductID}] = e.TotalSold
-			}
-		}
+		totals := totalsOf(snap)
 		win := snap.Window
 		mangle(totals, snap)
 		snap.Standings = salesrank.NewStandings(snap.Window, []iter.Seq2[salesrank.Key, int64]{totals.All()})
@@ -163,12 +157,7 @@ func testAttachStandings(t *testing.T, st Store) {
 	snap := snapshot(0, 3, 4)
 	snap.Rankings[1].Entries = []salesrank.Entry{{ProductID: 5, TotalSold: 9}, {ProductID: 6, TotalSold: 9}}
 	publish(t, s, snap)
-	totals := salesrank.Totals{}
-	for _, r := range snap.Rankings {
-		for _, e := range r.Entries {
-			totals[salesrank.Key{CategoryID: r.CategoryID, ProductID: e.ProductID}] = e.TotalSold
-		}
-	}
+	totals := totalsOf(snap)
 	bad := *snap
 	wrong := maps.Clone(totals)
 	for k := range wrong {
@@ -196,4 +185,15 @@ func testAttachStandings(t *testing.T, st Store) {
 			t.Errorf("category %d reads back %v, want %v", c.CategoryID, cur.Standings.Ranked(c.CategoryID), with.Standings.Ranked(c.CategoryID))
 		}
 	}
+}
+
+// totalsOf returns the totals snap's top lists rank: the full ranks they are the whole of.
+func totalsOf(snap *salesrank.Snapshot) salesrank.Totals {
+	totals := salesrank.Totals{}
+	for _, r := range snap.Rankings {
+		for _, e := range r.Entries {
+			totals[salesrank.Key{CategoryID: r.CategoryID, ProductID: e.ProductID}] = e.TotalSold
+		}
+	}
+	return totals
 }
