@@ -352,23 +352,29 @@ func (s *Standings) categoryAt(p int) int {
 	return i
 }
 
+// positions returns where product stands in ranked: one run of byProduct, in category
+// order (empty if it sold nothing).
+func (s *Standings) positions(product int64) []uint32 {
+	s.index()
+	lo, _ := slices.BinarySearchFunc(s.byProduct, product, func(p uint32, id int64) int { return cmp.Compare(s.ranked[p].ProductID, id) })
+	hi := lo
+	for hi < len(s.byProduct) && s.ranked[s.byProduct[hi]].ProductID == product {
+		hi++
+	}
+	return s.byProduct[lo:hi]
+}
+
 // Product returns where product stands in each category it sold in, sorted by category id.
 func (s *Standings) Product(product int64) []Standing {
 	if s == nil {
 		return nil
 	}
-	s.index()
-	lo, _ := slices.BinarySearchFunc(s.byProduct, product, func(p uint32, id int64) int { return cmp.Compare(s.ranked[p].ProductID, id) })
 	var out []Standing
-	for _, p := range s.byProduct[lo:] {
-		r := s.ranked[p]
-		if r.ProductID != product {
-			break
-		}
+	for _, p := range s.positions(product) {
 		i := s.categoryAt(int(p))
 		out = append(out, Standing{
 			CategoryID: s.cats[i].id, Rank: int(p) - s.cats[i].start + 1,
-			TotalSold: r.TotalSold, ProductsRanked: len(s.category(i)),
+			TotalSold: s.ranked[p].TotalSold, ProductsRanked: len(s.category(i)),
 		})
 	}
 	return out
@@ -384,17 +390,9 @@ func (s *Standings) Rank(category int32, product int64) (int, bool) {
 	if i+1 < len(s.cats) {
 		hi = s.cats[i+1].start
 	}
-	// The product's positions are one run of byProduct, in category order: find the
-	// first at or after the category's start.
-	s.index()
-	j, _ := slices.BinarySearchFunc(s.byProduct, product, func(p uint32, id int64) int { return cmp.Compare(s.ranked[p].ProductID, id) })
-	for ; j < len(s.byProduct); j++ {
-		p := int(s.byProduct[j])
-		if s.ranked[p].ProductID != product || p >= hi {
-			return 0, false
-		}
-		if p >= lo {
-			return p - lo + 1, true
+	for _, p := range s.positions(product) {
+		if int(p) >= lo && int(p) < hi {
+			return int(p) - lo + 1, true
 		}
 	}
 	return 0, false
