@@ -354,9 +354,10 @@ type Snapshot struct {
 	// ranked at or before its cutoff, since full ranks may refresh hourly while the top
 	// lists refresh every minute. Nil if there are none.
 	Standings *Standings
-	// Previous are, in a loaded snapshot, the latest stored full ranks ranked at least a
-	// day before its cutoff, which Movers compares the top lists with; nil if none.
-	Previous *Standings
+	// Previous are, in a loaded snapshot, the ranks of the latest stored full ranks ranked
+	// at least a day before its cutoff, which Movers compares the top lists with; nil if
+	// none.
+	Previous *PastRanks
 }
 
 // Ranking returns the ranking of category in s, or nil if s does not know the category.

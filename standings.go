@@ -412,21 +412,36 @@ func (b *StandingsBuilder) Grow(n int) { b.s.ranked = slices.Grow(b.s.ranked, n)
 // ascending order, each once.
 func (b *StandingsBuilder) Add(category int32, ranked []Ranked) error {
 	if n := len(b.s.cats); n > 0 && b.s.cats[n-1].id >= category {
-		return fmt.Errorf("full ranks: category %d after %d", category, b.s.cats[n-1].id)
+		return errCategoryOrder(category, b.s.cats[n-1].id)
 	}
+	if err := checkRankOrder(category, ranked); err != nil {
+		return err
+	}
+	if len(ranked) == 0 {
+		return nil
+	}
+	if len(b.s.ranked)+len(ranked) > math.MaxUint32 {
+		return errTooManyRanks
+	}
+	b.s.cats = append(b.s.cats, standingsCategory{id: category, start: len(b.s.ranked)})
+	b.s.ranked = append(b.s.ranked, ranked...)
+	return nil
+}
+
+// errTooManyRanks refuses a set of full ranks too big to index by uint32.
+var errTooManyRanks = errors.New("full ranks: more than 2^32-1 entries")
+
+func errCategoryOrder(category, after int32) error {
+	return fmt.Errorf("full ranks: category %d after %d", category, after)
+}
+
+// checkRankOrder checks that category's full ranks are in rank order.
+func checkRankOrder(category int32, ranked []Ranked) error {
 	for i := 1; i < len(ranked); i++ {
 		if compareRanked(ranked[i-1], ranked[i]) >= 0 {
 			return fmt.Errorf("full ranks of category %d: entry %d is out of rank order", category, i)
 		}
 	}
-	if len(ranked) == 0 {
-		return nil
-	}
-	if len(b.s.ranked)+len(ranked) > 1<<32-1 {
-		return errors.New("full ranks: more than 2^32-1 entries")
-	}
-	b.s.cats = append(b.s.cats, standingsCategory{id: category, start: len(b.s.ranked)})
-	b.s.ranked = append(b.s.ranked, ranked...)
 	return nil
 }
 
@@ -448,11 +463,11 @@ type Mover struct {
 }
 
 // Movers returns the entries of a category's top list (rank order, rank 1 first) that
-// rank higher than they did in prev, the full ranks of a day before: ordered by the
+// rank higher than they did in prev, the ranks of a day before: ordered by the
 // ratio previous rank / rank, highest first, then by rank. A product prev does not rank
 // counts as ranked one past prev's last product of the category, so a product that came
 // from nowhere rises too; with no prev at all, nothing rose.
-func Movers(category int32, top []Entry, prev *Standings) []Mover {
+func Movers(category int32, top []Entry, prev *PastRanks) []Mover {
 	if prev == nil {
 		return nil
 	}

@@ -163,7 +163,7 @@ func TestMoversMatchBruteForce(t *testing.T) {
 	for round := range 300 {
 		before, now := randomTotals(rng, rng.IntN(200)), randomTotals(rng, rng.IntN(200))
 		prevRanks, nowRanks := bruteRanks(before), bruteRanks(now)
-		prev := NewStandings(WindowEnding(w.End.Add(-24*time.Hour)), split(before, 2))
+		prev := NewStandings(WindowEnding(w.End.Add(-24*time.Hour)), split(before, 2)).Past()
 		top := 1 + rng.IntN(12)
 		for c, ranked := range nowRanks {
 			var list []Entry

@@ -263,8 +263,8 @@ func fillPage(d *pageData, s *salesrank.Snapshot, q url.Values) {
 	}
 }
 
-// changeOf compares rank with the product's rank in the full ranks of a day before.
-func changeOf(rank int, prev *salesrank.Standings, cat int32, product int64) pageChange {
+// changeOf compares rank with the product's rank a day before.
+func changeOf(rank int, prev *salesrank.PastRanks, cat int32, product int64) pageChange {
 	p, ok := prev.Rank(cat, product)
 	switch {
 	case !ok:

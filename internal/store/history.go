@@ -70,8 +70,8 @@ func (c *Core) AttachStandings(ctx context.Context, snap *salesrank.Snapshot) er
 	return nil
 }
 
-// withStandings gives snap the full ranks it answers from and those of a day before. It
-// costs one statement when this handle holds both (a replica reloads every minute, the
+// withStandings gives snap the full ranks it answers from and the ranks of a day before.
+// It costs one statement when this handle holds both (a replica reloads every minute, the
 // full ranks change hourly), and one more for each set it does not: a replica far from its
 // database pays each round trip on every new snapshot.
 func (c *Core) withStandings(ctx context.Context, snap *salesrank.Snapshot) (*salesrank.Snapshot, error) {
@@ -80,28 +80,47 @@ func (c *Core) withStandings(ctx context.Context, snap *salesrank.Snapshot) (*sa
 		if err != nil {
 			return nil, err
 		}
-		sets := [2]*salesrank.Standings{}
-		expired := false
-		for i, f := range found {
-			if f.id == 0 {
+		c.standingsMu.Lock()
+		cur, past := c.standings, c.past
+		c.standingsMu.Unlock()
+		now, then := found[0], found[1]
+		if now.id != 0 && (cur == nil || cur.SnapshotID != now.id) {
+			var b salesrank.StandingsBuilder
+			if ok, err := c.readStandings(ctx, now.id, &b); err != nil || !ok {
+				if err != nil {
+					return nil, err
+				}
+				continue // expired by a publication between the two reads: look again
+			}
+			cur = b.Standings(now.id, salesrank.WindowEnding(time.Unix(now.cutoff, 0)))
+		}
+		switch {
+		case then.id == 0 || past != nil && past.SnapshotID == then.id:
+		case then.id == now.id:
+			past = cur.Past()
+		default:
+			// The ranks of a day before are read without units and without the index by
+			// product: a replica loads a set of each while the old ones still serve.
+			var b salesrank.PastRanksBuilder
+			if ok, err := c.readStandings(ctx, then.id, &b); err != nil || !ok {
+				if err != nil {
+					return nil, err
+				}
 				continue
 			}
-			if sets[i] = c.rememberedStandings(f.id); sets[i] != nil {
-				continue
-			}
-			if sets[i], err = c.readStandings(ctx, f.id, time.Unix(f.cutoff, 0)); err != nil {
-				return nil, err
-			}
-			if sets[i] == nil {
-				expired = true // by a publication, between the two reads: look again
-				break
-			}
-			c.rememberStandings(sets[i])
+			past = b.PastRanks(then.id, salesrank.WindowEnding(time.Unix(then.cutoff, 0)))
 		}
-		if !expired {
-			snap.Standings, snap.Previous = sets[0], sets[1]
-			return snap, nil
+		if now.id == 0 {
+			cur = nil
 		}
+		if then.id == 0 {
+			past = nil
+		}
+		c.standingsMu.Lock()
+		c.standings, c.past = cmp.Or(cur, c.standings), cmp.Or(past, c.past)
+		c.standingsMu.Unlock()
+		snap.Standings, snap.Previous = cur, past
+		return snap, nil
 	}
 	return nil, fmt.Errorf("full ranks at %v: they keep expiring as they are read", snap.Window.End.UTC())
 }
@@ -135,11 +154,17 @@ func (c *Core) findStandings(ctx context.Context, cutoff time.Time) ([2]standing
 	return found, nil
 }
 
-// readStandings reads the full ranks snapshot id carried, or nil if there are none (any
-// more).
-func (c *Core) readStandings(ctx context.Context, id int64, cutoff time.Time) (*salesrank.Standings, error) {
+// ranksBuilder is what readStandings feeds: a salesrank.StandingsBuilder, or a
+// PastRanksBuilder.
+type ranksBuilder interface {
+	Grow(n int)
+	Add(category int32, ranked []salesrank.Ranked) error
+}
+
+// readStandings reads into b the full ranks snapshot id carried, and reports whether there
+// were any (any more).
+func (c *Core) readStandings(ctx context.Context, id int64, b ranksBuilder) (bool, error) {
 	var (
-		b      salesrank.StandingsBuilder
 		ranked []salesrank.Ranked
 		n      int
 	)
@@ -167,35 +192,9 @@ func (c *Core) readStandings(ctx context.Context, id int64, cutoff time.Time) (*
 			return b.Add(cat, ranked) // copies ranked
 		})
 	if err != nil {
-		return nil, fmt.Errorf("read full ranks of snapshot %d: %w", id, err)
+		return false, fmt.Errorf("read full ranks of snapshot %d: %w", id, err)
 	}
-	if n == 0 {
-		return nil, nil
-	}
-	return b.Standings(id, salesrank.WindowEnding(cutoff)), nil
-}
-
-// rememberedStandings returns the full ranks of snapshot id if this handle holds them.
-func (c *Core) rememberedStandings(id int64) *salesrank.Standings {
-	c.standingsMu.Lock()
-	defer c.standingsMu.Unlock()
-	for _, s := range c.standings {
-		if s.SnapshotID == id {
-			return s
-		}
-	}
-	return nil
-}
-
-// rememberStandings keeps s, with the one used before it: the current full ranks and
-// those of a day before.
-func (c *Core) rememberStandings(s *salesrank.Standings) {
-	c.standingsMu.Lock()
-	defer c.standingsMu.Unlock()
-	c.standings = append(c.standings, s)
-	if len(c.standings) > 2 {
-		c.standings = slices.Delete(c.standings, 0, len(c.standings)-2)
-	}
+	return n > 0, nil
 }
 
 // openEnd is, in SQL, the last_snapshot_id of an open row (one of the latest publication).

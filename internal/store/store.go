@@ -176,10 +176,12 @@ type Core struct {
 	productsMu sync.Mutex
 	products   map[int64]struct{}
 
-	// standings remembers the full ranks this handle last loaded, by snapshot id: a replica
-	// reloads its snapshot every minute, and the full ranks under it change hourly.
+	// standings and past remember the full ranks this handle last loaded (see
+	// withStandings), and the ranks of a day before: a replica reloads its snapshot every
+	// minute, and the full ranks under it change hourly.
 	standingsMu sync.Mutex
-	standings   []*salesrank.Standings
+	standings   *salesrank.Standings
+	past        *salesrank.PastRanks
 
 	// open is the rows of this handle's latest publication, which the next one is compared
 	// with (see package sharedrows). Publish trusts it only if that publication is still the

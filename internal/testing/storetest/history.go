@@ -95,12 +95,33 @@ func testHistory(t *testing.T, st Store) {
 	// with those ranked at or before a day earlier.
 	lastHour := base.Add(35 * time.Hour)
 	check("current", cur.Standings, lastHour)
-	check("previous", cur.Previous, base.Add(11*time.Hour)) // latest ≤ 35h3m+… − 24h
+	checkPast(t, cur.Previous, published[base.Add(11*time.Hour)]) // latest ≤ 35h3m+… − 24h
 	// Older full ranks than the previous ones have expired.
 	if old, err := s.Snapshot(ctx, hourly[len(hourly)-1]); err != nil {
 		t.Fatal(err)
 	} else if old.Previous == nil || !old.Previous.Window.End.Equal(base.Add(11*time.Hour)) {
 		t.Errorf("the last whole hour's previous full ranks: %v, want those ranked at %v", old.Previous, base.Add(11*time.Hour))
+	}
+}
+
+// checkPast checks that past are the ranks of the full ranks w published.
+func checkPast(t *testing.T, past *salesrank.PastRanks, w *salesrank.Snapshot) {
+	t.Helper()
+	if past == nil || w == nil || !past.Window.End.Equal(w.Window.End) || past.SnapshotID != w.ID {
+		t.Fatalf("the ranks of a day before: %+v, want those of snapshot %+v", past, w)
+	}
+	if past.Len() != w.Standings.Len() {
+		t.Errorf("the ranks of a day before hold %d ranks, want %d", past.Len(), w.Standings.Len())
+	}
+	for _, c := range w.Standings.Categories() {
+		if got := past.ProductsRanked(c.CategoryID); got != c.ProductsRanked {
+			t.Errorf("a day before, category %d ranked %d products, want %d", c.CategoryID, got, c.ProductsRanked)
+		}
+		for i, r := range w.Standings.Ranked(c.CategoryID) {
+			if got, ok := past.Rank(c.CategoryID, r.ProductID); !ok || got != i+1 {
+				t.Errorf("a day before, product %d of category %d ranked %d (%v), want %d", r.ProductID, c.CategoryID, got, ok, i+1)
+			}
+		}
 	}
 }
 
