@@ -18,7 +18,10 @@ import (
 // capture is a Publisher that keeps the snapshot instead of storing it.
 type capture struct{ snap *salesrank.Snapshot }
 
-func (p *capture) Publish(_ context.Context, snap *salesrank.Snapshot, _ []int32, _ []salesrank.Reject) (int64, error) {
+func (p *capture) PublishRanking(_ context.Context, snap *salesrank.Snapshot, _ []int32, _ []salesrank.Reject, rankAll func() *salesrank.Standings) (int64, error) {
+	if rankAll != nil {
+		snap.Standings = rankAll()
+	}
 	p.snap = snap
 	return 1, nil
 }

@@ -154,13 +154,15 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	r.attachMu.Lock()
 	due := r.FullRanks && fullRanksDue(cutoff, r.fullRanksAt)
 	r.attachMu.Unlock()
-	// An hourly ranker publishes full ranks with the top lists. A sub-hour one publishes
-	// the minute's top lists first and attaches the hour's full ranks to that snapshot
-	// right after, in a transaction of its own: ranking every product takes seconds where
-	// a minute's step takes a tenth of one, and the next snapshot serves them.
+	// An hourly ranker publishes full ranks with the top lists, ranking every product
+	// while the database writes the top lists. A sub-hour one publishes the minute's top
+	// lists first and attaches the hour's full ranks to that snapshot right after, in a
+	// transaction of its own: ranking and storing every product takes a second where a
+	// minute's step takes a tenth of one, and the next snapshot serves them.
 	attachLater := due && interval < time.Hour
+	var rankAll func() *salesrank.Standings
 	if due && !attachLater {
-		snap.Standings = r.window.Standings()
+		rankAll = r.window.Standings
 	}
 	sum.WindowRebuilt, sum.PartialsRead = ws.Rebuilt, ws.PartialsRead
 	sum.RankedFromScratch, sum.ChangedKeys, sum.RescannedCategories = ws.RankedFromScratch, ws.ChangedKeys, ws.RescannedCategories
@@ -168,7 +170,7 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	published := time.Now()
 	log.Debug("publishing snapshot", "cutoff", w.End)
 	dbctx, cancel := r.dbContext(ctx)
-	id, err := r.Store.Publish(dbctx, snap, known, nil)
+	id, err := r.Store.PublishRanking(dbctx, snap, known, nil, rankAll)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("publish snapshot: %w", err)

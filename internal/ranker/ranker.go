@@ -23,9 +23,11 @@ type Engine interface {
 	Count(ctx context.Context, logs *blob.Bucket, objects []counting.Object, spec counting.Spec) (*counting.Result, error)
 }
 
-// Publisher stores a snapshot and makes it current atomically.
+// Publisher stores a snapshot and makes it current atomically. Unless rankAll is nil, it
+// returns the snapshot's full ranks, and the publisher calls it while it writes the top
+// lists (see store.Core.PublishRanking).
 type Publisher interface {
-	Publish(ctx context.Context, snap *salesrank.Snapshot, known []int32, rejects []salesrank.Reject) (int64, error)
+	PublishRanking(ctx context.Context, snap *salesrank.Snapshot, known []int32, rejects []salesrank.Reject, rankAll func() *salesrank.Standings) (int64, error)
 }
 
 // Job ranks the logs in one bucket into one store.
@@ -118,11 +120,14 @@ func (j *Job) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		Top:      top,
 		Rankings: salesrank.Rank(res.Totals.All(), res.Categories, top),
 	}
+	var rankAll func() *salesrank.Standings
 	if j.FullRanks {
-		snap.Standings = salesrank.NewStandings(w, res.Totals.Shards(runtime.GOMAXPROCS(0)))
+		rankAll = func() *salesrank.Standings {
+			return salesrank.NewStandings(w, res.Totals.Shards(runtime.GOMAXPROCS(0)))
+		}
 	}
 	ranked := time.Now()
-	id, err := j.Store.Publish(ctx, snap, res.Categories, res.Rejects)
+	id, err := j.Store.PublishRanking(ctx, snap, res.Categories, res.Rejects, rankAll)
 	if err != nil {
 		return nil, fmt.Errorf("publish snapshot: %w", err)
 	}

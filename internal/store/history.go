@@ -48,7 +48,7 @@ func (c *Core) AttachStandings(ctx context.Context, snap *salesrank.Snapshot) er
 	if snap.ID <= 0 || snap.Standings == nil {
 		return fmt.Errorf("attach full ranks: snapshot %d carries none", snap.ID)
 	}
-	if err := checkStandings(snap); err != nil {
+	if err := checkStandings(snap, snap.Standings); err != nil {
 		return fmt.Errorf("attach full ranks: %w", err)
 	}
 	rows := encodeStandings(snap.Standings)

@@ -210,13 +210,24 @@ func New(b Backend) *Core {
 // Only after the commit does it set snap.ID, every Entry.ID (its sales_rank row id) and, if
 // zero, snap.PublishedAt. On error nothing is written and snap is unchanged.
 func (c *Core) Publish(ctx context.Context, snap *salesrank.Snapshot, known []int32, rejects []salesrank.Reject) (int64, error) {
+	return c.PublishRanking(ctx, snap, known, rejects, nil)
+}
+
+// PublishRanking is Publish for a snapshot whose full ranks are still to be made: unless
+// rankAll is nil, it returns them (in place of snap.Standings), and runs while the database
+// writes the top lists, so that ranking every product adds little to a publication's
+// time. snap.Standings is set to them once they are published.
+func (c *Core) PublishRanking(ctx context.Context, snap *salesrank.Snapshot, known []int32, rejects []salesrank.Reject, rankAll func() *salesrank.Standings) (int64, error) {
 	if err := snap.Validate(known); err != nil {
 		return 0, fmt.Errorf("publish: %w", err)
 	}
-	if err := checkStandings(snap); err != nil {
-		return 0, fmt.Errorf("publish: %w", err)
+	if rankAll == nil {
+		if err := checkStandings(snap, snap.Standings); err != nil {
+			return 0, fmt.Errorf("publish: %w", err)
+		}
+		rankAll = func() *salesrank.Standings { return snap.Standings }
 	}
-	id, err := c.publish(ctx, snap, known, rejects)
+	id, err := c.publish(ctx, snap, known, rejects, rankAll)
 	if err != nil {
 		c.forget()
 		return 0, err
@@ -224,10 +235,9 @@ func (c *Core) Publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	return id, nil
 }
 
-// checkStandings checks that the full ranks a snapshot carries, if any, rank at its cutoff
-// and begin with its top lists: the two answers a replica gives must never disagree.
-func checkStandings(snap *salesrank.Snapshot) error {
-	st := snap.Standings
+// checkStandings checks that st, the full ranks of snap if not nil, rank at its cutoff and
+// begin with its top lists: the two answers a replica gives must never disagree.
+func checkStandings(snap *salesrank.Snapshot, st *salesrank.Standings) error {
 	if st == nil {
 		return nil
 	}
@@ -263,7 +273,7 @@ func (c *Core) forget() {
 	c.openMu.Unlock()
 }
 
-func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []int32, rejects []salesrank.Reject) (int64, error) {
+func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []int32, rejects []salesrank.Reject, rankAll func() *salesrank.Standings) (int64, error) {
 	publishedAt := snap.PublishedAt
 	if publishedAt.IsZero() {
 		publishedAt = time.Now().UTC().Round(0) // Round(0) drops the monotonic reading
@@ -278,10 +288,23 @@ func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	}
 	slices.Sort(cats)
 	cats = slices.Compact(cats)
-	// The full ranks are encoded while the database does the steps before them (on a
-	// core of its own for SQLite, on the server for PostgreSQL).
-	encoded := make(chan []StandingsRow, 1)
-	go func() { encoded <- encodeStandings(snap.Standings) }()
+	// The full ranks are made, checked and encoded while the database does the steps
+	// before them (on a core of its own for SQLite, on the server for PostgreSQL).
+	type fullRanks struct {
+		st   *salesrank.Standings
+		rows []StandingsRow
+		err  error
+	}
+	encoded := make(chan fullRanks, 1)
+	go func() {
+		st := rankAll()
+		if err := checkStandings(snap, st); err != nil {
+			encoded <- fullRanks{err: err}
+			return
+		}
+		encoded <- fullRanks{st: st, rows: encodeStandings(st)}
+	}()
+	var full fullRanks
 	defer func() {
 		if encoded != nil {
 			<-encoded // never leave the encoder running past the call
@@ -362,10 +385,12 @@ func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	if err := c.step("sales_rank"); err != nil {
 		return 0, fmt.Errorf("publish: %w", err)
 	}
-	if snap.Standings != nil {
-		standings := <-encoded
-		encoded = nil
-		if err := tx.InsertStandings(ctx, id, snap.Window.End.Unix(), standings); err != nil {
+	full, encoded = <-encoded, nil
+	if full.err != nil {
+		return 0, fmt.Errorf("publish: %w", full.err)
+	}
+	if full.st != nil {
+		if err := tx.InsertStandings(ctx, id, snap.Window.End.Unix(), full.rows); err != nil {
 			return 0, fmt.Errorf("publish: insert full ranks: %w", err)
 		}
 	}
@@ -405,8 +430,9 @@ func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	c.openMu.Lock()
 	c.open = plan.Done(id) // sets every Entry.ID
 	c.openMu.Unlock()
-	if snap.Standings != nil {
-		snap.Standings.SnapshotID = id
+	if full.st != nil {
+		full.st.SnapshotID = id
+		snap.Standings = full.st
 	}
 	snap.ID = id
 	snap.PublishedAt = publishedAt

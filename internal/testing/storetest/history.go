@@ -149,15 +149,45 @@ func testInconsistentStandings(t *testing.T, s Store) {
 		totals := totalsOf(snap)
 		win := snap.Window
 		mangle(totals, snap)
-		snap.Standings = salesrank.NewStandings(snap.Window, []iter.Seq2[salesrank.Key, int64]{totals.All()})
+		st := salesrank.NewStandings(snap.Window, []iter.Seq2[salesrank.Key, int64]{totals.All()})
 		snap.Window = win
-		if _, err := s.Publish(ctx, snap, known(snap), nil); err == nil {
+		with := *snap
+		with.Standings = st
+		if _, err := s.Publish(ctx, &with, known(snap), nil); err == nil {
 			t.Errorf("%s: published", name)
+		}
+		// The same full ranks, made while the store writes the top lists.
+		if r, ok := s.(Ranking); ok {
+			if _, err := r.PublishRanking(ctx, snap, known(snap), nil, func() *salesrank.Standings { return st }); err == nil {
+				t.Errorf("%s, made during the publication: published", name)
+			}
 		}
 		if got := currentID(t, s); got != good.ID {
 			t.Errorf("%s: current snapshot %d, want %d", name, got, good.ID)
 		}
 	}
+	r, ok := s.(Ranking)
+	if !ok {
+		return
+	}
+	snap := snapshot(1, 3, 4)
+	st := salesrank.NewStandings(snap.Window, []iter.Seq2[salesrank.Key, int64]{totalsOf(snap).All()})
+	id, err := r.PublishRanking(ctx, snap, known(snap), nil, func() *salesrank.Standings { return st })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Standings != st || st.SnapshotID != id {
+		t.Errorf("published full ranks made during the publication: the snapshot carries %p of snapshot %d, want %p of %d", snap.Standings, st.SnapshotID, st, id)
+	}
+	if cur := current(t, s); cur.ID != id || cur.Standings == nil || cur.Standings.SnapshotID != id || cur.Standings.Len() != st.Len() {
+		t.Errorf("the current snapshot %d has full ranks %+v, want snapshot %d's %d", cur.ID, cur.Standings, id, st.Len())
+	}
+}
+
+// Ranking is a store whose full ranks can be made while it writes the top lists.
+type Ranking interface {
+	Store
+	PublishRanking(ctx context.Context, snap *salesrank.Snapshot, known []int32, rejects []salesrank.Reject, rankAll func() *salesrank.Standings) (int64, error)
 }
 
 // Attaching is a store whose full ranks can follow their snapshot's publication.
