@@ -16,11 +16,11 @@ import (
 	"time"
 )
 
-// The response cache of deploy/nginx.conf (location = /api/v1/popular), through a real
-// nginx. TestPublishUnderLoad checks that a publication reaches every answer once nginx
-// has refreshed its cache and that no answer mixes snapshots; the tests here check what the cache
-// must never do (keep an error, answer for a request it was not asked) and what it is for
-// when every replica is down.
+// The response cache of deploy/nginx.conf (the location of the API's answers from a
+// snapshot), through a real nginx. TestPublishUnderLoad checks that a publication reaches
+// every answer once nginx has refreshed its cache and that no answer mixes snapshots; the
+// tests here check what the cache must never do (keep an error, answer for a request it
+// was not asked) and what it is for when every replica is down.
 
 // nginxCacheBound returns how long after storing an answer nginx can still answer with it
 // as fresh: deploy/nginx.conf's proxy_cache_valid for 200, plus one second, because nginx
@@ -294,6 +294,79 @@ func testCacheReplicasDown(t *testing.T, dsn string) {
 			if time.Now().After(deadline) {
 				t.Fatalf("category %d: got %d, X-Cache-Status %q, X-Snapshot-Stale %q %v after the replicas were back; want a fresh 200",
 					cat, a.status, a.header.Get("X-Cache-Status"), a.header.Values("X-Snapshot-Stale"), hangBound)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Logf("%s took %v", t.Name(), time.Since(began).Round(time.Millisecond))
+}
+
+// TestCacheSnapshotAnswers: the API's other answers from a snapshot (movers, categories, a
+// product's ranks and history) are cached as /popular is: a second request is a hit with
+// the same bytes, error answers never are, and after a publication nginx comes to answer
+// every one of them from the new snapshot, each equal to what a replica answers itself.
+func TestCacheSnapshotAnswers(t *testing.T) {
+	forEachBackend(t, testCacheSnapshotAnswers)
+}
+
+func testCacheSnapshotAnswers(t *testing.T, dsn string) {
+	began := time.Now()
+	d, _ := newDataset(t, t.TempDir(), dsn)
+	c := newCluster(t, d.dsn, 2)
+	snapA, full := rankings(t, c.replicas[0])
+	cat := slices.Min(slices.Collect(maps.Keys(full)))
+	best := full[cat][0].ProductID
+	paths := []string{
+		fmt.Sprintf("/api/v1/movers?category_id=%d", cat),
+		"/api/v1/categories",
+		"/api/v1/products/" + best + "/ranks",
+		fmt.Sprintf("/api/v1/products/%s/history?category_id=%d", best, cat),
+	}
+	for _, path := range paths {
+		first := fetch(t, c.url+path, "ha-answer")
+		again := fetch(t, c.url+path, "ha-answer-again")
+		if first.status != http.StatusOK || again.status != http.StatusOK || again.header.Get("X-Cache-Status") != "HIT" ||
+			string(again.body) != string(first.body) || again.header.Get("X-Snapshot-Id") != first.header.Get("X-Snapshot-Id") {
+			t.Errorf("GET %s twice: got %d, then %d with X-Cache-Status %q; want 200, then 200 from the cache (HIT) with the same answer",
+				path, first.status, again.status, again.header.Get("X-Cache-Status"))
+		}
+	}
+	for path, want := range map[string]int{
+		"/api/v1/products/x/ranks":            http.StatusBadRequest, // malformed id
+		"/api/v1/movers":                      http.StatusBadRequest, // no category
+		"/api/v1/movers?category_id=99999":    http.StatusNotFound,   // unknown category
+		"/api/v1/categories?limit=0":          http.StatusBadRequest, // out of range
+		"/api/v1/products/1/history?since=no": http.StatusBadRequest, // no category, bad time
+	} {
+		for i := range 2 {
+			a := fetch(t, c.url+path, fmt.Sprintf("ha-bad-answer-%d", i))
+			checkProblem(t, "GET "+path, a, want)
+			if s := a.header.Get("X-Cache-Status"); s == "HIT" || s == "STALE" {
+				t.Errorf("GET %s: answered from the cache (X-Cache-Status %s)", path, s)
+			}
+		}
+	}
+
+	d.addHours(t)
+	sumB := d.publish(t)
+	waitSnapshot(t, c, sumB.SnapshotID)
+	switched := time.Now()
+	for _, path := range paths {
+		for i := 0; ; i++ {
+			a := fetch(t, c.url+path, fmt.Sprintf("ha-new-%d", i))
+			if a.status == http.StatusOK && a.header.Get("X-Snapshot-Id") == strconv.FormatInt(sumB.SnapshotID, 10) {
+				direct := fetch(t, "http://"+c.replicas[0].addr+path, "ha-direct")
+				if string(a.body) != string(direct.body) {
+					t.Errorf("GET %s through nginx from snapshot %d: %.300q; the replica answers %.300q", path, sumB.SnapshotID, a.body, direct.body)
+				}
+				t.Logf("GET %s: from snapshot %d %v after every replica served it", path, sumB.SnapshotID, time.Since(switched).Round(time.Millisecond))
+				break
+			}
+			if a.status != http.StatusOK || a.header.Get("X-Snapshot-Id") != strconv.FormatInt(snapA, 10) {
+				t.Fatalf("GET %s during the switch: got %d from snapshot %q; want 200 from snapshot %d or %d", path, a.status, a.header.Get("X-Snapshot-Id"), snapA, sumB.SnapshotID)
+			}
+			if time.Since(switched) > hangBound {
+				t.Fatalf("GET %s: nginx still answers from snapshot %d %v after every replica served snapshot %d", path, snapA, hangBound, sumB.SnapshotID)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

@@ -123,13 +123,28 @@ func TestNginxConf(t *testing.T) {
 // (deploy/README.md, "The response cache"), each with the reason an edit must not drop it.
 func TestNginxCacheConf(t *testing.T) {
 	conf := directives(readDeploy(t, "nginx.conf"))
-	cached := regexp.MustCompile(`(?s)\blocation = /api/v1/popular \{(.*?)\n        \}`).FindStringSubmatch(conf)
+	cached := regexp.MustCompile(`(?s)\blocation ~ (\S+) \{(.*?)\n        \}`).FindStringSubmatch(conf)
 	rest := regexp.MustCompile(`(?s)\blocation / \{(.*?)\n        \}`).FindStringSubmatch(conf)
 	if cached == nil || rest == nil {
-		t.Fatal("deploy/nginx.conf: want a location = /api/v1/popular (cached) and a location / (not cached)")
+		t.Fatal("deploy/nginx.conf: want a location ~ REGEX (cached) and a location / (not cached)")
 	}
+	// The cached location's paths: every answer from a snapshot, and nothing about one
+	// replica or about now. (Go's regexp reads the PCRE of this pattern alike.)
+	paths := regexp.MustCompile(cached[1])
+	for _, p := range []string{"/api/v1/popular", "/api/v1/movers", "/api/v1/categories", "/api/v1/products/42/ranks", "/api/v1/products/42/history"} {
+		if !paths.MatchString(p) {
+			t.Errorf("deploy/nginx.conf: the cached location %s leaves out %s", cached[1], p)
+		}
+	}
+	for _, p := range []string{"/", "/readyz", "/healthz", "/metrics", "/api/v1/popularity", "/api/v1/products/42", "/x/api/v1/popular",
+		"/salesrank.v1.RankingService/GetPopular", "/api/v1/products/42/ranks/x"} {
+		if paths.MatchString(p) {
+			t.Errorf("deploy/nginx.conf: the cached location %s takes %s", cached[1], p)
+		}
+	}
+	cached = cached[1:]
 	for _, want := range []struct{ re, why string }{
-		{`\bproxy_cache salesrank_cache;`, "the ranking endpoint is cached"},
+		{`\bproxy_cache salesrank_cache;`, "the answers from a snapshot are cached"},
 		{`\bproxy_cache_key \$request_uri;`, "the key is the path and query the replica receives: every parameter"},
 		{`\bproxy_cache_valid 200 [1-5]s;`, "a short lifetime bounds how long a published snapshot waits"},
 		{`\bproxy_ignore_headers Cache-Control Expires`, "the replicas' max-age (to the next refresh) must not set the lifetime"},
@@ -139,7 +154,7 @@ func TestNginxCacheConf(t *testing.T) {
 		{`\bproxy_set_header X-Request-Id \$\w+;`, "request ids reach the replicas from this location too"},
 	} {
 		if !regexp.MustCompile(want.re).MatchString(cached[1]) {
-			t.Errorf("deploy/nginx.conf, location = /api/v1/popular: no line matching %q (%s)", want.re, want.why)
+			t.Errorf("deploy/nginx.conf, the cached location: no line matching %q (%s)", want.re, want.why)
 		}
 	}
 	for _, line := range regexp.MustCompile(`(?m)^\s*proxy_cache_valid\b.*$`).FindAllString(conf, -1) {
