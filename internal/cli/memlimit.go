@@ -11,9 +11,9 @@ import (
 )
 
 // A replica's live heap is small (16 MB of top lists) until it holds full ranks: some
-// 220 MB for the current ones and as much again for a day before, at the seed's scale.
-// serveGCPercent lets the heap grow to five times what is live, which for full ranks
-// would be 2 GB for 450 MB of data. So serve also keeps a soft memory limit a little
+// 225 MB for the current ones and 90 MB for the ranks of a day before, at the seed's
+// scale. serveGCPercent lets the heap grow to five times what is live, which for full
+// ranks would be 1.6 GB for 320 MB of data. So serve also keeps a soft memory limit a little
 // above the live heap, moved as the live heap moves: small replicas keep the cheap GC
 // that serveGCPercent buys, big ones collect before their heap doubles. The full ranks
 // hold no pointers, so a collection does not scan them.
