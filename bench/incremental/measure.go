@@ -19,12 +19,17 @@ import (
 
 // step is one measured Ranker.Run.
 type step struct {
-	Name    string           `json:"name"`
-	Seconds float64          `json:"seconds"`
-	CPU     float64          `json:"cpu_seconds"` // user + system, all threads: on a shared machine, what the step itself cost
-	Sum     *ranker.Summary  `json:"summary"`
-	Mem     mem              `json:"mem"`
-	Extra   map[string]int64 `json:"extra,omitempty"`
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+	// Attach is how long after the step the full ranks it attaches (a sub-hour ranker's,
+	// see ranker.Ranker.FullRanks) were stored: the step ends when its top lists are
+	// published, and a scheduler's next run, a minute on, finds them done.
+	Attach float64          `json:"attach_seconds,omitempty"`
+	Faults int64            `json:"minor_faults"` // pages touched for the first time during the step
+	CPU    float64          `json:"cpu_seconds"`  // user + system, all threads: on a shared machine, what the step itself cost
+	Sum    *ranker.Summary  `json:"summary"`
+	Mem    mem              `json:"mem"`
+	Extra  map[string]int64 `json:"extra,omitempty"`
 }
 
 // mem is the process's memory after a step. HWM is the peak RSS since the last reset (see
@@ -66,6 +71,18 @@ func cpuSeconds() float64 {
 		return math.NaN()
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// minorFaults returns the process's minor page faults so far: each is a page of memory
+// touched for the first time since the process got it (or since it gave it back), which
+// costs from a fraction of a microsecond to tens of them on a virtual machine whose host
+// reclaims idle memory.
+func minorFaults() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return -1
+	}
+	return ru.Minflt
 }
 
 // resetPeak resets the process's peak RSS (VmHWM) to its current RSS, so the next readMem

@@ -120,8 +120,8 @@ func reportPublications(w io.Writer, d reportData) {
 		ranks, bytes/1e6, perRank, med(d.hourly, extra("db_growth"))/1e6, med(d.minutely, extra("db_growth"))/1e6)
 	for _, s := range d.minutely {
 		if c := s.Sum.Cutoff; c.Equal(c.Truncate(time.Hour)) {
-			fmt.Fprintf(w, "The minute step at the whole-hour cutoff %s: %.3f s (rank %.3f s, publish %.3f s), %d full ranks published.\n\n",
-				c.Format(time.RFC3339), s.Seconds, s.Sum.RankSeconds, s.Sum.PublishSeconds, s.Sum.FullRanks)
+			fmt.Fprintf(w, "The minute step at the whole-hour cutoff %s: %.3f s (rank %.3f s, publish %.3f s), %d full ranks published with it, its full ranks attached %.3f s after it.\n\n",
+				c.Format(time.RFC3339), s.Seconds, s.Sum.RankSeconds, s.Sum.PublishSeconds, s.Sum.FullRanks, s.Attach)
 		}
 	}
 }

@@ -245,19 +245,27 @@ func (s *session) minutely(ctx context.Context, data dataset, C time.Time, d *re
 func (s *session) timed(ctx context.Context, name, profile string, r *ranker.Ranker, now time.Time) (*step, error) {
 	resetPeak()
 	stop := startProfile(s.c.cpuProfile, profile)
-	cpu0, t0 := cpuSeconds(), time.Now()
+	cpu0, faults0, t0 := cpuSeconds(), minorFaults(), time.Now()
 	sum, err := r.Run(ctx, now)
-	secs, cpu := time.Since(t0).Seconds(), cpuSeconds()-cpu0
+	secs, cpu, faults := time.Since(t0).Seconds(), cpuSeconds()-cpu0, minorFaults()-faults0
 	stop()
 	if err != nil {
 		return nil, fmt.Errorf("%s: run at %s: %w", name, now.Format(time.RFC3339), err)
 	}
+	// Full ranks attached after the step are waited for here, not by the next step: the
+	// steps run back to back, a scheduler's runs a minute apart.
+	t1 := time.Now()
+	r.Wait()
+	attach := time.Since(t1).Seconds()
 	if sum.ObjectsFailed > 0 || sum.ObjectsRefused > 0 || sum.LinesRejected > 0 {
 		return nil, fmt.Errorf("%s: %d objects failed, %d refused, %d lines rejected; want none", name, sum.ObjectsFailed, sum.ObjectsRefused, sum.LinesRejected)
 	}
-	st := &step{Name: name, Seconds: secs, CPU: cpu, Sum: sum, Mem: readMem()}
-	s.log("%s (cutoff %s): %.3f s (%.3f CPU s), %d lines read, %d partials read, window %d keys, peak RSS %d MiB, RSS after %d MiB, heap in use %d MiB",
-		name, sum.Cutoff.Format(time.RFC3339), secs, cpu, sum.LinesRead, sum.PartialsRead, sum.WindowKeys, st.Mem.HWMKiB>>10, st.Mem.RSSKiB>>10, st.Mem.HeapInuse>>20)
+	st := &step{Name: name, Seconds: secs, CPU: cpu, Faults: faults, Sum: sum, Mem: readMem()}
+	if attach >= 0.001 {
+		st.Attach = attach
+	}
+	s.log("%s (cutoff %s): %.3f s (%.3f CPU s), %d lines read, %d partials read, window %d keys, peak RSS %d MiB, RSS after %d MiB, heap in use %d MiB, %d minor page faults, full ranks attached %.3f s after",
+		name, sum.Cutoff.Format(time.RFC3339), secs, cpu, sum.LinesRead, sum.PartialsRead, sum.WindowKeys, st.Mem.HWMKiB>>10, st.Mem.RSSKiB>>10, st.Mem.HeapInuse>>20, st.Faults, st.Attach)
 	return st, nil
 }
 
