@@ -66,6 +66,7 @@ func split(t Totals, n int) []iter.Seq2[Key, int64] {
 func TestStandingsMatchBruteForce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(10, 20))
 	w := WindowEnding(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	var spare *Standings // the last round's, whose memory a third of the rounds reuse
 	for round := range 200 {
 		totals := randomTotals(rng, rng.IntN(300))
 		if round%2 == 0 {
@@ -73,7 +74,12 @@ func TestStandingsMatchBruteForce(t *testing.T) {
 			maps.DeleteFunc(totals, func(k Key, _ int64) bool { return k.ProductID > math.MaxUint32 })
 		}
 		want := bruteRanks(totals)
-		s := NewStandings(w, split(totals, 1+rng.IntN(4)))
+		var s *Standings
+		if round%3 == 0 {
+			s = NewStandingsReusing(w, split(totals, 1+rng.IntN(4)), spare)
+		} else {
+			s = NewStandings(w, split(totals, 1+rng.IntN(4)))
+		}
 		check := func(s *Standings, how string) {
 			t.Helper()
 			n := 0
@@ -135,6 +141,7 @@ func TestStandingsMatchBruteForce(t *testing.T) {
 			t.Fatalf("builder lost the id or window: %d %v", back.SnapshotID, back.Window)
 		}
 		check(back, "decoded")
+		spare = s
 	}
 }
 

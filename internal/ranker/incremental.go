@@ -181,6 +181,8 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		r.fullRanksAt = cutoff
 		r.attachMu.Unlock()
 		sum.FullRanks = snap.Standings.Len()
+		// Stored; nothing else holds them (the snapshot stays in this run).
+		r.window.Recycle(snap.Standings)
 	}
 	if attachLater {
 		r.attachLater(context.WithoutCancel(ctx), snap, log)
@@ -288,6 +290,7 @@ func (r *Ranker) attachLater(ctx context.Context, snap *salesrank.Snapshot, log 
 		with.Standings = r.window.Standings()
 		ctx, cancel := r.dbContext(ctx)
 		defer cancel()
+		defer r.window.Recycle(with.Standings) // stored or not, nothing else holds them
 		if err := r.Store.AttachStandings(ctx, &with); err != nil {
 			log.Error("could not publish full ranks; will retry next run", "snapshot_id", snap.ID, "err", err)
 			return

@@ -17,25 +17,43 @@ import (
 const StandingsHorizon = 24 * time.Hour
 
 // encodeStandings encodes every category of s for the standings table, on every core.
-func encodeStandings(s *salesrank.Standings) []StandingsRow {
+// The rows' data are slices of bufs, the buffers the Core kept from the last publication
+// (see encodeBufs), grown as needed: give them back with keepEncoding once the rows are
+// written.
+func (c *Core) encodeStandings(s *salesrank.Standings) (rows []StandingsRow, bufs [][]byte) {
 	if s == nil {
-		return nil
+		return nil, nil
 	}
 	cats := s.Categories()
-	rows := make([]StandingsRow, len(cats))
+	rows = make([]StandingsRow, len(cats))
+	workers := max(runtime.GOMAXPROCS(0), 1)
+	c.encodeMu.Lock()
+	bufs, c.encodeBufs = c.encodeBufs, nil // nil while another publication holds them
+	c.encodeMu.Unlock()
+	bufs = append(bufs, make([][]byte, max(workers-len(bufs), 0))...)
 	var wg sync.WaitGroup
-	per := (len(cats) + runtime.GOMAXPROCS(0) - 1) / max(runtime.GOMAXPROCS(0), 1)
-	for lo := 0; lo < len(cats); lo += per {
+	per := (len(cats) + workers - 1) / workers
+	for w, lo := 0, 0; lo < len(cats); w, lo = w+1, lo+per {
 		wg.Go(func() {
+			buf := bufs[w][:0]
 			for i := lo; i < min(lo+per, len(cats)); i++ {
-				c := cats[i]
-				rows[i] = StandingsRow{CategoryID: c.CategoryID, ProductsRanked: c.ProductsRanked,
-					Data: salesrank.AppendRanked(nil, s.Ranked(c.CategoryID))}
+				cat := cats[i]
+				start := len(buf)
+				buf = salesrank.AppendRanked(buf, s.Ranked(cat.CategoryID))
+				rows[i] = StandingsRow{CategoryID: cat.CategoryID, ProductsRanked: cat.ProductsRanked, Data: buf[start:len(buf):len(buf)]}
 			}
+			bufs[w] = buf
 		})
 	}
 	wg.Wait()
-	return rows
+	return rows, bufs
+}
+
+// keepEncoding keeps bufs, whose rows are written, for the next encodeStandings.
+func (c *Core) keepEncoding(bufs [][]byte) {
+	c.encodeMu.Lock()
+	defer c.encodeMu.Unlock()
+	c.encodeBufs = bufs
 }
 
 // AttachStandings stores snap.Standings as the full ranks of snap, a publication already
@@ -51,13 +69,15 @@ func (c *Core) AttachStandings(ctx context.Context, snap *salesrank.Snapshot) er
 	if err := checkStandings(snap, snap.Standings); err != nil {
 		return fmt.Errorf("attach full ranks: %w", err)
 	}
-	rows := encodeStandings(snap.Standings)
+	rows, bufs := c.encodeStandings(snap.Standings)
 	tx, err := c.backend.BeginWrite(ctx)
 	if err != nil {
 		return fmt.Errorf("attach full ranks: begin: %w", err)
 	}
 	defer tx.Rollback()
-	if err := tx.InsertStandings(ctx, snap.ID, snap.Window.End.Unix(), rows); err != nil {
+	err = tx.InsertStandings(ctx, snap.ID, snap.Window.End.Unix(), rows)
+	c.keepEncoding(bufs)
+	if err != nil {
 		return fmt.Errorf("attach full ranks: insert: %w", err)
 	}
 	if err := tx.ExpireStandings(ctx, int64(StandingsHorizon/time.Second)); err != nil {

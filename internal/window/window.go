@@ -44,6 +44,8 @@ type Window struct {
 	lists      *salesrank.TopLists
 	changed    []salesrank.Key
 	changedAll bool
+
+	spare *salesrank.Standings // full ranks given back (Recycle), for Standings to reuse
 }
 
 // minTracked is how many changed keys are always worth updating the lists from, however
@@ -149,14 +151,21 @@ func (w *Window) Add(totals *counting.Counts, bucket time.Duration) {
 	w.counts.AddBatch(&b)
 }
 
-// Standings ranks every key of the window: the full ranks at its cutoff.
+// Standings ranks every key of the window: the full ranks at its cutoff. They may take the
+// memory of the full ranks last given back with Recycle.
 func (w *Window) Standings() *salesrank.Standings {
 	win := salesrank.WindowEnding(w.at)
+	spare := w.spare
+	w.spare = nil
 	if w.counts == nil {
-		return salesrank.NewStandings(win, nil)
+		return salesrank.NewStandingsReusing(win, nil, spare)
 	}
-	return salesrank.NewStandings(win, w.counts.Shards(runtime.GOMAXPROCS(0)))
+	return salesrank.NewStandingsReusing(win, w.counts.Shards(runtime.GOMAXPROCS(0)), spare)
 }
+
+// Recycle gives back full ranks that Standings made and that nobody uses any more, for the
+// next Standings to reuse their memory; s must not be used after.
+func (w *Window) Recycle(s *salesrank.Standings) { w.spare = s }
 
 // Compact drops the keys whose totals fell to zero.
 func (w *Window) Compact() {
