@@ -35,7 +35,7 @@ die() { log "$*"; exit 1; }
 RUN=${1:-}
 if [[ -z $RUN ]]; then
 	log "no run folder given: making one (HOURS=24 FULL_RANKS=1 KEEP_RUN=1 bench/incremental.sh, ~10 min at fraction 1)"
-	RUN=$(HOURS=24 MINUTES=1 FULL_RANKS=1 KEEP_RUN=1 bench/incremental.sh 2>&1 | tee "$OUT/incremental.log" |
+	RUN=$(HOURS=24 MINUTES=1 FULL_RANKS=1 KEEP_RUN=1 TIMEOUT=3600 bench/incremental.sh 2>&1 | tee "$OUT/incremental.log" |
 		sed -n 's/^incremental: kept the run folder.*: //p')
 fi
 [[ -f $RUN/salesrank.db && -d $RUN/logs ]] || die "$RUN is not a run folder of bench/incremental.sh (no salesrank.db and logs/)"
@@ -43,7 +43,7 @@ fi
 BIN=${BIN:-}
 if [[ -z $BIN ]]; then
 	log "building salesrank"
-	go build -o "$OUT/salesrank" ./cmd/salesrank
+	timeout 600 go build -o "$OUT/salesrank" ./cmd/salesrank
 	BIN=$OUT/salesrank
 fi
 
@@ -68,6 +68,7 @@ for round in $(seq "$N"); do
 	SERVE_PID=$!
 	until curl -fs "127.0.0.1:$PORT/readyz" >/dev/null; do
 		kill -0 "$SERVE_PID" 2>/dev/null || die "serve exited"
+		awk -v s="$start" -v n="$(date +%s.%N)" 'BEGIN{exit !(n - s > 300)}' && die "serve not ready after 300 s"
 		sleep 0.05
 	done
 	ready=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f s", e - s}')
@@ -86,8 +87,11 @@ for round in $(seq "$N"); do
 	next=$(date -u -d "$end + 1 hour" +%Y-%m-%dT%H:%M:%SZ)
 	reset_peak
 	t0=$(date +%s.%N)
-	"$BIN" rank --once --logs "$RUN/logs" --db "sqlite:$OUT/copy.db" --now "$next" --log-level warn >/dev/null
-	until [[ $(header X-Window-End "$base/products/1/ranks") == "$next" ]]; do sleep 0.05; done
+	timeout 600 "$BIN" rank --once --logs "$RUN/logs" --db "sqlite:$OUT/copy.db" --now "$next" --log-level warn >/dev/null
+	until [[ $(header X-Window-End "$base/products/1/ranks") == "$next" ]]; do
+		awk -v s="$t0" -v n="$(date +%s.%N)" 'BEGIN{exit !(n - s > 900)}' && die "the new hour not served after 900 s"
+		sleep 0.05
+	done
 	served=$(awk -v s="$t0" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f s", e - s}')
 	peak_hour=$(mib VmHWM)
 	sleep 5
