@@ -114,17 +114,12 @@ func (b *PastRanksBuilder) Grow(n int) {
 // Add appends category's products, which must be in rank order; categories must come in
 // ascending order, each once. It keeps their ranks, sorted by product id.
 func (b *PastRanksBuilder) Add(category int32, ranked []Ranked) error {
-	if n := len(b.p.cats); n > 0 && b.p.cats[n-1].id >= category {
-		return errCategoryOrder(category, b.p.cats[n-1].id)
+	var last *int32
+	if n := len(b.p.cats); n > 0 {
+		last = &b.p.cats[n-1].id
 	}
-	if err := checkRankOrder(category, ranked); err != nil {
+	if err := checkAdd(last, len(b.p.ranks), category, ranked); err != nil || len(ranked) == 0 {
 		return err
-	}
-	if len(ranked) == 0 {
-		return nil
-	}
-	if len(b.p.ranks)+len(ranked) > math.MaxUint32 {
-		return errTooManyRanks
 	}
 	start := len(b.p.ranks)
 	if b.p.ids64 == nil && slices.ContainsFunc(ranked, func(r Ranked) bool { return r.ProductID > math.MaxUint32 }) {

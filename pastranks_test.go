@@ -81,14 +81,7 @@ func TestPastRanksBuilderRefusesDisorder(t *testing.T) {
 // day before (SALESRANK_BENCH_KEYS as for BenchmarkNewStandings), to compare with
 // BenchmarkLoadStandings.
 func BenchmarkLoadPastRanks(b *testing.B) {
-	parts, n := benchParts()
-	w := WindowEnding(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
-	s := NewStandings(w, parts)
-	var blobs [][]byte
-	for _, c := range s.Categories() {
-		blobs = append(blobs, AppendRanked(nil, s.Ranked(c.CategoryID)))
-	}
-	cats := s.Categories()
+	w, n, cats, blobs := benchStored()
 	b.ResetTimer()
 	for b.Loop() {
 		var pb PastRanksBuilder
@@ -99,7 +92,7 @@ func BenchmarkLoadPastRanks(b *testing.B) {
 			if buf, err = DecodeRanked(buf[:0], data); err != nil {
 				b.Fatal(err)
 			}
-			if err := pb.Add(cats[i].CategoryID, buf); err != nil {
+			if err := pb.Add(cats[i], buf); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -424,36 +424,32 @@ func (b *StandingsBuilder) Grow(n int) { b.s.ranked = slices.Grow(b.s.ranked, n)
 // Add appends category's products, which must be in rank order; categories must come in
 // ascending order, each once.
 func (b *StandingsBuilder) Add(category int32, ranked []Ranked) error {
-	if n := len(b.s.cats); n > 0 && b.s.cats[n-1].id >= category {
-		return errCategoryOrder(category, b.s.cats[n-1].id)
+	var last *int32
+	if n := len(b.s.cats); n > 0 {
+		last = &b.s.cats[n-1].id
 	}
-	if err := checkRankOrder(category, ranked); err != nil {
+	if err := checkAdd(last, len(b.s.ranked), category, ranked); err != nil || len(ranked) == 0 {
 		return err
-	}
-	if len(ranked) == 0 {
-		return nil
-	}
-	if len(b.s.ranked)+len(ranked) > math.MaxUint32 {
-		return errTooManyRanks
 	}
 	b.s.cats = append(b.s.cats, standingsCategory{id: category, start: len(b.s.ranked)})
 	b.s.ranked = append(b.s.ranked, ranked...)
 	return nil
 }
 
-// errTooManyRanks refuses a set of full ranks too big to index by uint32.
-var errTooManyRanks = errors.New("full ranks: more than 2^32-1 entries")
-
-func errCategoryOrder(category, after int32) error {
-	return fmt.Errorf("full ranks: category %d after %d", category, after)
-}
-
-// checkRankOrder checks that category's full ranks are in rank order.
-func checkRankOrder(category int32, ranked []Ranked) error {
+// checkAdd checks what a builder is given: category's products, after those of category
+// *last (nil: none) and have products in all, which must come in rank order and keep the
+// set indexable by uint32.
+func checkAdd(last *int32, have int, category int32, ranked []Ranked) error {
+	if last != nil && *last >= category {
+		return fmt.Errorf("full ranks: category %d after %d", category, *last)
+	}
 	for i := 1; i < len(ranked); i++ {
 		if compareRanked(ranked[i-1], ranked[i]) >= 0 {
 			return fmt.Errorf("full ranks of category %d: entry %d is out of rank order", category, i)
 		}
+	}
+	if have+len(ranked) > math.MaxUint32 {
+		return errors.New("full ranks: more than 2^32-1 entries")
 	}
 	return nil
 }

@@ -271,16 +271,10 @@ func BenchmarkNewStandings(b *testing.B) {
 // BenchmarkLoadStandings decodes and indexes full ranks as a replica loads them, from the
 // encoding a store keeps (SALESRANK_BENCH_KEYS as for BenchmarkNewStandings).
 func BenchmarkLoadStandings(b *testing.B) {
-	parts, n := benchParts()
-	w := WindowEnding(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
-	s := NewStandings(w, parts)
-	var blobs [][]byte
-	var cats []int32
+	w, n, cats, blobs := benchStored()
 	size := 0
-	for _, c := range s.Categories() {
-		cats = append(cats, c.CategoryID)
-		blobs = append(blobs, AppendRanked(nil, s.Ranked(c.CategoryID)))
-		size += len(blobs[len(blobs)-1])
+	for _, data := range blobs {
+		size += len(data)
 	}
 	b.ResetTimer()
 	for b.Loop() {
@@ -301,6 +295,19 @@ func BenchmarkLoadStandings(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(size)/float64(n), "stored-B/key")
+}
+
+// benchStored makes full ranks of benchParts' keys and encodes them as a store keeps them:
+// their window, how many products they rank, and each category with its encoding.
+func benchStored() (w Window, n int, cats []int32, blobs [][]byte) {
+	parts, n := benchParts()
+	w = WindowEnding(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	s := NewStandings(w, parts)
+	for _, c := range s.Categories() {
+		cats = append(cats, c.CategoryID)
+		blobs = append(blobs, AppendRanked(nil, s.Ranked(c.CategoryID)))
+	}
+	return w, n, cats, blobs
 }
 
 // benchParts makes keys spread like the seed's window over 1,000 categories, as shards

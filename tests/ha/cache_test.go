@@ -99,6 +99,19 @@ func checkProblem(t *testing.T, what string, a answer, want int) {
 	}
 }
 
+// checkErrorNotCached asks base+path twice through nginx and fails t unless both answers
+// are the problem want, neither from the cache.
+func checkErrorNotCached(t *testing.T, base, path string, want int) {
+	t.Helper()
+	for i := range 2 {
+		a := fetch(t, base+path, fmt.Sprintf("ha-bad-%d", i))
+		checkProblem(t, "GET "+path, a, want)
+		if s := a.header.Get("X-Cache-Status"); s == "HIT" || s == "STALE" {
+			t.Errorf("GET %s: answered from the cache (X-Cache-Status %s)", path, s)
+		}
+	}
+}
+
 // TestCacheErrorsNotCached: nginx never answers an error from its cache, and its key tells
 // apart every request the replicas tell apart. A category unknown to the first snapshot is
 // a 404 however often it is asked; the moment every replica serves a snapshot that knows
@@ -143,13 +156,7 @@ func testCacheErrorsNotCached(t *testing.T, dsn string) {
 		base + "&limit=0",                               // out of range
 		base + "&limit=x",                               // malformed
 	} {
-		for i := range 2 {
-			a := fetch(t, c.url+q, fmt.Sprintf("ha-bad-%d", i))
-			checkProblem(t, "GET "+q, a, http.StatusBadRequest)
-			if s := a.header.Get("X-Cache-Status"); s == "HIT" {
-				t.Errorf("GET %s: answered from the cache (X-Cache-Status %s)", q, s)
-			}
-		}
+		checkErrorNotCached(t, c.url, q, http.StatusBadRequest)
 	}
 	for _, p := range []struct{ limit, offset int }{{3, 0}, {4, 0}, {3, 1}, {4, 1}} {
 		for i := range 2 { // the second from the cache
@@ -338,13 +345,7 @@ func testCacheSnapshotAnswers(t *testing.T, dsn string) {
 		"/api/v1/categories?limit=0":          http.StatusBadRequest, // out of range
 		"/api/v1/products/1/history?since=no": http.StatusBadRequest, // no category, bad time
 	} {
-		for i := range 2 {
-			a := fetch(t, c.url+path, fmt.Sprintf("ha-bad-answer-%d", i))
-			checkProblem(t, "GET "+path, a, want)
-			if s := a.header.Get("X-Cache-Status"); s == "HIT" || s == "STALE" {
-				t.Errorf("GET %s: answered from the cache (X-Cache-Status %s)", path, s)
-			}
-		}
+		checkErrorNotCached(t, c.url, path, want)
 	}
 
 	d.addHours(t)
