@@ -129,8 +129,11 @@ func (w *Watcher) load(ctx context.Context, force bool) (bool, error) {
 		return false, err
 	}
 	w.recovered()
-	w.holder.Store(s)
+	// Counted before it is stored: storing may take a while after the snapshot is served
+	// (a replica's holder gives the replaced full ranks back to the system), and a scrape
+	// that finds the new snapshot served must find its load counted.
 	w.metrics.Loaded()
+	w.holder.Store(s)
 	w.logger.Info("serving new snapshot",
 		"snapshot_id", s.ID,
 		"window", s.Window.String(),
