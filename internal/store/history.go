@@ -106,10 +106,11 @@ func (c *Core) withStandings(ctx context.Context, snap *salesrank.Snapshot) (*sa
 		now, then := found[0], found[1]
 		if now.id != 0 && (cur == nil || cur.SnapshotID != now.id) {
 			var b salesrank.StandingsBuilder
-			if ok, err := c.readStandings(ctx, now.id, &b); err != nil || !ok {
-				if err != nil {
-					return nil, err
-				}
+			ok, err := c.readStandings(ctx, now.id, &b)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
 				continue // expired by a publication between the two reads: look again
 			}
 			cur = b.Standings(now.id, salesrank.WindowEnding(time.Unix(now.cutoff, 0)))
@@ -122,10 +123,11 @@ func (c *Core) withStandings(ctx context.Context, snap *salesrank.Snapshot) (*sa
 			// The ranks of a day before are read without units and without the index by
 			// product: a replica loads a set of each while the old ones still serve.
 			var b salesrank.PastRanksBuilder
-			if ok, err := c.readStandings(ctx, then.id, &b); err != nil || !ok {
-				if err != nil {
-					return nil, err
-				}
+			ok, err := c.readStandings(ctx, then.id, &b)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
 				continue
 			}
 			past = b.PastRanks(then.id, salesrank.WindowEnding(time.Unix(then.cutoff, 0)))

@@ -228,10 +228,7 @@ func (c *Core) PublishRanking(ctx context.Context, snap *salesrank.Snapshot, kno
 		return 0, fmt.Errorf("publish: %w", err)
 	}
 	if rankAll == nil {
-		if err := checkStandings(snap, snap.Standings); err != nil {
-			return 0, fmt.Errorf("publish: %w", err)
-		}
-		rankAll = func() *salesrank.Standings { return snap.Standings }
+		rankAll = func() *salesrank.Standings { return snap.Standings } // checked in publish, as made ones are
 	}
 	id, err := c.publish(ctx, snap, known, rejects, rankAll)
 	if err != nil {
