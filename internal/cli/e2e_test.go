@@ -345,9 +345,12 @@ func TestEndToEnd(t *testing.T) {
 	}
 	snapshotID := strconv.FormatInt(sum.SnapshotID, 10)
 
-	waitFor(t, hangBound, "/readyz to answer 200 after rank", func() (bool, string) {
-		res := get(t, srv.base+"/readyz")
-		return res.status == http.StatusOK, fmt.Sprintf("%d %s", res.status, res.body)
+	// The run published its top lists, then the same again with every product's rank:
+	// serve loads one, then the other.
+	waitFor(t, hangBound, "serve to answer from the run's snapshot", func() (bool, string) {
+		res := get(t, api+"category_id=1")
+		return res.status == http.StatusOK && res.header.Get("X-Snapshot-Id") == snapshotID,
+			fmt.Sprintf("%d from snapshot %q", res.status, res.header.Get("X-Snapshot-Id"))
 	})
 
 	const category = 1

@@ -246,10 +246,16 @@ func runRankOnce(ctx context.Context, e *env, cfg rankConfig, log *slog.Logger, 
 	defer lk.Unlock()
 	stopProgress := progress()
 	sum, err := rk.Run(ctx, cfg.now)
-	rk.Wait() // full ranks a sub-hour run attaches after it
+	late := rk.Wait() // the full ranks, published after the run's top lists
 	stopProgress()
 	if err != nil {
 		return fmt.Errorf("rank: %w", err)
+	}
+	if late != nil {
+		if late.Err != nil {
+			return fmt.Errorf("rank: published the top lists as snapshot %d, but not the full ranks (the next run publishes them): %w", sum.SnapshotID, late.Err)
+		}
+		sum.AddLate(late)
 	}
 	return reportOnce(e, log, sum)
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -13,9 +14,9 @@ import (
 	"github.com/salesrank/salesrank/internal/testing/testbin"
 )
 
-// rankedDB generates a small day of logs, ranks it once and returns the logs folder and the
-// database's DSN.
-func rankedDB(t *testing.T) (logs, dsn string) {
+// rankedDB ranks a day of generated logs into a new SQLite database, and returns the logs,
+// the database and the snapshot the run left current.
+func rankedDB(t *testing.T) (logs, dsn string, snapshot int64) {
 	t.Helper()
 	dir := t.TempDir()
 	logs, dsn = filepath.Join(dir, "logs"), "sqlite:"+filepath.Join(dir, "s.db")
@@ -23,10 +24,17 @@ func rankedDB(t *testing.T) (logs, dsn string) {
 		"--lines", "2000", "--products", "200", "--categories", "10"); err != nil {
 		t.Fatalf("gen: got %v, want nil; stderr:\n%s", err, stderr)
 	}
-	if _, stderr, err := runCLI(t, nil, "rank", "--logs", logs, "--db", dsn, "--once", "--now", "2026-11-20T00:00:00Z"); err != nil {
+	stdout, stderr, err := runCLI(t, nil, "rank", "--logs", logs, "--db", dsn, "--once", "--now", "2026-11-20T00:00:00Z")
+	if err != nil {
 		t.Fatalf("rank: got %v, want nil; stderr:\n%s", err, stderr)
 	}
-	return logs, dsn
+	var sum struct {
+		SnapshotID int64 `json:"snapshot_id"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &sum); err != nil || sum.SnapshotID < 1 {
+		t.Fatalf("rank: got %q (%v), want a summary with a snapshot_id", stdout, err)
+	}
+	return logs, dsn, sum.SnapshotID
 }
 
 // startCommand runs the command line args in-process until the test ends, and returns its
@@ -91,7 +99,7 @@ func httpDo(t *testing.T, method, url, auth string) (int, string, http.Header) {
 // TestServeAdminListener runs serve with an admin listener and checks the split: metrics,
 // profiles and refresh on the admin address only, the token from the environment.
 func TestServeAdminListener(t *testing.T) {
-	_, dsn := rankedDB(t)
+	_, dsn, id := rankedDB(t)
 	const token = "test-admin-token-0123456789abcdef"
 	log, _ := startCommand(t, map[string]string{"SALESRANK_ADMIN_TOKEN": token},
 		"serve", "--db", dsn, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--poll", "50ms", "--drain", "0s")
@@ -124,7 +132,7 @@ func TestServeAdminListener(t *testing.T) {
 		`salesrank_http_requests_total{code="200",route="/api/v1/popular"} 1`,
 		`salesrank_http_rows_served_total 3`,
 		`salesrank_snapshot_loaded 1`,
-		`salesrank_snapshot_id 1`,
+		fmt.Sprintf("salesrank_snapshot_id %d", id),
 		`salesrank_snapshot_window_end_timestamp_seconds 1.7951328e+09`, // 2026-11-20T00:00:00Z
 		`salesrank_snapshot_age_seconds `,
 		`salesrank_snapshot_loads_total 1`,
@@ -142,8 +150,8 @@ func TestServeAdminListener(t *testing.T) {
 	if code, _, _ := httpDo(t, "GET", "http://"+admin+"/debug/pprof/", "Bearer "+token); code != 200 {
 		t.Errorf("pprof with token: %d, want 200", code)
 	}
-	if code, body, _ := httpDo(t, "POST", "http://"+admin+"/admin/refresh", "Bearer "+token); code != 200 || !strings.Contains(body, `"snapshot_id":"1"`) {
-		t.Errorf("refresh: %d %s, want 200 and snapshot 1", code, body)
+	if code, body, _ := httpDo(t, "POST", "http://"+admin+"/admin/refresh", "Bearer "+token); code != 200 || !strings.Contains(body, fmt.Sprintf(`"snapshot_id":"%d"`, id)) {
+		t.Errorf("refresh: %d %s, want 200 and snapshot %d", code, body, id)
 	}
 	if strings.Contains(log.String(), token) {
 		t.Error("the admin token appears in the log")
@@ -153,7 +161,7 @@ func TestServeAdminListener(t *testing.T) {
 // TestServeAdminDisabled checks the two ways the admin endpoints are off: no token (a clear
 // log line; 403 for the token endpoints, /metrics still served) and no admin address.
 func TestServeAdminDisabled(t *testing.T) {
-	_, dsn := rankedDB(t)
+	_, dsn, _ := rankedDB(t)
 	log, _ := startCommand(t, nil, "serve", "--db", dsn, "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--drain", "0s")
 	var admin string
 	waitFor(t, hangBound, "the admin listener", func() (bool, string) {
@@ -190,7 +198,7 @@ func TestServeAdminTokenTooShort(t *testing.T) {
 
 // TestRankMetrics runs the ranker daemon with --metrics-addr and checks that its run shows.
 func TestRankMetrics(t *testing.T) {
-	logs, dsn := rankedDB(t)
+	logs, dsn, first := rankedDB(t)
 	if _, stderr, err := runCLI(t, nil, "rank", "--logs", logs, "--db", dsn, "--once", "--metrics-addr", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error()+stderr, "--every") {
 		t.Errorf("--metrics-addr with --once: %v, want an error naming --every", err)
 	}
@@ -215,7 +223,8 @@ func TestRankMetrics(t *testing.T) {
 		`salesrank_rank_lines_read_total`,
 		`salesrank_rank_lines_too_late_total`,
 		`salesrank_rank_last_success_timestamp_seconds 1.`,
-		`salesrank_rank_last_snapshot_id 2`,
+		// The run publishes its top lists, then its full ranks: the run's snapshot is the second.
+		fmt.Sprintf("salesrank_rank_last_snapshot_id %d", first+2),
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q", want)

@@ -28,7 +28,6 @@ type Store interface {
 	Manifest(ctx context.Context) ([]salesrank.TakenObject, error)
 	CommitBatch(ctx context.Context, b *salesrank.Batch) error
 	Partials(ctx context.Context, from, to time.Time, fn func(hour time.Time, data []byte) error) error
-	AttachStandings(ctx context.Context, snap *salesrank.Snapshot) error
 	DeletePartialsBefore(ctx context.Context, t time.Time) (int64, error)
 	KnownCategories(ctx context.Context) ([]int32, error)
 }
@@ -71,8 +70,9 @@ type Ranker struct {
 	Grace         time.Duration // partial sums kept past the window; 0 means DefaultGrace
 	MaxBatchBytes int64         // 0 means DefaultMaxBatchBytes (a quarter of it for buckets under an hour)
 	DBTimeout     time.Duration // bound on each database step; 0 means DefaultDBTimeout
-	// FullRanks makes snapshots carry every product's rank in every category, at most
-	// hourly (see fullRanksDue): ranking every key costs more than updating the top lists.
+	// FullRanks makes the ranker publish every product's rank in every category, at most
+	// hourly (see fullRanksDue) and right after the run's top lists (see
+	// publishFullRanks): ranking every key costs more than updating the top lists.
 	FullRanks bool
 	Logger    *slog.Logger
 
@@ -82,18 +82,32 @@ type Ranker struct {
 	window   window.Window
 	// fullRanksAt is the cutoff of the last full ranks this process published.
 	fullRanksAt time.Time
-	// attaching runs a sub-hour ranker's full ranks after its run (see Run); the next
-	// run, Reset and Wait wait for it, since it reads the window.
-	attaching sync.WaitGroup
-	attachMu  sync.Mutex // guards fullRanksAt against the attaching goroutine
+	// fullRanking publishes a run's full ranks after the run returned; the next run,
+	// Reset and Wait wait for it, since it reads the window. Once it is done, lateRanks
+	// says how it went.
+	fullRanking sync.WaitGroup
+	lateRanks   *LateFullRanks
 }
 
-// Wait waits for the full ranks a run left to publish after it returned, if any.
-func (r *Ranker) Wait() { r.attaching.Wait() }
+// LateFullRanks is how the publication of a run's full ranks, which follows the run, went.
+type LateFullRanks struct {
+	SnapshotID int64   // the second publication of the run's cutoff, which carries them
+	Ranks      int     // (category, product) pairs ranked
+	Seconds    float64 // from the end of the run's publication to their commit
+	Err        error
+}
+
+// Wait waits for the full ranks the last run publishes after it returned, and reports how
+// that went: nil if the run had none to publish.
+func (r *Ranker) Wait() *LateFullRanks {
+	r.fullRanking.Wait()
+	return r.lateRanks
+}
 
 // Run takes new objects and publishes the snapshot for the cutoff of now.
 func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	r.Wait() // the previous run's full ranks read the window this run moves
+	r.lateRanks = nil
 	began := time.Now()
 	log := cmp.Or(r.Logger, slog.New(slog.DiscardHandler))
 	interval := cmp.Or(r.Interval, salesrank.DefaultInterval)
@@ -151,46 +165,29 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		Top:      top,
 		Rankings: r.window.Rank(top, known, &ws),
 	}
-	r.attachMu.Lock()
 	due := r.FullRanks && fullRanksDue(cutoff, r.fullRanksAt)
-	r.attachMu.Unlock()
-	// An hourly ranker publishes full ranks with the top lists, ranking every product
-	// while the database writes the top lists. A sub-hour one publishes the minute's top
-	// lists first and attaches the hour's full ranks to that snapshot right after, in a
-	// transaction of its own: ranking and storing every product takes a second where a
-	// minute's step takes a tenth of one, and the next snapshot serves them.
-	attachLater := due && interval < time.Hour
-	var rankAll func() *salesrank.Standings
-	if due && !attachLater {
-		rankAll = r.window.Standings
-	}
 	sum.WindowRebuilt, sum.PartialsRead = ws.Rebuilt, ws.PartialsRead
 	sum.RankedFromScratch, sum.ChangedKeys, sum.RescannedCategories = ws.RankedFromScratch, ws.ChangedKeys, ws.RescannedCategories
 	sum.RankSeconds = time.Since(ranked).Seconds()
 	published := time.Now()
 	log.Debug("publishing snapshot", "cutoff", w.End)
 	dbctx, cancel := r.dbContext(ctx)
-	id, err := r.Store.PublishRanking(dbctx, snap, known, nil, rankAll)
+	id, err := r.Store.PublishRanking(dbctx, snap, known, nil, nil)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("publish snapshot: %w", err)
 	}
 	sum.PublishSeconds = time.Since(published).Seconds()
-	if snap.Standings != nil {
-		r.attachMu.Lock()
-		r.fullRanksAt = cutoff
-		r.attachMu.Unlock()
-		sum.FullRanks = snap.Standings.Len()
-		// Stored; nothing else holds them (the snapshot stays in this run).
-		r.window.Recycle(snap.Standings)
-	}
-	if attachLater {
-		r.attachLater(context.WithoutCancel(ctx), snap, log)
-	}
 	sum.SnapshotID = id
 	sum.Categories = len(snap.Rankings)
 	for _, rk := range snap.Rankings {
 		sum.RankedRows += len(rk.Entries)
+	}
+	sum.WindowKeys = r.window.Len()
+	// The top lists are served from here on; every product's rank follows (see
+	// publishFullRanks) while the old partial sums are deleted.
+	if due {
+		r.publishFullRanks(context.WithoutCancel(ctx), snap, known, log)
 	}
 	dbctx, cancel = r.dbContext(ctx)
 	defer cancel()
@@ -199,7 +196,6 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	} else {
 		sum.PartialsDeleted = n
 	}
-	sum.WindowKeys = r.window.Len()
 	sum.Seconds = time.Since(began).Seconds()
 	if sum.Seconds > 0 {
 		sum.LinesPerSecond = float64(sum.LinesRead) / sum.Seconds
@@ -280,26 +276,32 @@ func (r *Ranker) dbContext(ctx context.Context) (context.Context, context.Cancel
 	return context.WithTimeout(ctx, cmp.Or(r.DBTimeout, DefaultDBTimeout))
 }
 
-// attachLater ranks every product of the window and attaches the full ranks to snap, the
-// snapshot just published, in a goroutine that the next run waits for. A failure is
-// logged; the next run tries again, since the full ranks are still due.
-func (r *Ranker) attachLater(ctx context.Context, snap *salesrank.Snapshot, log *slog.Logger) {
-	r.attaching.Go(func() {
-		began := time.Now()
-		with := *snap
-		with.Standings = r.window.Standings()
+// publishFullRanks ranks every product of the window and publishes the full ranks as a
+// second publication of snap's cutoff, just published: the same top lists (every row
+// shared with snap's) carrying the full ranks, so that replicas load them as they load any
+// new snapshot. It runs in a goroutine that the next run waits for: at the seed's scale
+// ranking and storing 11 M ranks takes about a second, and the hour's top lists need not
+// wait for it. A failure is logged and reported by Wait; the next run tries again, since
+// the full ranks are still due.
+func (r *Ranker) publishFullRanks(ctx context.Context, snap *salesrank.Snapshot, known []int32, log *slog.Logger) {
+	began := time.Now()
+	again := *snap // shares snap's entries: publishing gives them the same row ids
+	again.ID, again.PublishedAt, again.Standings = 0, time.Time{}, nil
+	r.fullRanking.Go(func() {
 		ctx, cancel := r.dbContext(ctx)
 		defer cancel()
-		defer r.window.Recycle(with.Standings) // stored or not, nothing else holds them
-		if err := r.Store.AttachStandings(ctx, &with); err != nil {
-			log.Error("could not publish full ranks; will retry next run", "snapshot_id", snap.ID, "err", err)
+		id, err := r.Store.PublishRanking(ctx, &again, known, nil, r.window.Standings)
+		late := &LateFullRanks{SnapshotID: id, Seconds: time.Since(began).Seconds(), Err: err}
+		r.lateRanks = late
+		if err != nil {
+			log.Error("could not publish full ranks; will retry next run", "cutoff", snap.Window.End, "top_lists_snapshot_id", snap.ID, "err", err)
 			return
 		}
-		r.attachMu.Lock()
 		r.fullRanksAt = snap.Window.End
-		r.attachMu.Unlock()
-		log.Info("published full ranks", "snapshot_id", snap.ID, "cutoff", snap.Window.End,
-			"full_ranks", with.Standings.Len(), "seconds", time.Since(began).Seconds())
+		late.Ranks = again.Standings.Len()
+		r.window.Recycle(again.Standings) // stored; nothing else holds them
+		log.Info("published full ranks", "snapshot_id", id, "top_lists_snapshot_id", snap.ID, "cutoff", snap.Window.End,
+			"full_ranks", late.Ranks, "seconds", late.Seconds)
 	})
 }
 

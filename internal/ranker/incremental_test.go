@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -217,53 +218,75 @@ func openLogsAndDB(t *testing.T) (*blob.Bucket, *sqlite.DB) {
 	return bucket, db
 }
 
-// TestMinuteRankerAttachesFullRanks checks that a ranker refreshing every minute publishes
-// the minute's top lists first and the hour's full ranks after the run, attached to the
-// same snapshot, and that the next snapshot answers from them.
-func TestMinuteRankerAttachesFullRanks(t *testing.T) {
-	ctx := context.Background()
-	bucket, db := openLogsAndDB(t)
-	hour := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
-	rng := rand.New(rand.NewPCG(4, 4))
-	if err := bucket.WriteAll(ctx, "week.tsv", ranktest.Lines(rng, hour.Add(-7*24*time.Hour), 7*24*time.Hour, 500), nil); err != nil {
-		t.Fatal(err)
-	}
-	r := &Ranker{Logs: bucket, Engine: &counting.Local{}, Store: db, Top: 2, Interval: time.Minute, FullRanks: true}
-	sum, err := r.Run(ctx, hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sum.FullRanks != 0 {
-		t.Errorf("the minute's run reports %d full ranks published with it, want 0 (they follow it)", sum.FullRanks)
-	}
-	r.Wait()
-	next, err := r.Run(ctx, hour.Add(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Wait()
-	snap, err := db.Current(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if snap.ID != next.SnapshotID {
-		t.Fatalf("current snapshot %d, want %d", snap.ID, next.SnapshotID)
-	}
-	st := snap.Standings
-	if st == nil || st.SnapshotID != sum.SnapshotID || !st.Window.End.Equal(hour) {
-		t.Fatalf("the next minute's snapshot answers from full ranks %+v, want snapshot %d's at %v", st, sum.SnapshotID, hour)
-	}
-	// They are the hour's: each category's top 2 in them is the hour's top list.
-	hourSnap, err := db.Snapshot(ctx, sum.SnapshotID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, rk := range hourSnap.Rankings {
-		full := st.Ranked(rk.CategoryID)
-		for i, e := range rk.Entries {
-			if full[i].ProductID != e.ProductID || full[i].TotalSold != e.TotalSold {
-				t.Fatalf("category %d rank %d: full ranks %+v, top list %+v", rk.CategoryID, i+1, full[i], e)
+// TestFullRanksFollowTopLists checks that a ranker, hourly or refreshing every minute,
+// publishes a run's top lists first and the full ranks right after, as a second
+// publication of the same cutoff that carries the same top lists; and that the minute
+// runs after it answer from those full ranks until the next hour's.
+func TestFullRanksFollowTopLists(t *testing.T) {
+	for _, interval := range []time.Duration{time.Hour, time.Minute} {
+		t.Run(interval.String(), func(t *testing.T) {
+			ctx := context.Background()
+			bucket, db := openLogsAndDB(t)
+			hour := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
+			rng := rand.New(rand.NewPCG(4, 4))
+			if err := bucket.WriteAll(ctx, "week.tsv", ranktest.Lines(rng, hour.Add(-7*24*time.Hour), 7*24*time.Hour, 500), nil); err != nil {
+				t.Fatal(err)
 			}
-		}
+			r := &Ranker{Logs: bucket, Engine: &counting.Local{}, Store: db, Top: 2, Interval: interval, FullRanks: true}
+			sum, err := r.Run(ctx, hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.FullRanks != 0 {
+				t.Errorf("the run reports %d full ranks published with it, want 0 (they follow it)", sum.FullRanks)
+			}
+			late := r.Wait()
+			if late == nil || late.Err != nil || late.SnapshotID <= sum.SnapshotID || late.Ranks == 0 {
+				t.Fatalf("the full ranks after snapshot %d: %+v; want a later snapshot that carries them", sum.SnapshotID, late)
+			}
+			topLists, err := db.Snapshot(ctx, sum.SnapshotID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur, err := db.Current(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cur.ID != late.SnapshotID || !cur.Window.End.Equal(hour) {
+				t.Fatalf("current snapshot %d at %v, want %d at %v", cur.ID, cur.Window.End, late.SnapshotID, hour)
+			}
+			if !reflect.DeepEqual(cur.Rankings, topLists.Rankings) {
+				t.Errorf("the full ranks' publication holds other top lists than the run's:\n%+v\n%+v", cur.Rankings, topLists.Rankings)
+			}
+			st := cur.Standings
+			if st == nil || st.SnapshotID != late.SnapshotID || st.Len() != late.Ranks {
+				t.Fatalf("the current snapshot's full ranks: %+v, want snapshot %d's %d", st, late.SnapshotID, late.Ranks)
+			}
+			for _, rk := range cur.Rankings {
+				full := st.Ranked(rk.CategoryID)
+				for i, e := range rk.Entries {
+					if full[i].ProductID != e.ProductID || full[i].TotalSold != e.TotalSold {
+						t.Fatalf("category %d rank %d: full ranks %+v, top list %+v", rk.CategoryID, i+1, full[i], e)
+					}
+				}
+			}
+			if interval == time.Hour {
+				return
+			}
+			next, err := r.Run(ctx, hour.Add(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l := r.Wait(); l != nil {
+				t.Errorf("the next minute published full ranks too: %+v", l)
+			}
+			cur, err = db.Current(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cur.ID != next.SnapshotID || cur.Standings == nil || cur.Standings.SnapshotID != late.SnapshotID {
+				t.Fatalf("the next minute: snapshot %d with full ranks %+v, want snapshot %d with snapshot %d's", cur.ID, cur.Standings, next.SnapshotID, late.SnapshotID)
+			}
+		})
 	}
 }

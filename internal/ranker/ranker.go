@@ -71,11 +71,17 @@ type Summary struct {
 	Categories       int              `json:"categories"`
 	RankedRows       int              `json:"ranked_rows"`
 	FullRanks        int              `json:"full_ranks,omitempty"` // (category, product) pairs in the full ranks published
-	CountSeconds     float64          `json:"count_seconds"`        // listing, reading, parsing, summing
-	RankSeconds      float64          `json:"rank_seconds"`         // top K per category
-	PublishSeconds   float64          `json:"publish_seconds"`      // the database transaction
-	Seconds          float64          `json:"seconds"`              // the whole run
-	LinesPerSecond   float64          `json:"lines_per_second"`
+	// An incremental run publishes its full ranks after its top lists, as a second
+	// publication of its cutoff (see Ranker.Wait and AddLate): then SnapshotID is that
+	// publication, TopListsSnapshotID the first, and FullRanksSeconds how long after the
+	// first the second committed.
+	TopListsSnapshotID int64   `json:"top_lists_snapshot_id,omitempty"`
+	FullRanksSeconds   float64 `json:"full_ranks_seconds,omitempty"`
+	CountSeconds       float64 `json:"count_seconds"`   // listing, reading, parsing, summing
+	RankSeconds        float64 `json:"rank_seconds"`    // top K per category
+	PublishSeconds     float64 `json:"publish_seconds"` // the database transaction
+	Seconds            float64 `json:"seconds"`         // the whole run
+	LinesPerSecond     float64 `json:"lines_per_second"`
 
 	// How the incremental ranker ranked: from scratch (first run, a rebuilt window, too
 	// many changes), or by updating the previous run's lists from the keys that changed,
@@ -83,6 +89,16 @@ type Summary struct {
 	RankedFromScratch   bool `json:"ranked_from_scratch"`
 	ChangedKeys         int  `json:"changed_keys"`
 	RescannedCategories int  `json:"rescanned_categories"`
+}
+
+// AddLate records in s the full ranks its run published after it (see Ranker.Wait), which
+// make the snapshot the run leaves current.
+func (s *Summary) AddLate(late *LateFullRanks) {
+	if late == nil || late.Err != nil {
+		return
+	}
+	s.TopListsSnapshotID, s.SnapshotID = s.SnapshotID, late.SnapshotID
+	s.FullRanks, s.FullRanksSeconds = late.Ranks, late.Seconds
 }
 
 // Run counts every log object over the week before the cutoff of now and publishes the

@@ -45,7 +45,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	poll := cmp.Or(s.StandbyPoll, min(every, 5*time.Second))
 	active := false
 	defer func() {
-		s.Ranker.Wait() // full ranks a run attaches after it, under the lock
+		s.Ranker.Wait() // full ranks a run publishes after it, under the lock
 		if active {
 			s.Lock.Unlock()
 		}
@@ -78,8 +78,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			}
 			if !cutoff.Equal(last) {
 				sum, err := s.Ranker.Run(ctx, t)
+				// The run's full ranks follow its top lists; the next run is a whole
+				// interval away, so wait for them here and report the run with them.
+				late := s.Ranker.Wait()
 				if ctx.Err() != nil {
 					return nil
+				}
+				if err == nil {
+					sum.AddLate(late)
 				}
 				if s.OnRun != nil {
 					s.OnRun(sum, err)
@@ -88,7 +94,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 					log.Error("run failed; retrying", "err", err, "retry_in", poll)
 				} else {
 					last = cutoff
-					log.Info("run", "snapshot_id", sum.SnapshotID, "cutoff", sum.Cutoff, "objects_taken", sum.ObjectsTaken,
+					log.Info("run", "snapshot_id", sum.SnapshotID, "top_lists_snapshot_id", sum.TopListsSnapshotID, "cutoff", sum.Cutoff, "objects_taken", sum.ObjectsTaken,
 						"objects_skipped", sum.ObjectsSkipped, "objects_refused", sum.ObjectsRefused, "objects_failed", sum.ObjectsFailed,
 						"lines_read", sum.LinesRead, "lines_rejected", sum.LinesRejected, "lines_too_late", sum.LinesTooLate,
 						"window_rebuilt", sum.WindowRebuilt, "ranked_from_scratch", sum.RankedFromScratch,

@@ -56,40 +56,6 @@ func (c *Core) keepEncoding(bufs [][]byte) {
 	c.encodeBufs = bufs
 }
 
-// AttachStandings stores snap.Standings as the full ranks of snap, a publication already
-// made (snap.ID set) whose top lists they must begin with, in one transaction, and expires
-// those older than a day. A ranker refreshing every minute publishes the hour's full ranks
-// so, just after the minute's top lists: replicas serve them from the next snapshot on
-// (the latest full ranks at or before its cutoff). Attaching them to a snapshot that was
-// pruned meanwhile still stores them, by their cutoff.
-func (c *Core) AttachStandings(ctx context.Context, snap *salesrank.Snapshot) error {
-	if snap.ID <= 0 || snap.Standings == nil {
-		return fmt.Errorf("attach full ranks: snapshot %d carries none", snap.ID)
-	}
-	if err := checkStandings(snap, snap.Standings); err != nil {
-		return fmt.Errorf("attach full ranks: %w", err)
-	}
-	rows, bufs := c.encodeStandings(snap.Standings)
-	tx, err := c.backend.BeginWrite(ctx)
-	if err != nil {
-		return fmt.Errorf("attach full ranks: begin: %w", err)
-	}
-	defer tx.Rollback()
-	err = tx.InsertStandings(ctx, snap.ID, snap.Window.End.Unix(), rows)
-	c.keepEncoding(bufs)
-	if err != nil {
-		return fmt.Errorf("attach full ranks: insert: %w", err)
-	}
-	if err := tx.ExpireStandings(ctx, int64(StandingsHorizon/time.Second)); err != nil {
-		return fmt.Errorf("attach full ranks: expire: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("attach full ranks: commit: %w", err)
-	}
-	snap.Standings.SnapshotID = snap.ID
-	return nil
-}
-
 // withStandings gives snap the full ranks it answers from and the ranks of a day before.
 // It costs one statement when this handle holds both (a replica reloads every minute, the
 // full ranks change hourly), and one more for each set it does not: a replica far from its

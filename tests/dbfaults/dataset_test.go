@@ -75,6 +75,7 @@ func (d *dataset) rank(args ...string) rankSummary {
 type snapRow struct {
 	id, cutoff, publishedAt int64
 	categories, entries     int64
+	fullRanks               bool // it carries every product's rank
 }
 
 // withConn runs fn on a connection of its own to dsn, closed afterwards.
@@ -94,14 +95,15 @@ func withConn(t *testing.T, dsn string, fn func(ctx context.Context, conn *pgx.C
 func snapshots(t *testing.T, dsn string) ([]snapRow, error) {
 	var out []snapRow
 	err := withConn(t, dsn, func(ctx context.Context, conn *pgx.Conn) error {
-		rows, err := conn.Query(ctx, `SELECT id, cutoff, published_at, categories, entries FROM snapshots
+		rows, err := conn.Query(ctx, `SELECT id, cutoff, published_at, categories, entries,
+			EXISTS (SELECT 1 FROM standings WHERE snapshot_id = s.id) FROM snapshots s
 			ORDER BY cutoff DESC, id DESC`)
 		if err != nil {
 			return err
 		}
 		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (snapRow, error) {
 			var s snapRow
-			err := r.Scan(&s.id, &s.cutoff, &s.publishedAt, &s.categories, &s.entries)
+			err := r.Scan(&s.id, &s.cutoff, &s.publishedAt, &s.categories, &s.entries, &s.fullRanks)
 			return s, err
 		})
 		return err

@@ -164,13 +164,23 @@ func TestTwoRankers(t *testing.T) {
 	}
 	act, standby := rankers[activeIdx], rankers[1-activeIdx]
 	before := published()
-	perCutoff := map[int64]int{}
+	// A run publishes its top lists, and when full ranks are due (a process's first run, a
+	// whole hour) the same again with them: one of each kind per cutoff, at most.
+	type kinds struct{ topLists, fullRanks int }
+	perCutoff := map[int64]kinds{}
 	for _, r := range before {
-		perCutoff[r.cutoff]++
+		k := perCutoff[r.cutoff]
+		if r.fullRanks {
+			k.fullRanks++
+		} else {
+			k.topLists++
+		}
+		perCutoff[r.cutoff] = k
 	}
-	for c, n := range perCutoff {
-		if n != 1 {
-			t.Errorf("cutoff %s: %d snapshots before the kill, want exactly 1", time.Unix(c, 0).UTC().Format("15:04:05"), n)
+	for c, k := range perCutoff {
+		if k.topLists != 1 || k.fullRanks > 1 {
+			t.Errorf("cutoff %s: %d snapshots of top lists and %d with full ranks before the kill, want 1 and at most 1",
+				time.Unix(c, 0).UTC().Format("15:04:05"), k.topLists, k.fullRanks)
 		}
 	}
 	runs, _, _ := rankerLog(t, act)

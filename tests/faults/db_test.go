@@ -124,6 +124,20 @@ func snapshotCutoffs(t testing.TB, path string) map[int64]int64 {
 	return out
 }
 
+// fullRanksIDs returns the stored snapshots that carry full ranks.
+func fullRanksIDs(t testing.TB, path string) map[int64]bool {
+	t.Helper()
+	var ids []int64
+	if err := dbcheckRun(&ids, "fullranks", path); err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out
+}
+
 // writeLockHolder returns the pid holding the SQLite WAL write lock of the database at path,
 // or 0. SQLite's unix VFS takes it as an fcntl lock on byte 120 of the -shm file
 // (UNIX_SHM_BASE + WAL_WRITE_LOCK) for the whole of a write transaction, so F_GETLK sees it

@@ -63,20 +63,37 @@ func TestTwoSchedulersOneActive(t *testing.T) {
 	if !eventually(schedulerHang, 250*time.Millisecond, func() bool { return maxCutoff(snapshotCutoffs(t, db)) > first }) {
 		t.Fatalf("no snapshot after cutoff %s within %v\n%s:\n%s", unix(first), schedulerHang, active.name, active.stderr)
 	}
-	cuts := snapshotCutoffs(t, db)
-	perCutoff := map[int64]int{}
-	for _, c := range cuts {
-		perCutoff[c]++
+	// A run publishes its top lists, and when full ranks are due (a process's first run, a
+	// whole hour) the same again with them: one of each kind per cutoff, at most.
+	cuts, full := snapshotCutoffs(t, db), fullRanksIDs(t, db)
+	perCutoff := map[int64][2]int{} // top lists, full ranks
+	for id, c := range cuts {
+		n := perCutoff[c]
+		if full[id] {
+			n[1]++
+		} else {
+			n[0]++
+		}
+		perCutoff[c] = n
 	}
 	for c, n := range perCutoff {
-		if n != 1 {
-			t.Errorf("cutoff %s was published %d times with one active ranker", unix(c), n)
+		if n[0] != 1 || n[1] > 1 {
+			t.Errorf("cutoff %s was published %d times, and %d times with full ranks, with one active ranker; want once, and at most once", unix(c), n[0], n[1])
 		}
 	}
 	if s := standby.stderr.String(); strings.Contains(s, activeMsg) || strings.Contains(s, runMsg) {
 		t.Errorf("the standby ran while the active ranker was alive:\n%s", s)
 	}
-	logged := runSnapshots(active.stderr.String())
+	var logged map[int64]bool
+	eventually(schedulerHang, 100*time.Millisecond, func() bool { // a run is logged once its full ranks are published
+		logged = runSnapshots(active.stderr.String())
+		for id := range cuts {
+			if !logged[id] {
+				return false
+			}
+		}
+		return true
+	})
 	for id := range cuts {
 		if !logged[id] {
 			t.Errorf("snapshot %d is in the database, but the active ranker logged no run that published it (it logged %v)", id, logged)
@@ -133,7 +150,8 @@ func TestTwoSchedulersOneActive(t *testing.T) {
 	if m, ok := man[key]; !ok || m.Read != 20 {
 		t.Errorf("the object landed after the kill: manifest %+v, want 20 lines", m)
 	}
-	if !runSnapshots(standby.stderr.String())[id] {
+	// The run is logged once its full ranks follow its top lists.
+	if !eventually(schedulerHang, 100*time.Millisecond, func() bool { return runSnapshots(standby.stderr.String())[id] }) {
 		t.Errorf("the new active ranker logged no run that published snapshot %d:\n%s", id, standby.stderr)
 	}
 	t.Logf("%s took over %.1fs after the kill and published cutoff %s %.1fs after it; %.1fs in all",
@@ -182,17 +200,23 @@ func TestOnceRefusedWhileSchedulerActive(t *testing.T) {
 	}
 }
 
-// runSnapshots returns the snapshot ids of the "run" lines a scheduler logged.
+// runSnapshots returns the snapshot ids of the "run" lines a scheduler logged: the run's
+// snapshot, and the one of its top lists when its full ranks followed them.
 func runSnapshots(stderr string) map[int64]bool {
 	out := map[int64]bool{}
-	for _, m := range runLine.FindAllStringSubmatch(stderr, -1) {
-		id, _ := strconv.ParseInt(m[1], 10, 64)
-		out[id] = true
+	for _, line := range strings.Split(stderr, "\n") {
+		if !strings.Contains(line, `"msg":"run"`) {
+			continue
+		}
+		for _, m := range runID.FindAllStringSubmatch(line, -1) {
+			id, _ := strconv.ParseInt(m[1], 10, 64)
+			out[id] = true
+		}
 	}
 	return out
 }
 
-var runLine = regexp.MustCompile(`"msg":"run".*"snapshot_id":(\d+)`)
+var runID = regexp.MustCompile(`"(?:top_lists_)?snapshot_id":(\d+)`)
 
 func maxCutoff(m map[int64]int64) int64 {
 	var c int64

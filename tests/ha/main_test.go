@@ -89,7 +89,10 @@ func salesrank(t *testing.T, args ...string) string {
 // rankSummary is the part of "rank --once"'s JSON summary the tests read.
 type rankSummary struct {
 	SnapshotID int64 `json:"snapshot_id"`
-	Categories int   `json:"categories"`
+	// The run's first publication, of its top lists only, when its full ranks followed as
+	// SnapshotID: the same top lists.
+	TopListsSnapshotID int64 `json:"top_lists_snapshot_id"`
+	Categories         int   `json:"categories"`
 }
 
 func decodeSummary(t *testing.T, out string) rankSummary {

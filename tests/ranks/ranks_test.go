@@ -155,6 +155,9 @@ func run(t *testing.T, open func(t *testing.T) db) {
 				if _, err := rk.Run(ctx, at); err != nil {
 					t.Fatalf("run at %v: %v", at, err)
 				}
+				if late := rk.Wait(); late == nil || late.Err != nil {
+					t.Fatalf("full ranks at %v: %+v", at, late)
+				}
 				seen[at] = maps.Clone(landed)
 			}
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/store"
 )
 
 // Retaining is a store that keeps the history of the top lists and full ranks.
@@ -188,53 +189,74 @@ func testInconsistentStandings(t *testing.T, s Store) {
 type Ranking interface {
 	Store
 	PublishRanking(ctx context.Context, snap *salesrank.Snapshot, known []int32, rejects []salesrank.Reject, rankAll func() *salesrank.Standings) (int64, error)
+	History(ctx context.Context) ([]store.KeptSnapshot, error)
 }
 
-// Attaching is a store whose full ranks can follow their snapshot's publication.
-type Attaching interface {
-	Store
-	AttachStandings(ctx context.Context, snap *salesrank.Snapshot) error
-}
-
-// testAttachStandings publishes a snapshot's top lists, then its full ranks on their own,
-// and checks that the snapshot then answers from them, and that full ranks that disagree
-// with its top lists are refused.
-func testAttachStandings(t *testing.T, st Store) {
-	s, ok := st.(Attaching)
+// testFullRanksAfter publishes a snapshot's top lists, then publishes them again at the same
+// cutoff with their full ranks, as the incremental ranker does, and checks that the second
+// publication is current, answers from its own full ranks, shares every sales_rank row with
+// the first, and takes the cutoff's place in the history; and that a second publication
+// whose full ranks disagree with the top lists is refused and leaves the first current.
+func testFullRanksAfter(t *testing.T, st Store) {
+	s, ok := st.(Ranking)
 	if !ok {
-		t.Skip("the store cannot attach full ranks")
+		t.Skip("the store cannot make full ranks while it publishes")
 	}
 	ctx := context.Background()
 	snap := snapshot(0, 3, 4)
 	snap.Rankings[1].Entries = []salesrank.Entry{{ProductID: 5, TotalSold: 9}, {ProductID: 6, TotalSold: 9}}
-	publish(t, s, snap)
+	first := publish(t, s, snap)
 	totals := totalsOf(snap)
-	bad := *snap
+	again := func(totals salesrank.Totals) (*salesrank.Snapshot, error) {
+		with := *snap
+		with.ID, with.PublishedAt = 0, time.Time{}
+		with.Rankings = slices.Clone(snap.Rankings)
+		for i := range with.Rankings {
+			with.Rankings[i].Entries = slices.Clone(snap.Rankings[i].Entries)
+		}
+		_, err := s.PublishRanking(ctx, &with, known(&with), nil, func() *salesrank.Standings {
+			return salesrank.NewStandings(snap.Window, []iter.Seq2[salesrank.Key, int64]{totals.All()})
+		})
+		return &with, err
+	}
 	wrong := maps.Clone(totals)
 	for k := range wrong {
 		wrong[k]++
 		break
 	}
-	bad.Standings = salesrank.NewStandings(snap.Window, []iter.Seq2[salesrank.Key, int64]{wrong.All()})
-	if err := s.AttachStandings(ctx, &bad); err == nil {
-		t.Error("full ranks that disagree with the top lists were attached")
+	if _, err := again(wrong); err == nil {
+		t.Error("full ranks that disagree with the top lists were published")
 	}
-	if cur := current(t, s); cur.Standings != nil {
-		t.Fatalf("after a refused attach, the snapshot has full ranks of snapshot %d", cur.Standings.SnapshotID)
+	if cur := current(t, s); cur.ID != first || cur.Standings != nil {
+		t.Fatalf("after a refused publication, current is snapshot %d with full ranks %+v; want snapshot %d without", cur.ID, cur.Standings, first)
 	}
-	with := *snap
-	with.Standings = salesrank.NewStandings(snap.Window, []iter.Seq2[salesrank.Key, int64]{totals.All()})
-	if err := s.AttachStandings(ctx, &with); err != nil {
+	with, err := again(totals)
+	if err != nil {
 		t.Fatal(err)
 	}
 	cur := current(t, s)
-	if cur.Standings == nil || cur.Standings.SnapshotID != snap.ID || !cur.Standings.Window.End.Equal(snap.Window.End) {
-		t.Fatalf("after attaching, the snapshot's full ranks are %+v, want snapshot %d's", cur.Standings, snap.ID)
+	if cur.ID != with.ID || cur.ID <= first {
+		t.Fatalf("after the full ranks' publication (snapshot %d), current is snapshot %d; want it, after %d", with.ID, cur.ID, first)
+	}
+	if cur.Standings == nil || cur.Standings.SnapshotID != with.ID || !cur.Standings.Window.End.Equal(snap.Window.End) {
+		t.Fatalf("the current snapshot's full ranks are %+v, want snapshot %d's", cur.Standings, with.ID)
 	}
 	for _, c := range with.Standings.Categories() {
 		if !slices.Equal(cur.Standings.Ranked(c.CategoryID), with.Standings.Ranked(c.CategoryID)) {
 			t.Errorf("category %d reads back %v, want %v", c.CategoryID, cur.Standings.Ranked(c.CategoryID), with.Standings.Ranked(c.CategoryID))
 		}
+	}
+	for i, r := range cur.Rankings {
+		if !slices.Equal(r.Entries, snap.Rankings[i].Entries) {
+			t.Errorf("category %d: the second publication holds %+v, the first %+v; want the same rows", r.CategoryID, r.Entries, snap.Rankings[i].Entries)
+		}
+	}
+	kept, err := s.History(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 1 || kept[0].ID != with.ID {
+		t.Errorf("history %+v, want the cutoff once, as snapshot %d", kept, with.ID)
 	}
 }
 

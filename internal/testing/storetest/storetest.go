@@ -55,7 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ConcurrentReaders", testConcurrentReaders},
 		{"History", testHistory},
 		{"InconsistentStandings", testInconsistentStandings},
-		{"AttachStandings", testAttachStandings},
+		{"FullRanksAfter", testFullRanksAfter},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

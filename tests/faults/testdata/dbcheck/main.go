@@ -8,6 +8,7 @@
 //	dbcheck check   DB      state, every problem found, and the manifest
 //	dbcheck ranking DB ID   one snapshot's categories and rows
 //	dbcheck cutoffs DB      every stored snapshot's cutoff
+//	dbcheck fullranks DB    the stored snapshots that carry full ranks
 //
 // It opens the file read-write (so that SQLite can recover a WAL left by a killed writer)
 // but query_only, and never writes.
@@ -29,7 +30,7 @@ import (
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: dbcheck state|check|ranking|cutoffs DB [ID]")
+		fmt.Fprintln(os.Stderr, "usage: dbcheck state|check|ranking|cutoffs|fullranks DB [ID]")
 		os.Exit(2)
 	}
 	out, err := run(os.Args[1], os.Args[2], os.Args[3:])
@@ -86,6 +87,8 @@ func run(cmd, path string, args []string) (any, error) {
 		return ranking(db, id)
 	case "cutoffs":
 		return cutoffs(db)
+	case "fullranks":
+		return fullRanks(db)
 	}
 	return nil, fmt.Errorf("unknown command %q", cmd)
 }
@@ -281,6 +284,27 @@ func cutoffs(db *sql.DB) (map[string]int64, error) {
 			return nil, err
 		}
 		out[strconv.FormatInt(id, 10)] = c
+	}
+	return out, rows.Err()
+}
+
+// fullRanks returns the ids of the stored snapshots that carry full ranks.
+func fullRanks(db *sql.DB) ([]int64, error) {
+	out := []int64{}
+	rows, err := db.Query(`SELECT DISTINCT snapshot_id FROM standings WHERE snapshot_id IN (SELECT id FROM snapshots) ORDER BY 1`)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") {
+			return out, nil
+		}
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
 	}
 	return out, rows.Err()
 }
