@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -21,15 +22,15 @@ import (
 type step struct {
 	Name    string  `json:"name"`
 	Seconds float64 `json:"seconds"`
-	// Attach is how long after the step the full ranks it attaches (a sub-hour ranker's,
-	// see ranker.Ranker.FullRanks) were stored: the step ends when its top lists are
-	// published, and a scheduler's next run, a minute on, finds them done.
-	Attach float64          `json:"attach_seconds,omitempty"`
-	Faults int64            `json:"minor_faults"` // pages touched for the first time during the step
-	CPU    float64          `json:"cpu_seconds"`  // user + system, all threads: on a shared machine, what the step itself cost
-	Sum    *ranker.Summary  `json:"summary"`
-	Mem    mem              `json:"mem"`
-	Extra  map[string]int64 `json:"extra,omitempty"`
+	// FullRanksAfter is how long after the step its full ranks, published after its top
+	// lists (see ranker.Ranker.Wait), were committed: the step ends when its top lists are
+	// published, and a scheduler's next run, an interval on, finds them done.
+	FullRanksAfter float64          `json:"full_ranks_after_seconds,omitempty"`
+	Faults         int64            `json:"minor_faults"` // pages touched for the first time during the step
+	CPU            float64          `json:"cpu_seconds"`  // user + system, all threads: on a shared machine, what the step itself cost
+	Sum            *ranker.Summary  `json:"summary"`
+	Mem            mem              `json:"mem"`
+	Extra          map[string]int64 `json:"extra,omitempty"`
 }
 
 // mem is the process's memory after a step. HWM is the peak RSS since the last reset (see
@@ -51,12 +52,13 @@ func countRows(ctx context.Context, path string, s *step) error {
 		return err
 	}
 	defer conn.Close()
-	id := s.Sum.SnapshotID
+	// The step's top lists, and its full ranks when a second publication carried them.
+	id, topLists := s.Sum.SnapshotID, cmp.Or(s.Sum.TopListsSnapshotID, s.Sum.SnapshotID)
 	var inserted, closed, standings int64
 	err = conn.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM sales_rank WHERE first_snapshot_id = ?1),
-		(SELECT count(*) FROM sales_rank WHERE last_snapshot_id = (SELECT max(id) FROM snapshots WHERE id < ?1)),
-		(SELECT coalesce(sum(length(data)), 0) FROM standings WHERE snapshot_id = ?1)`, id).Scan(&inserted, &closed, &standings)
+		(SELECT count(*) FROM sales_rank WHERE first_snapshot_id = ?2),
+		(SELECT count(*) FROM sales_rank WHERE last_snapshot_id = (SELECT max(id) FROM snapshots WHERE id < ?2)),
+		(SELECT coalesce(sum(length(data)), 0) FROM standings WHERE snapshot_id = ?1)`, id, topLists).Scan(&inserted, &closed, &standings)
 	if err != nil {
 		return fmt.Errorf("count rows of snapshot %d: %w", id, err)
 	}

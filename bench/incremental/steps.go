@@ -252,20 +252,20 @@ func (s *session) timed(ctx context.Context, name, profile string, r *ranker.Ran
 	if err != nil {
 		return nil, fmt.Errorf("%s: run at %s: %w", name, now.Format(time.RFC3339), err)
 	}
-	// Full ranks attached after the step are waited for here, not by the next step: the
-	// steps run back to back, a scheduler's runs a minute apart.
+	// Full ranks published after the step are waited for here, not by the next step: the
+	// steps run back to back, a scheduler's runs an interval apart.
 	t1 := time.Now()
-	r.Wait()
-	attach := time.Since(t1).Seconds()
+	sum.AddLate(r.Wait())
+	after := time.Since(t1).Seconds()
 	if sum.ObjectsFailed > 0 || sum.ObjectsRefused > 0 || sum.LinesRejected > 0 {
 		return nil, fmt.Errorf("%s: %d objects failed, %d refused, %d lines rejected; want none", name, sum.ObjectsFailed, sum.ObjectsRefused, sum.LinesRejected)
 	}
 	st := &step{Name: name, Seconds: secs, CPU: cpu, Faults: faults, Sum: sum, Mem: readMem()}
-	if attach >= 0.001 {
-		st.Attach = attach
+	if after >= 0.001 {
+		st.FullRanksAfter = after
 	}
-	s.log("%s (cutoff %s): %.3f s (%.3f CPU s), %d lines read, %d partials read, window %d keys, peak RSS %d MiB, RSS after %d MiB, heap in use %d MiB, %d minor page faults, full ranks attached %.3f s after",
-		name, sum.Cutoff.Format(time.RFC3339), secs, cpu, sum.LinesRead, sum.PartialsRead, sum.WindowKeys, st.Mem.HWMKiB>>10, st.Mem.RSSKiB>>10, st.Mem.HeapInuse>>20, st.Faults, st.Attach)
+	s.log("%s (cutoff %s): %.3f s (%.3f CPU s), %d lines read, %d partials read, window %d keys, peak RSS %d MiB, RSS after %d MiB, heap in use %d MiB, %d minor page faults, %d full ranks published %.3f s after",
+		name, sum.Cutoff.Format(time.RFC3339), secs, cpu, sum.LinesRead, sum.PartialsRead, sum.WindowKeys, st.Mem.HWMKiB>>10, st.Mem.RSSKiB>>10, st.Mem.HeapInuse>>20, st.Faults, sum.FullRanks, st.FullRanksAfter)
 	return st, nil
 }
 
