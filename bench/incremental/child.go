@@ -32,6 +32,7 @@ func runRebuildChild(ctx context.Context, c config, logsDir, dbPath string, now 
 	if c.cpuProfile != "" {
 		args = append(args, "--cpuprofile", c.cpuProfile)
 	}
+	args = append(args, "--memory-limit="+strconv.FormatBool(c.memoryLimit))
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Stderr = stderr
 	out, err := cmd.Output()

@@ -26,26 +26,28 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/memlimit"
 )
 
 // config is the benchmark's command line.
 type config struct {
-	fraction   float64
-	seed       uint64
-	cutoff     time.Time
-	hours      int
-	minutes    int
-	parts      int
-	top        int
-	workers    int
-	out        string
-	tmp        string
-	check      string
-	cpuProfile string
-	keepData   bool
-	keepRun    bool
-	fullRanks  bool          // the rankers publish full ranks (Ranker.FullRanks)
-	retain     time.Duration // the stores keep every whole hour's snapshot this long (store.Core.Retain)
+	fraction    float64
+	seed        uint64
+	cutoff      time.Time
+	hours       int
+	minutes     int
+	parts       int
+	top         int
+	workers     int
+	out         string
+	tmp         string
+	check       string
+	cpuProfile  string
+	keepData    bool
+	keepRun     bool
+	fullRanks   bool          // the rankers publish full ranks (Ranker.FullRanks)
+	memoryLimit bool          // a soft memory limit above the live heap, as rank keeps (package memlimit)
+	retain      time.Duration // the stores keep every whole hour's snapshot this long (store.Core.Retain)
 
 	// Child mode: one fresh Ranker's run in this process (the rebuild of step 4).
 	child    bool
@@ -81,6 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&c.keepRun, "keep-run", false, "keep the run folder (its bucket and databases) and print its path, to serve or inspect them afterwards")
 	fs.BoolVar(&c.fullRanks, "full-ranks", false, "the rankers also publish every product's rank (at whole-hour cutoffs and a process's first run), as rank --full-ranks does")
 	fs.DurationVar(&c.retain, "retain", 0, "how long the stores keep every whole hour's snapshot, as rank --retain (0: only the latest few)")
+	fs.BoolVar(&c.memoryLimit, "memory-limit", true, "keep a soft memory limit above the live heap, as rank does unless GOGC or GOMEMLIMIT is set (package memlimit)")
 	fs.BoolVar(&c.child, "child-rebuild", false, "internal: run one fresh Ranker and print its result as JSON")
 	fs.StringVar(&c.childDB, "child-db", "", "internal")
 	fs.StringVar(&c.childLog, "child-logs", "", "internal")
@@ -93,6 +96,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--cutoff %q: want a whole hour in RFC 3339, such as 2026-11-08T00:00:00Z", *cutoff)
 	}
 	c.cutoff = c.cutoff.UTC()
+	if c.memoryLimit && memlimit.Unset(os.Getenv) {
+		defer memlimit.Start(ctx, memlimit.Rank)()
+	}
 	if c.child {
 		if c.childNow, err = time.Parse(time.RFC3339, *childNow); err != nil {
 			return fmt.Errorf("--child-now: %w", err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/salesrank/salesrank/internal/httpapi"
+	"github.com/salesrank/salesrank/internal/memlimit"
 	"github.com/salesrank/salesrank/internal/metrics"
 	"github.com/salesrank/salesrank/internal/ranker"
 	"github.com/salesrank/salesrank/internal/replica"
@@ -75,14 +76,8 @@ const adminWriteTimeout = 2 * time.Minute
 // answering 60,000 requests a second collects about ten times a second, a few per cent of
 // its CPU. At 400 it collects a quarter as often, and its heap peaks at about five times
 // the live snapshot (twice that while a new snapshot replaces the old). Full ranks make the
-// live heap hundreds of MB: then a soft memory limit bounds it (see followLiveHeap).
+// live heap hundreds of MB: then a soft memory limit bounds it (package memlimit).
 const serveGCPercent = 400
-
-// raiseGCTarget reports whether serve sets serveGCPercent: only when the operator left both
-// of the runtime's memory settings alone.
-func raiseGCTarget(getenv func(string) string) bool {
-	return getenv("GOGC") == "" && getenv("GOMEMLIMIT") == ""
-}
 
 // minAdminToken is the shortest admin token accepted: 16 characters of a random token are
 // beyond guessing at the rate one listener answers.
@@ -106,13 +101,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	logger := newLogger(e.stderr, cfg.level)
-	if raiseGCTarget(e.getenv) {
+	if memlimit.Unset(e.getenv) {
+		// A replica's live heap is small (16 MB of top lists) until it holds full
+		// ranks (some 320 MB at the seed's scale), which at serveGCPercent could
+		// grow to 1.6 GB: a soft limit above the live heap bounds it.
 		defer debug.SetGCPercent(debug.SetGCPercent(serveGCPercent))
-		limitCtx, stopLimit := context.WithCancel(ctx)
-		var limiting sync.WaitGroup
-		limiting.Go(func() { followLiveHeap(limitCtx) })
-		defer limiting.Wait()
-		defer stopLimit()
+		defer memlimit.Start(ctx, memlimit.Serve)()
 	}
 
 	db, err := openDB(ctx, cfg.dsn)

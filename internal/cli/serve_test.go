@@ -231,34 +231,3 @@ func TestRankMetrics(t *testing.T) {
 		}
 	}
 }
-
-func TestServeRaisesGCTargetOnlyByDefault(t *testing.T) {
-	tests := []struct {
-		env  map[string]string
-		want bool
-	}{
-		{nil, true},
-		{map[string]string{"GOGC": "100"}, false},
-		{map[string]string{"GOGC": "off", "GOMEMLIMIT": "1GiB"}, false},
-		{map[string]string{"GOMEMLIMIT": "512MiB"}, false},
-	}
-	for _, tt := range tests {
-		if got := raiseGCTarget(func(k string) string { return tt.env[k] }); got != tt.want {
-			t.Errorf("environment %v: raiseGCTarget = %v, want %v", tt.env, got, tt.want)
-		}
-	}
-}
-
-func TestMemoryHeadroom(t *testing.T) {
-	for _, c := range []struct {
-		live uint64
-		want int64
-	}{
-		{16 << 20, 144 << 20},  // a replica of top lists: 128 MiB more
-		{450 << 20, 675 << 20}, // full ranks: half as much again
-	} {
-		if got := memoryHeadroom(c.live); got != c.want {
-			t.Errorf("memoryHeadroom(%d MiB) = %d MiB, want %d MiB", c.live>>20, got>>20, c.want>>20)
-		}
-	}
-}

@@ -268,43 +268,45 @@ func ranking(db *sql.DB, id int64) (Ranking, error) {
 	return r, rows.Err()
 }
 
+// cutoffs returns every stored snapshot's cutoff, by id.
 func cutoffs(db *sql.DB) (map[string]int64, error) {
 	out := map[string]int64{}
-	rows, err := db.Query(`SELECT id, cutoff FROM snapshots`)
-	if err != nil {
-		if strings.Contains(err.Error(), "no such table") {
-			return out, nil
-		}
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err := eachRow(db, `SELECT id, cutoff FROM snapshots`, func(scan func(...any) error) error {
 		var id, c int64
-		if err := rows.Scan(&id, &c); err != nil {
-			return nil, err
-		}
+		err := scan(&id, &c)
 		out[strconv.FormatInt(id, 10)] = c
-	}
-	return out, rows.Err()
+		return err
+	})
+	return out, err
 }
 
 // fullRanks returns the ids of the stored snapshots that carry full ranks.
 func fullRanks(db *sql.DB) ([]int64, error) {
 	out := []int64{}
-	rows, err := db.Query(`SELECT DISTINCT snapshot_id FROM standings WHERE snapshot_id IN (SELECT id FROM snapshots) ORDER BY 1`)
+	err := eachRow(db, `SELECT DISTINCT snapshot_id FROM standings WHERE snapshot_id IN (SELECT id FROM snapshots) ORDER BY 1`,
+		func(scan func(...any) error) error {
+			var id int64
+			err := scan(&id)
+			out = append(out, id)
+			return err
+		})
+	return out, err
+}
+
+// eachRow calls fn with each row of query; a file not migrated that far has none.
+func eachRow(db *sql.DB, query string, fn func(scan func(...any) error) error) error {
+	rows, err := db.Query(query)
 	if err != nil {
 		if strings.Contains(err.Error(), "no such table") {
-			return out, nil
+			return nil
 		}
-		return nil, err
+		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
+		if err := fn(rows.Scan); err != nil {
+			return err
 		}
-		out = append(out, id)
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
