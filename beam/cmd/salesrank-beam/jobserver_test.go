@@ -35,7 +35,8 @@ func TestStandaloneJobServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	embedded := &ranker.Ranker{Logs: logs, Engine: &counting.Local{}, Store: db, Top: 3}
+	// As rank does by default: the full ranks follow the top lists as a second snapshot.
+	embedded := &ranker.Ranker{Logs: logs, Engine: &counting.Local{}, Store: db, Top: 3, FullRanks: true}
 	beamDB := filepath.Join(t.TempDir(), "beam.db")
 	staging := t.TempDir()
 
@@ -47,6 +48,7 @@ func TestStandaloneJobServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		want.AddLate(embedded.Wait())
 		got := rankOnce(t, "--logs", dir, "--db", beamDB, "--top", "3", "--now", now.Format(time.RFC3339),
 			"--runner", "universal", "--endpoint", endpoint, "--environment_type", "LOOPBACK", "--staging", staging)
 		if got.SnapshotID != want.SnapshotID || got.LinesRead != want.LinesRead || got.LinesRejected != want.LinesRejected || got.ObjectsFailed != want.ObjectsFailed {
