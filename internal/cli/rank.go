@@ -56,8 +56,8 @@ same top lists again with every product's rank, as a second snapshot of the cuto
 Memory: unless GOGC or GOMEMLIMIT is set, rank keeps a soft memory limit a quarter above
 its live heap (at least 128 MiB above), moved every second, instead of letting the heap
 double before each collection: at the seed's scale the live heap is the week's window,
-~0.7-0.85 GiB, and the limit held the hourly ranker at 1.07-1.17 GiB rather than 1.57-1.64
-GiB, for 17% more time a step. GOGC=100 gives Go's default back.
+~0.7-0.85 GiB, and the limit held the hourly ranker at 1.03-1.17 GiB rather than 1.57-1.64
+GiB; a first run over a week took 20-30% longer. GOGC=100 gives Go's default back.
 
 Examples:
   salesrank rank --logs ./data/logs --db ./data/salesrank.db --once
