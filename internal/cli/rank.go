@@ -265,12 +265,14 @@ func runRankOnce(ctx context.Context, e *env, cfg rankConfig, log *slog.Logger, 
 	if err != nil {
 		return fmt.Errorf("rank: %w", err)
 	}
-	if late != nil {
-		if late.Err != nil {
-			return fmt.Errorf("rank: published the top lists as snapshot %d, but not the full ranks (the next run publishes them): %w", sum.SnapshotID, late.Err)
+	if late != nil && late.Err != nil {
+		// The top lists are published: say so, then fail.
+		if err := reportOnce(e, log, sum); err != nil {
+			return err
 		}
-		sum.AddLate(late)
+		return fmt.Errorf("rank: published the top lists as snapshot %d, but not the full ranks (the next run publishes them): %w", sum.SnapshotID, late.Err)
 	}
+	sum.AddLate(late)
 	return reportOnce(e, log, sum)
 }
 

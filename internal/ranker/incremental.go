@@ -290,7 +290,14 @@ func (r *Ranker) publishFullRanks(ctx context.Context, snap *salesrank.Snapshot,
 	r.fullRanking.Go(func() {
 		ctx, cancel := r.dbContext(ctx)
 		defer cancel()
-		id, err := r.Store.PublishRanking(ctx, &again, known, nil, r.window.Standings)
+		var made *salesrank.Standings
+		rankAll := func() *salesrank.Standings { made = r.window.Standings(); return made }
+		id, err := r.Store.PublishRanking(ctx, &again, known, nil, rankAll)
+		if made != nil {
+			// Stored or refused, nothing else holds them (PublishRanking has returned):
+			// their memory serves the next full ranks.
+			defer r.window.Recycle(made)
+		}
 		late := &LateFullRanks{SnapshotID: id, Seconds: time.Since(began).Seconds(), Err: err}
 		r.lateRanks = late
 		if err != nil {
@@ -298,8 +305,7 @@ func (r *Ranker) publishFullRanks(ctx context.Context, snap *salesrank.Snapshot,
 			return
 		}
 		r.fullRanksAt = snap.Window.End
-		late.Ranks = again.Standings.Len()
-		r.window.Recycle(again.Standings) // stored; nothing else holds them
+		late.Ranks = made.Len()
 		log.Info("published full ranks", "snapshot_id", id, "top_lists_snapshot_id", snap.ID, "cutoff", snap.Window.End,
 			"full_ranks", late.Ranks, "seconds", late.Seconds)
 	})

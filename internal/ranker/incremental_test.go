@@ -2,6 +2,7 @@ package ranker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -288,5 +289,59 @@ func TestFullRanksFollowTopLists(t *testing.T) {
 				t.Fatalf("the next minute: snapshot %d with full ranks %+v, want snapshot %d with snapshot %d's", cur.ID, cur.Standings, next.SnapshotID, late.SnapshotID)
 			}
 		})
+	}
+}
+
+// TestFullRanksRetriedAfterFailure fails the publication of a run's full ranks: the run's
+// top lists stay published and current, Wait reports the failure, and the next run,
+// though not at a whole hour, publishes the full ranks that are still due.
+func TestFullRanksRetriedAfterFailure(t *testing.T) {
+	ctx := context.Background()
+	bucket, db := openLogsAndDB(t)
+	hour := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(5, 5))
+	if err := bucket.WriteAll(ctx, "week.tsv", ranktest.Lines(rng, hour.Add(-7*24*time.Hour), 7*24*time.Hour, 300), nil); err != nil {
+		t.Fatal(err)
+	}
+	// Each publication passes the step "standings"; the run's second one carries the
+	// full ranks.
+	standings := 0
+	db.SetFailAt(func(step string) error {
+		if step == "standings" {
+			if standings++; standings == 2 {
+				return errors.New("disk full")
+			}
+		}
+		return nil
+	})
+	r := &Ranker{Logs: bucket, Engine: &counting.Local{}, Store: db, Top: 2, Interval: time.Minute, FullRanks: true}
+	sum, err := r.Run(ctx, hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := r.Wait()
+	if late == nil || late.Err == nil || !strings.Contains(late.Err.Error(), "disk full") {
+		t.Fatalf("the full ranks' publication: %+v, want the injected failure", late)
+	}
+	cur, err := db.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.ID != sum.SnapshotID || cur.Standings != nil {
+		t.Fatalf("after the failure: current snapshot %d with full ranks %+v; want the run's top lists, %d, without", cur.ID, cur.Standings, sum.SnapshotID)
+	}
+	next, err := r.Run(ctx, hour.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	late = r.Wait()
+	if late == nil || late.Err != nil || late.SnapshotID <= next.SnapshotID {
+		t.Fatalf("the next minute's full ranks: %+v; want them published after its snapshot %d", late, next.SnapshotID)
+	}
+	if cur, err = db.Current(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cur.Standings == nil || cur.Standings.SnapshotID != late.SnapshotID || !cur.Standings.Window.End.Equal(hour.Add(time.Minute)) {
+		t.Fatalf("the current snapshot's full ranks: %+v, want snapshot %d's at %v", cur.Standings, late.SnapshotID, hour.Add(time.Minute))
 	}
 }

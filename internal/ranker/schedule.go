@@ -3,6 +3,7 @@ package ranker
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -83,6 +84,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				late := s.Ranker.Wait()
 				if ctx.Err() != nil {
 					return nil
+				}
+				if err == nil && late != nil && late.Err != nil {
+					// The run is not done: the next try publishes the full ranks (and the
+					// same top lists again), a poll from now rather than an hour.
+					err = fmt.Errorf("published the top lists as snapshot %d, but not the full ranks: %w", sum.SnapshotID, late.Err)
 				}
 				if err == nil {
 					sum.AddLate(late)
