@@ -219,6 +219,19 @@ func openLogsAndDB(t *testing.T) (*blob.Bucket, *sqlite.DB) {
 	return bucket, db
 }
 
+// weekBefore returns a bucket holding one object of random sales (lines of them, drawn
+// from seed) over the week before hour, an empty database, and hour, a whole hour.
+func weekBefore(t *testing.T, seed uint64, lines int) (*blob.Bucket, *sqlite.DB, time.Time) {
+	t.Helper()
+	bucket, db := openLogsAndDB(t)
+	hour := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	if err := bucket.WriteAll(context.Background(), "week.tsv", ranktest.Lines(rng, hour.Add(-7*24*time.Hour), 7*24*time.Hour, lines), nil); err != nil {
+		t.Fatal(err)
+	}
+	return bucket, db, hour
+}
+
 // TestFullRanksFollowTopLists checks that a ranker, hourly or refreshing every minute,
 // publishes a run's top lists first and the full ranks right after, as a second
 // publication of the same cutoff that carries the same top lists; and that the minute
@@ -227,12 +240,7 @@ func TestFullRanksFollowTopLists(t *testing.T) {
 	for _, interval := range []time.Duration{time.Hour, time.Minute} {
 		t.Run(interval.String(), func(t *testing.T) {
 			ctx := context.Background()
-			bucket, db := openLogsAndDB(t)
-			hour := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
-			rng := rand.New(rand.NewPCG(4, 4))
-			if err := bucket.WriteAll(ctx, "week.tsv", ranktest.Lines(rng, hour.Add(-7*24*time.Hour), 7*24*time.Hour, 500), nil); err != nil {
-				t.Fatal(err)
-			}
+			bucket, db, hour := weekBefore(t, 4, 500)
 			r := &Ranker{Logs: bucket, Engine: &counting.Local{}, Store: db, Top: 2, Interval: interval, FullRanks: true}
 			sum, err := r.Run(ctx, hour)
 			if err != nil {
@@ -297,12 +305,7 @@ func TestFullRanksFollowTopLists(t *testing.T) {
 // though not at a whole hour, publishes the full ranks that are still due.
 func TestFullRanksRetriedAfterFailure(t *testing.T) {
 	ctx := context.Background()
-	bucket, db := openLogsAndDB(t)
-	hour := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
-	rng := rand.New(rand.NewPCG(5, 5))
-	if err := bucket.WriteAll(ctx, "week.tsv", ranktest.Lines(rng, hour.Add(-7*24*time.Hour), 7*24*time.Hour, 300), nil); err != nil {
-		t.Fatal(err)
-	}
+	bucket, db, hour := weekBefore(t, 5, 300)
 	// Each publication passes the step "standings"; the run's second one carries the
 	// full ranks.
 	standings := 0
