@@ -36,7 +36,7 @@ func NewRanker(reg prometheus.Registerer, now func() time.Time) *Ranker {
 		now: now,
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "rank", Name: "runs_total",
-			Help: "Ranker runs, by result: ok (a snapshot was published) or error.",
+			Help: "Ranker runs, by result: ok (the snapshot, and the full ranks when due, were published) or error.",
 		}, []string{"result"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "rank", Name: "run_duration_seconds",
