@@ -2,8 +2,10 @@ package ranker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -123,5 +125,53 @@ func TestFullRanksDue(t *testing.T) {
 		if got := fullRanksDue(c.cutoff, c.last); got != c.want {
 			t.Errorf("fullRanksDue(%v, last %v) = %v, want %v", c.cutoff.Format("15:04"), c.last.Format("15:04"), got, c.want)
 		}
+	}
+}
+
+// TestSchedulerRetriesFailedFullRanks fails the full ranks of a scheduled hourly run: the
+// run is reported as failed, and the scheduler tries again at its next poll, within the
+// same hour, and publishes them.
+func TestSchedulerRetriesFailedFullRanks(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bucket, db, hour := weekBefore(t, 6, 200)
+	standings := 0
+	db.SetFailAt(func(step string) error {
+		if step == "standings" { // each publication passes it; the second carries the full ranks
+			if standings++; standings == 2 {
+				return errors.New("disk full")
+			}
+		}
+		return nil
+	})
+	clock := &fakeClock{t: hour.Add(10 * time.Second)}
+	var (
+		errs []error
+		sums []*Summary
+	)
+	s := &Scheduler{
+		Ranker: &Ranker{Logs: bucket, Engine: &counting.Local{}, Store: db, Top: 2, FullRanks: true},
+		Lock:   flock.NewFile(filepath.Join(t.TempDir(), "rank.lock")),
+		Now:    clock.Now,
+		After: func(d time.Duration) <-chan time.Time {
+			if len(errs) >= 2 {
+				cancel()
+			}
+			return clock.After(d)
+		},
+		OnRun: func(s *Summary, err error) { errs, sums = append(errs, err), append(sums, s) },
+	}
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(errs) < 2 {
+		t.Fatalf("%d runs, want 2", len(errs))
+	}
+	if errs[0] == nil || !strings.Contains(errs[0].Error(), "full ranks") || !strings.Contains(errs[0].Error(), "disk full") {
+		t.Errorf("the first run: error %v, want one that says its full ranks failed", errs[0])
+	}
+	// The same cutoff: the retry came within the hour, not at the next one.
+	if errs[1] != nil || !sums[1].Cutoff.Equal(hour) || sums[1].FullRanks == 0 || sums[1].TopListsSnapshotID == 0 {
+		t.Errorf("the second run: error %v, summary %+v; want the full ranks of %v published", errs[1], sums[1], hour)
 	}
 }
