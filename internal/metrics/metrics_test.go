@@ -115,7 +115,9 @@ func TestMetricsRankerObserve(t *testing.T) {
 		LinesTooLate: 4, Seconds: 1.5,
 	}
 	m.Observe(sum, nil)
-	m.Observe(sum, nil)
+	withFull := *sum // a run whose full ranks followed its top lists
+	withFull.TopListsSnapshotID, withFull.FullRanks, withFull.FullRanksSeconds = 11, 5000, 0.8
+	m.Observe(&withFull, nil)
 	m.Observe(nil, errors.New("publish snapshot: database is locked"))
 	tests := []struct {
 		name   string
@@ -135,6 +137,7 @@ func TestMetricsRankerObserve(t *testing.T) {
 		{"salesrank_rank_last_success_timestamp_seconds", nil, float64(at.Unix())},
 		{"salesrank_rank_last_snapshot_id", nil, 12},
 		{"salesrank_rank_run_duration_seconds", nil, 2}, // failed runs are not timed
+		{"salesrank_rank_full_ranks_seconds", nil, 1},   // runs that published full ranks
 	}
 	for _, tt := range tests {
 		if got := gathered(t, reg, tt.name, tt.labels...); got != tt.want {

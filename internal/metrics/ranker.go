@@ -15,6 +15,7 @@ type Ranker struct {
 
 	runs          *prometheus.CounterVec
 	duration      prometheus.Histogram
+	fullRanks     prometheus.Histogram
 	objects       *prometheus.CounterVec
 	linesRead     prometheus.Counter
 	linesRejected *prometheus.CounterVec
@@ -44,6 +45,12 @@ func NewRanker(reg prometheus.Registerer, now func() time.Time) *Ranker {
 			// From an incremental run with little new data to a first run over a week of logs.
 			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 3600},
 		}),
+		fullRanks: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: "rank", Name: "full_ranks_seconds",
+			Help: "For runs that published full ranks: how long after the run's top lists they were committed " +
+				"(ranking every product and storing them, as a second snapshot of the cutoff).",
+			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
 		objects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "rank", Name: "objects_total",
 			Help: "Log objects seen by runs, by outcome: taken (counted now), skipped (taken by an earlier run), " +
@@ -70,7 +77,7 @@ func NewRanker(reg prometheus.Registerer, now func() time.Time) *Ranker {
 			Help: "Id of the snapshot the last successful run published.",
 		}),
 	}
-	reg.MustRegister(m.runs, m.duration, m.objects, m.linesRead, m.linesRejected, m.linesTooLate,
+	reg.MustRegister(m.runs, m.duration, m.fullRanks, m.objects, m.linesRead, m.linesRejected, m.linesTooLate,
 		m.lastSuccess, m.lastSnapshot)
 	// Resolved now, so every series exists from the first scrape and rate() sees the first run.
 	m.runsOK, m.runsFailed = m.runs.WithLabelValues("ok"), m.runs.WithLabelValues("error")
@@ -91,6 +98,9 @@ func (m *Ranker) Observe(sum *ranker.Summary, err error) {
 	}
 	m.runsOK.Inc()
 	m.duration.Observe(sum.Seconds)
+	if sum.TopListsSnapshotID != 0 { // its full ranks followed as a second snapshot
+		m.fullRanks.Observe(sum.FullRanksSeconds)
+	}
 	m.objTaken.Add(float64(sum.ObjectsTaken))
 	m.objSkipped.Add(float64(sum.ObjectsSkipped))
 	m.objRefused.Add(float64(sum.ObjectsRefused))
