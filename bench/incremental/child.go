@@ -68,7 +68,9 @@ func runChild(ctx context.Context, c config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sum.AddLate(r.Wait()) // the process must not exit before its full ranks are published
+	if err := r.Finish(sum); err != nil { // the process must not exit before its full ranks are published
+		return err
+	}
 	if sum.ObjectsTaken != 0 || !sum.WindowRebuilt {
 		return fmt.Errorf("rebuild: took %d objects, window rebuilt %v; want 0 and true", sum.ObjectsTaken, sum.WindowRebuilt)
 	}

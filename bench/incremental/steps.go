@@ -255,8 +255,11 @@ func (s *session) timed(ctx context.Context, name, profile string, r *ranker.Ran
 	// Full ranks published after the step are waited for here, not by the next step: the
 	// steps run back to back, a scheduler's runs an interval apart.
 	t1 := time.Now()
-	sum.AddLate(r.Wait())
+	err = r.Finish(sum)
 	after := time.Since(t1).Seconds()
+	if err != nil {
+		return nil, fmt.Errorf("%s: run at %s: %w", name, now.Format(time.RFC3339), err)
+	}
 	if sum.ObjectsFailed > 0 || sum.ObjectsRefused > 0 || sum.LinesRejected > 0 {
 		return nil, fmt.Errorf("%s: %d objects failed, %d refused, %d lines rejected; want none", name, sum.ObjectsFailed, sum.ObjectsRefused, sum.LinesRejected)
 	}

@@ -106,12 +106,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		if sum, err = rk.Run(ctx, at); err != nil {
 			break
 		}
-		late := rk.Wait() // the full ranks follow the top lists
-		if late != nil && late.Err != nil {
-			err = late.Err
+		if err = rk.Finish(sum); err != nil { // the full ranks follow the top lists
 			break
 		}
-		sum.AddLate(late)
 		snapshots++
 		taken, read, rejected, spent = taken+sum.ObjectsTaken, read+sum.LinesRead, rejected+sum.LinesRejected, spent+sum.Seconds
 	}

@@ -50,8 +50,8 @@ rejected_lines) with its object, line number and reason. An object that cannot b
 its end is left out whole, reported in failed_objects, and tried again next run.
 
 Full ranks (--full-ranks, default true): at every whole hour, and at a process's first
-run, the ranker publishes the top lists and returns to them at once, then publishes the
-same top lists again with every product's rank, as a second snapshot of the cutoff.
+run, the ranker publishes the top lists first, then the same top lists again with every
+product's rank, as a second snapshot of the cutoff.
 
 Memory: unless GOGC or GOMEMLIMIT is set, rank keeps a soft memory limit a quarter above
 its live heap (at least 128 MiB above), moved every second, instead of letting the heap
@@ -260,20 +260,22 @@ func runRankOnce(ctx context.Context, e *env, cfg rankConfig, log *slog.Logger, 
 	defer lk.Unlock()
 	stopProgress := progress()
 	sum, err := rk.Run(ctx, cfg.now)
-	late := rk.Wait() // the full ranks, published after the run's top lists
+	var lateErr error
+	if err == nil {
+		lateErr = rk.Finish(sum) // the full ranks, published after the run's top lists
+	}
 	stopProgress()
 	if err != nil {
 		return fmt.Errorf("rank: %w", err)
 	}
-	if late != nil && late.Err != nil {
-		// The top lists are published: say so, then fail.
-		if err := reportOnce(e, log, sum); err != nil {
-			return err
-		}
-		return fmt.Errorf("rank: published the top lists as snapshot %d, but not the full ranks (the next run publishes them): %w", sum.SnapshotID, late.Err)
+	// The top lists are published even if the full ranks failed: say so, then fail.
+	if err := reportOnce(e, log, sum); err != nil {
+		return err
 	}
-	sum.AddLate(late)
-	return reportOnce(e, log, sum)
+	if lateErr != nil {
+		return fmt.Errorf("rank: %w", lateErr)
+	}
+	return nil
 }
 
 // reportOnce logs a run and prints its one-line JSON summary.

@@ -104,6 +104,23 @@ func (r *Ranker) Wait() *LateFullRanks {
 	return r.lateRanks
 }
 
+// Finish waits for the full ranks the run that returned sum publishes after it, and records
+// them in sum, whose SnapshotID becomes the snapshot the run left current. If their
+// publication failed it returns why, naming the top lists' snapshot, which stays published:
+// the full ranks are still due, and the next run publishes them.
+func (r *Ranker) Finish(sum *Summary) error {
+	late := r.Wait()
+	switch {
+	case late == nil:
+		return nil
+	case late.Err != nil:
+		return fmt.Errorf("published the top lists as snapshot %d, but not the full ranks (the next run publishes them): %w", sum.SnapshotID, late.Err)
+	}
+	sum.TopListsSnapshotID, sum.SnapshotID = sum.SnapshotID, late.SnapshotID
+	sum.FullRanks, sum.FullRanksSeconds = late.Ranks, late.Seconds
+	return nil
+}
+
 // Run takes new objects and publishes the snapshot for the cutoff of now.
 func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	r.Wait() // the previous run's full ranks read the window this run moves

@@ -72,7 +72,7 @@ type Summary struct {
 	RankedRows       int              `json:"ranked_rows"`
 	FullRanks        int              `json:"full_ranks,omitempty"` // (category, product) pairs in the full ranks published
 	// An incremental run publishes its full ranks after its top lists, as a second
-	// publication of its cutoff (see Ranker.Wait and AddLate): then SnapshotID is that
+	// publication of its cutoff (see Ranker.Finish): then SnapshotID is that
 	// publication, TopListsSnapshotID the first, and FullRanksSeconds how long after the
 	// first the second committed.
 	TopListsSnapshotID int64   `json:"top_lists_snapshot_id,omitempty"`
@@ -89,16 +89,6 @@ type Summary struct {
 	RankedFromScratch   bool `json:"ranked_from_scratch"`
 	ChangedKeys         int  `json:"changed_keys"`
 	RescannedCategories int  `json:"rescanned_categories"`
-}
-
-// AddLate records in s the full ranks its run published after it (see Ranker.Wait), which
-// make the snapshot the run leaves current.
-func (s *Summary) AddLate(late *LateFullRanks) {
-	if late == nil || late.Err != nil {
-		return
-	}
-	s.TopListsSnapshotID, s.SnapshotID = s.SnapshotID, late.SnapshotID
-	s.FullRanks, s.FullRanksSeconds = late.Ranks, late.Seconds
 }
 
 // Run counts every log object over the week before the cutoff of now and publishes the

@@ -3,7 +3,6 @@ package ranker
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -80,18 +79,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			if !cutoff.Equal(last) {
 				sum, err := s.Ranker.Run(ctx, t)
 				// The run's full ranks follow its top lists; the next run is a whole
-				// interval away, so wait for them here and report the run with them.
-				late := s.Ranker.Wait()
+				// interval away, so wait for them here and report the run with them. If
+				// they failed the run is not done: the next try publishes them (and the
+				// same top lists again), a poll from now rather than an hour.
+				if err == nil {
+					err = s.Ranker.Finish(sum)
+				}
 				if ctx.Err() != nil {
 					return nil
-				}
-				if err == nil && late != nil && late.Err != nil {
-					// The run is not done: the next try publishes the full ranks (and the
-					// same top lists again), a poll from now rather than an hour.
-					err = fmt.Errorf("published the top lists as snapshot %d, but not the full ranks: %w", sum.SnapshotID, late.Err)
-				}
-				if err == nil {
-					sum.AddLate(late)
 				}
 				if s.OnRun != nil {
 					s.OnRun(sum, err)

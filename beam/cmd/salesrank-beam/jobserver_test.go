@@ -48,7 +48,9 @@ func TestStandaloneJobServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want.AddLate(embedded.Wait())
+		if err := embedded.Finish(want); err != nil {
+			t.Fatal(err)
+		}
 		got := rankOnce(t, "--logs", dir, "--db", beamDB, "--top", "3", "--now", now.Format(time.RFC3339),
 			"--runner", "universal", "--endpoint", endpoint, "--environment_type", "LOOPBACK", "--staging", staging)
 		if got.SnapshotID != want.SnapshotID || got.LinesRead != want.LinesRead || got.LinesRejected != want.LinesRejected || got.ObjectsFailed != want.ObjectsFailed {
