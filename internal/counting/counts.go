@@ -2,6 +2,7 @@ package counting
 
 import (
 	"iter"
+	"math/rand/v2"
 
 	"github.com/salesrank/salesrank"
 )
@@ -170,8 +171,11 @@ func (c *Counts) Shards(n int) []iter.Seq2[salesrank.Key, int64] {
 
 // Merge adds every count of o into c.
 func (c *Counts) Merge(o *Counts) {
-	if c.len+o.len >= c.growAt {
-		c.growFor(c.len + o.len) // once, rather than doubling step by step
+	// Make room for the union once, rather than doubling step by step. Sizing for the sum
+	// would double the table for nothing when the two share most keys (two workers' counts
+	// of one object over a window), so the share is estimated from a sample of o's keys.
+	if keys := c.unionLen(o); keys >= c.growAt {
+		c.growFor(keys)
 	}
 	var b batch
 	for i := range o.slots {
@@ -183,6 +187,43 @@ func (c *Counts) Merge(o *Counts) {
 		}
 	}
 	c.AddBatch(&b)
+}
+
+// unionLen estimates how many distinct keys c and o hold together, from up to 512 of o's
+// keys spread over its table: exact for tables that share all or none of their keys, close
+// enough otherwise (AddBatch still grows the table if the estimate is short).
+func (c *Counts) unionLen(o *Counts) int {
+	if c.len == 0 || o.len == 0 {
+		return c.len + o.len
+	}
+	const samples = 512
+	seen, shared := 0, 0
+	step := max(1, len(o.slots)/samples)
+	for i := 0; i < len(o.slots); i += step {
+		if s := &o.slots[i]; s.cat != 0 {
+			seen++
+			if c.has(s.cat, s.hour, s.product) {
+				shared++
+			}
+		}
+	}
+	if seen == 0 {
+		return c.len + o.len
+	}
+	return c.len + int(int64(o.len)*int64(seen-shared)/int64(seen))
+}
+
+// has reports whether c holds a key; cat is the category plus one, as in a slot.
+func (c *Counts) has(cat, hour uint32, product int64) bool {
+	for i := c.hash(cat, hour, product) & c.mask; ; i = (i + 1) & c.mask {
+		s := &c.slots[i]
+		if s.cat == cat && s.product == product && s.hour == hour {
+			return true
+		}
+		if s.cat == 0 {
+			return false
+		}
+	}
 }
 
 // Reset empties c and keeps its memory for reuse.
@@ -210,18 +251,51 @@ func (c *Counts) growFor(keys int) {
 	}
 	old := c.slots
 	if c.seed == 0 {
-		// Any odd constant works; the seed only has to be fixed per table.
-		c.seed = 0x2545f4914f6cdd1d
+		// The seed is fixed per table but differs between tables, so that walking one
+		// table in slot order (Merge, Each) while adding to another does not visit the
+		// other's slots in order too, which piles keys into long probe runs.
+		c.seed = rand.Uint64() | 1
 	}
 	c.slots = make([]slot, n)
+	adviseHugePages(c.slots)
 	c.mask = uint64(n - 1)
 	c.growAt = n / 4 * 3
 	c.len, c.zeros = 0, 0
-	for i := range old {
-		if s := &old[i]; s.cat != 0 {
-			c.AddAt(s.hour, int32(s.cat-1), s.product, s.units)
+	c.reinsert(old)
+}
+
+// reinsert puts every key of an old table into c, which has room for them. The keys are
+// distinct, so each goes to the first empty slot from its home, no comparison needed; as in
+// AddBatch, the home slots of batchSize keys are touched first so that their cache misses
+// overlap.
+func (c *Counts) reinsert(old []slot) {
+	var from [batchSize]int
+	var home [batchSize]uint64
+	var sink uint32
+	for lo := 0; lo < len(old); {
+		n := 0
+		for ; lo < len(old) && n < batchSize; lo++ {
+			if s := &old[lo]; s.cat != 0 {
+				h := c.hash(s.cat, s.hour, s.product) & c.mask
+				from[n], home[n] = lo, h
+				sink += c.slots[h].cat
+				n++
+			}
 		}
+		for i := range n {
+			s := &old[from[i]]
+			j := home[i]
+			for c.slots[j].cat != 0 {
+				j = (j + 1) & c.mask
+			}
+			c.slots[j] = *s
+			if s.units == 0 {
+				c.zeros++
+			}
+		}
+		c.len += n
 	}
+	c.sink = sink
 }
 
 // batchSize is how many sales AddBatch looks up at once: enough independent memory loads

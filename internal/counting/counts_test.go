@@ -146,3 +146,80 @@ func TestCountsHoursAndCompact(t *testing.T) {
 		t.Errorf("after Compact, units wrong: %d %d %d", w.Get(1, 5), w.Get(1, 999), w.Get(1, 0))
 	}
 }
+
+// TestCountsMergeKeepsProbesShort merges tables of the same size with disjoint and with
+// shared keys, as collect does with two workers' counts of a sorted log (disjoint hours) and
+// of one week (shared keys). Shared keys must not grow the table; disjoint ones must get
+// room at once: adding a table's keys in its slot order to a table of the same size that
+// fills up on the way piles them into runs of occupied slots thousands long (a 10 M-line
+// run took 55 s instead of 3).
+func TestCountsMergeKeepsProbesShort(t *testing.T) {
+	const keys = 400_000 // 1 M slots; two tables' worth would not fit
+	for _, tc := range []struct {
+		name   string
+		offset int64 // o's products start here; keys means disjoint
+	}{{"disjoint", keys}, {"shared", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c, o Counts
+			for p := range int64(keys) {
+				c.Add(1, p, 1)
+				o.Add(1, tc.offset+p, 2)
+			}
+			slots := len(c.slots)
+			c.Merge(&o)
+			wantLen := 2 * keys
+			if tc.offset == 0 {
+				wantLen = keys
+				if len(c.slots) != slots {
+					t.Errorf("merging shared keys grew the table from %d to %d slots", slots, len(c.slots))
+				}
+			}
+			if c.Len() != wantLen {
+				t.Fatalf("Len() = %d, want %d", c.Len(), wantLen)
+			}
+			if got, want := c.Get(1, tc.offset+7), int64(2); tc.offset != 0 && got != want {
+				t.Errorf("Get = %d, want %d", got, want)
+			}
+			if got := c.Get(1, 7); tc.offset == 0 && got != 3 {
+				t.Errorf("Get of a shared key = %d, want 3", got)
+			}
+			if run := longestRun(&c); run > 1000 {
+				t.Errorf("longest run of occupied slots after the merge: %d (of %d slots)", run, len(c.slots))
+			}
+		})
+	}
+}
+
+// longestRun returns the longest run of occupied slots: an upper bound on any probe.
+func longestRun(c *Counts) int {
+	longest, run := 0, 0
+	for i := range 2 * len(c.slots) { // twice round, for a run that wraps
+		if c.slots[i%len(c.slots)].cat == 0 {
+			run = 0
+			continue
+		}
+		run++
+		longest = max(longest, min(run, len(c.slots)))
+	}
+	return longest
+}
+
+// TestUnionLen checks the estimate Merge sizes the table by, at its exact ends.
+func TestUnionLen(t *testing.T) {
+	var a, b, c Counts
+	for p := range int64(50_000) {
+		a.Add(1, p, 1)
+		b.Add(1, p, 1)
+		c.Add(2, p, 1)
+	}
+	if got := a.unionLen(&b); got != 50_000 {
+		t.Errorf("union of equal tables: %d, want 50000", got)
+	}
+	if got := a.unionLen(&c); got != 100_000 {
+		t.Errorf("union of disjoint tables: %d, want 100000", got)
+	}
+	var empty Counts
+	if got := empty.unionLen(&a); got != 50_000 {
+		t.Errorf("union with an empty table: %d, want 50000", got)
+	}
+}
