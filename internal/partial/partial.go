@@ -54,9 +54,7 @@ func Encode(dst []byte, bucket time.Duration, entries []Entry) ([]byte, error) {
 	if bucket < time.Second || bucket%time.Second != 0 {
 		return nil, fmt.Errorf("encode partial sums: bucket %v is not a whole number of seconds", bucket)
 	}
-	slices.SortFunc(entries, func(a, b Entry) int {
-		return cmp.Or(cmp.Compare(a.CategoryID, b.CategoryID), cmp.Compare(a.ProductID, b.ProductID))
-	})
+	sortEntries(entries)
 	start := len(dst)
 	dst = append(dst, magic...)
 	dst = binary.AppendUvarint(dst, uint64(bucket/time.Second))
@@ -82,6 +80,71 @@ func Encode(dst []byte, bucket time.Duration, entries []Entry) ([]byte, error) {
 		prevCat, prevProduct = int64(e.CategoryID), e.ProductID
 	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli)), nil
+}
+
+// compareEntries orders entries by category, then product.
+func compareEntries(a, b Entry) int {
+	if a.CategoryID != b.CategoryID {
+		return cmp.Compare(a.CategoryID, b.CategoryID)
+	}
+	return cmp.Compare(a.ProductID, b.ProductID)
+}
+
+// radixMin is the number of entries from which sortEntries sorts by radix: below it, the
+// 12 histograms cost more than comparing.
+const radixMin = 512
+
+// sortEntries sorts entries by category, then product. A first run over a week encodes
+// millions of entries an hour into 168 partials, and a comparison sort of them was a
+// quarter of that run's CPU time. So large inputs are sorted by radix, least significant
+// byte first over the 12 bytes of the key (product, then category), skipping the bytes
+// that every key shares (most of them: ids are small next to their 63 and 31 bits). Ids
+// are taken as unsigned; Encode refuses negative ones after sorting.
+func sortEntries(entries []Entry) {
+	if len(entries) < radixMin {
+		slices.SortFunc(entries, compareEntries)
+		return
+	}
+	var counts [12][256]int
+	for i := range entries {
+		p, c := uint64(entries[i].ProductID), uint32(entries[i].CategoryID)
+		for d := range 8 {
+			counts[d][byte(p>>(8*d))]++
+		}
+		for d := range 4 {
+			counts[8+d][byte(c>>(8*d))]++
+		}
+	}
+	src, dst := entries, make([]Entry, len(entries))
+	for d := range 12 {
+		if counts[d][digit(&src[0], d)] == len(src) {
+			continue // every key has this byte: the order stays as it is
+		}
+		var next [256]int // where the next entry with each byte value goes
+		sum := 0
+		for b, n := range counts[d] {
+			next[b] = sum
+			sum += n
+		}
+		for i := range src {
+			b := digit(&src[i], d)
+			dst[next[b]] = src[i]
+			next[b]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &entries[0] {
+		copy(entries, src)
+	}
+}
+
+// digit returns byte d of an entry's key: bytes 0–7 are the product's, least significant
+// first, and 8–11 the category's.
+func digit(e *Entry, d int) byte {
+	if d < 8 {
+		return byte(uint64(e.ProductID) >> (8 * d))
+	}
+	return byte(uint32(e.CategoryID) >> (8 * (d - 8)))
 }
 
 // Decode checks data whole, then calls fn for each entry in order, and returns the length

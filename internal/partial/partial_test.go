@@ -2,6 +2,7 @@ package partial
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -149,4 +150,57 @@ func BenchmarkDecode(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ns/entry")
 	b.ReportMetric(float64(len(data))/1e6, "bytes/entry")
+}
+
+// TestSortEntries checks the radix sort against a comparison sort, on inputs around the size
+// where it takes over and on keys that differ only in their highest bytes.
+func TestSortEntries(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	gens := map[string]func() Entry{
+		"small ids": func() Entry { return Entry{CategoryID: rng.Int32N(1000), ProductID: rng.Int64N(1 << 24)} },
+		"huge ids": func() Entry {
+			return Entry{CategoryID: math.MaxInt32 - rng.Int32N(3), ProductID: math.MaxInt64 - rng.Int64N(1<<10)<<52}
+		},
+		"one category": func() Entry { return Entry{CategoryID: 42, ProductID: rng.Int64()} },
+		"one product":  func() Entry { return Entry{CategoryID: rng.Int32(), ProductID: 7} },
+		"duplicates":   func() Entry { return Entry{CategoryID: rng.Int32N(3), ProductID: rng.Int64N(3) << 40} },
+	}
+	for name, gen := range gens {
+		for _, n := range []int{1, radixMin - 1, radixMin, 5000} {
+			got := make([]Entry, n)
+			for i := range got {
+				got[i] = gen()
+				got[i].Units = int64(i) + 1 // tells equal keys apart: the sort must be stable
+			}
+			want := slices.Clone(got)
+			slices.SortStableFunc(want, compareEntries)
+			sortEntries(got)
+			if n >= radixMin && !slices.Equal(got, want) {
+				t.Errorf("%s, %d entries: radix order differs from a stable comparison sort", name, n)
+			}
+			if !slices.IsSortedFunc(got, compareEntries) {
+				t.Errorf("%s, %d entries: not sorted", name, n)
+			}
+		}
+	}
+}
+
+func BenchmarkSortEntries(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	in := make([]Entry, 55_000) // an hour at the bench's 10 M-line week
+	for i := range in {
+		in[i] = Entry{CategoryID: rng.Int32N(1000), ProductID: rng.Int64N(10_000_000), Units: 1}
+	}
+	work := make([]Entry, len(in))
+	for _, sort := range []struct {
+		name string
+		fn   func([]Entry)
+	}{{"radix", sortEntries}, {"compare", func(e []Entry) { slices.SortFunc(e, compareEntries) }}} {
+		b.Run(sort.name, func(b *testing.B) {
+			for b.Loop() {
+				copy(work, in)
+				sort.fn(work)
+			}
+		})
+	}
 }
