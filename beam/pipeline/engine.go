@@ -48,6 +48,9 @@ type Engine struct {
 // workers open e.Logs themselves.
 func (e *Engine) Count(ctx context.Context, _ *blob.Bucket, objects []counting.Object, spec counting.Spec) (*counting.Result, error) {
 	if len(objects) == 0 {
+		if spec.Bucket != 0 {
+			return &counting.Result{Sums: &counting.Sums{}}, nil
+		}
 		return &counting.Result{Totals: &counting.Counts{}}, nil
 	}
 	log := cmp.Or(e.Logger, slog.New(slog.DiscardHandler))
@@ -93,7 +96,11 @@ func (e *Engine) Count(ctx context.Context, _ *blob.Bucket, objects []counting.O
 	for i, o := range objects {
 		keys[i] = o.Key
 	}
-	return collect(ctx, st, run, keys)
+	res, err := collect(ctx, st, run, keys)
+	if err == nil && spec.Bucket != 0 {
+		res.Totals, res.Sums = nil, counting.SumsOf(res.Totals) // as counting.Local gives them
+	}
+	return res, err
 }
 
 // collect reads a finished run's staging output into a Result, checking that every shard is

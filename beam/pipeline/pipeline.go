@@ -240,12 +240,21 @@ func (f *countFn) count(ctx context.Context, obj objectRef, emitPart func(int, [
 	}
 	blobs := make([][]byte, n)
 	tallies := make([]staging.Tally, n)
-	res.Totals.Each(func(b uint32, cat int32, product int64, units int64) {
+	add := func(b uint32, cat int32, product int64, units int64) {
 		p := partition(cat, product, n, f.ByCategory)
 		blobs[p] = appendEntry(blobs[p], b, cat, product, units)
 		tallies[p].Entries++
 		tallies[p].Units += uint64(units)
-	})
+	}
+	if res.Sums != nil { // counted per bucket
+		for b, entries := range res.Sums.All() {
+			for _, e := range entries {
+				add(b, e.CategoryID, e.ProductID, e.Units)
+			}
+		}
+	} else {
+		res.Totals.Each(add)
+	}
 	for p, blob := range blobs {
 		if len(blob) > 0 {
 			emitPart(p, blob)

@@ -4,10 +4,11 @@
 //
 // An object is read by one goroutine, cut into blocks at line boundaries and handed to a
 // pool of workers, so a single 10 GB file keeps every core busy just as a thousand small
-// hourly files do. Each worker sums into its own hash map per object; an object's maps are
-// folded into the result only once every block of it has been counted and the object was
-// read to its end without error, so an object that fails half way (a truncated gzip, an I/O
-// error) is counted whole or not at all.
+// hourly files do. Each worker sums into its own hash table per object (per bucket of sale
+// time, it sums each block into one table it reuses and keeps the block's sums as sorted
+// runs; see runs); an object's sums are folded into the result only once every block of it
+// has been counted and the object was read to its end without error, so an object that
+// fails half way (a truncated gzip, an I/O error) is counted whole or not at all.
 package counting
 
 import (
@@ -44,8 +45,9 @@ type Spec struct {
 	// Window is the time range whose sales are summed; good lines before or after it are
 	// only counted in Stats (LinesBefore, LinesAfter).
 	Window salesrank.Window
-	// Bucket, when not zero, keeps the bucket of sale (unix seconds / Bucket) in every
-	// key, for hourly (or finer) partial sums. It needs a Window that starts after 1970.
+	// Bucket, when not zero, sums per bucket of sale (unix seconds / Bucket) too, for
+	// hourly (or finer) partial sums, into Result.Sums rather than Result.Totals. It
+	// needs a Window that starts after 1970.
 	Bucket time.Duration
 	// Top, when above 0 and Bucket is 0, lets an engine return in Totals only each
 	// category's Top best sellers (most units, then the smaller product id) rather than
@@ -56,7 +58,8 @@ type Spec struct {
 
 // Result is what counting a set of objects gives.
 type Result struct {
-	Totals     *Counts // units per (category, product), and per bucket with Spec.Bucket
+	Totals     *Counts // units per (category, product); nil with Spec.Bucket
+	Sums       *Sums   // with Spec.Bucket: units per (category, product) of each bucket
 	Categories []int32 // every category named by a good line, in the window or not; sorted
 	Rejects    []salesrank.Reject
 	Failed     []ObjectError // objects not counted at all
@@ -122,6 +125,10 @@ type Local struct {
 	// Progress, if set, is called from many goroutines with the bytes just counted.
 	Progress func(n int64)
 }
+
+// denseBuckets is the span of buckets a flush tells apart by a counting sort: enough for
+// the minute buckets of a week.
+const denseBuckets = 1 << 16
 
 // A line longer than a whole block (no newline in BlockSize bytes) is quarantined by its
 // first salelog.MaxLineLength+1 bytes and the rest of it is dropped: enough to see what it
@@ -197,15 +204,27 @@ func (l *Local) Count(ctx context.Context, logs *blob.Bucket, objects []Object, 
 
 	res := &Result{Totals: &Counts{}}
 	cats := map[int32]struct{}{}
+	sums := runs{}
 	for obj := range r.done {
-		r.collect(res, cats, obj)
+		r.collect(res, cats, sums, obj)
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("count: %w", err)
 	}
-	for k := range res.Totals.All() {
-		cats[k.CategoryID] = struct{}{}
+	if r.bucketLen != 0 {
+		res.Totals, res.Sums = nil, sums.finish(workers)
+		for _, entries := range res.Sums.All() {
+			for i, e := range entries {
+				if i == 0 || e.CategoryID != entries[i-1].CategoryID {
+					cats[e.CategoryID] = struct{}{}
+				}
+			}
+		}
+	} else {
+		for k := range res.Totals.All() {
+			cats[k.CategoryID] = struct{}{}
+		}
 	}
 	res.Categories = make([]int32, 0, len(cats))
 	for c := range cats {
@@ -251,7 +270,8 @@ type block struct {
 
 // part is one worker's counts of one object.
 type part struct {
-	totals  Counts
+	totals  Counts             // without buckets
+	runs    runs               // with buckets: the object's blocks' counts; see runs
 	pending batch              // sales parsed but not yet added to totals
 	cats    map[int32]struct{} // categories of good lines outside the window
 	stats   Stats
@@ -361,13 +381,19 @@ func (r *run) readInto(ctx context.Context, obj *object) (err error) {
 
 // work counts blocks until the run ends. id picks the worker's part of each object.
 func (r *run) work(id int) {
+	var hot Counts // with buckets: this worker's table, flushed into runs after each block
 	for b := range r.blocks {
 		p := b.obj.parts[id]
 		if p == nil {
-			p = &part{cats: map[int32]struct{}{}}
+			p = &part{cats: map[int32]struct{}{}, runs: runs{}}
 			b.obj.parts[id] = p
 		}
-		r.count(p, b)
+		if r.bucketLen != 0 {
+			r.count(p, b, &hot)
+			p.runs.flush(&hot, denseBuckets)
+		} else {
+			r.count(p, b, &p.totals)
+		}
 		if r.progress != nil {
 			r.progress(int64(len(b.buf)))
 		}
@@ -378,7 +404,9 @@ func (r *run) work(id int) {
 }
 
 // count is the hot loop: one call per block, no allocation per line.
-func (r *run) count(p *part, b *block) {
+// Good lines in the window are added to into: the part's totals, or with buckets the
+// worker's table.
+func (r *run) count(p *part, b *block, into *Counts) {
 	start, end := r.window[0], r.window[1]
 	bucketLen := r.bucketLen
 	data := b.buf
@@ -419,16 +447,16 @@ func (r *run) count(p *part, b *block) {
 				q.hours[q.n] = uint32(s.Time / bucketLen) // s.Time ≥ start ≥ 0 when bucketing
 			}
 			if q.n++; q.n == batchSize {
-				p.totals.AddBatch(q)
+				into.AddBatch(q)
 			}
 		}
 	}
-	p.totals.AddBatch(&p.pending)
+	into.AddBatch(&p.pending)
 	b.lines = n
 }
 
 // collect folds a finished object into the result, or records why it was left out.
-func (r *run) collect(res *Result, cats map[int32]struct{}, obj *object) {
+func (r *run) collect(res *Result, cats map[int32]struct{}, sums runs, obj *object) {
 	if obj.err != nil {
 		if !errors.Is(obj.err, context.Canceled) {
 			res.Failed = append(res.Failed, ObjectError{Key: obj.key, Err: obj.err})
@@ -446,12 +474,16 @@ func (r *run) collect(res *Result, cats map[int32]struct{}, obj *object) {
 		if p == nil {
 			continue
 		}
-		// The first part of the first object becomes the result's map: no copy for the
-		// common case of one big object.
-		if res.Totals.Len() == 0 {
-			*res.Totals, p.totals = p.totals, *res.Totals
+		if r.bucketLen != 0 {
+			sums.add(p.runs)
+		} else {
+			// The first part of the first object becomes the result's table: no copy
+			// for the common case of one big object.
+			if res.Totals.Len() == 0 {
+				*res.Totals, p.totals = p.totals, *res.Totals
+			}
+			res.Totals.Merge(&p.totals)
 		}
-		res.Totals.Merge(&p.totals)
 		for c := range p.cats {
 			cats[c] = struct{}{}
 		}

@@ -256,8 +256,7 @@ func (c *Counts) growFor(keys int) {
 		// other's slots in order too, which piles keys into long probe runs.
 		c.seed = rand.Uint64() | 1
 	}
-	c.slots = make([]slot, n)
-	adviseHugePages(c.slots)
+	c.slots = hugeSlice[slot](n)
 	c.mask = uint64(n - 1)
 	c.growAt = n / 4 * 3
 	c.len, c.zeros = 0, 0

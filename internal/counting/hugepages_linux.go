@@ -10,18 +10,24 @@ import (
 // arm64 with 4 KiB base pages).
 const hugePage = 2 << 20
 
-// adviseHugePages asks the kernel to back a new, not yet touched table with transparent
-// huge pages where it allows them per region (the usual "madvise" setting): a table of a
-// week's keys is hundreds of MiB written once at random, and faulting it in 4 KiB at a time
-// cost about half of a 10 M-line run's CPU time in the kernel. Only the 2 MiB-aligned middle
-// of the table is advised; an error (an old kernel, THP off) leaves the table as it was.
-func adviseHugePages(s []slot) {
-	size := uintptr(len(s)) * unsafe.Sizeof(slot{})
-	if size < 2*hugePage {
-		return
+// hugeSlice returns a new slice of n zero values. Slices of a huge page or more are asked to
+// be backed by transparent huge pages, where the kernel gives them on request (its usual
+// "madvise" setting): the tables and runs of a count are written all over as soon as they
+// are made, and faulting them in 4 KiB at a time cost about half of a 10 M-line run's CPU
+// time, in the kernel. The slice is placed just after a huge page boundary (the padding
+// before it is never touched, so it takes address space, not memory); an error (an old
+// kernel, THP off) leaves it on small pages.
+func hugeSlice[T any](n int) []T {
+	elem := unsafe.Sizeof(*new(T))
+	size := uintptr(n) * elem
+	if size < hugePage {
+		return make([]T, n)
 	}
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
-	skip := (hugePage - base%hugePage) % hugePage
-	n := (size - skip) &^ (hugePage - 1)
-	_ = unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(s)), skip)), n), unix.MADV_HUGEPAGE)
+	all := make([]T, n+int(hugePage/elem)+2)
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(all)))
+	skip := (hugePage - base%hugePage) % hugePage // bytes to the first boundary
+	first := int((skip + elem - 1) / elem)        // the first element that starts on or after it
+	advised := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(all)), skip)), size&^(hugePage-1))
+	_ = unix.Madvise(advised, unix.MADV_HUGEPAGE) // whole huge pages; the tail stays on small ones
+	return all[first : first+n : first+n]
 }

@@ -2,5 +2,5 @@
 
 package counting
 
-// adviseHugePages does nothing where the kernel has no per-region huge page advice.
-func adviseHugePages([]slot) {}
+// hugeSlice returns a new slice of n zero values.
+func hugeSlice[T any](n int) []T { return make([]T, n) }

@@ -28,6 +28,7 @@ import (
 	"hash/crc32"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/salesrank/salesrank"
@@ -54,7 +55,7 @@ func Encode(dst []byte, bucket time.Duration, entries []Entry) ([]byte, error) {
 	if bucket < time.Second || bucket%time.Second != 0 {
 		return nil, fmt.Errorf("encode partial sums: bucket %v is not a whole number of seconds", bucket)
 	}
-	sortEntries(entries)
+	Sort(entries)
 	start := len(dst)
 	dst = append(dst, magic...)
 	dst = binary.AppendUvarint(dst, uint64(bucket/time.Second))
@@ -90,17 +91,21 @@ func compareEntries(a, b Entry) int {
 	return cmp.Compare(a.ProductID, b.ProductID)
 }
 
-// radixMin is the number of entries from which sortEntries sorts by radix: below it, the
+// radixMin is the number of entries from which Sort sorts by radix: below it, the
 // 12 histograms cost more than comparing.
 const radixMin = 512
 
-// sortEntries sorts entries by category, then product. A first run over a week encodes
+// Sort sorts entries by category, then product, the order Encode writes them in; it
+// returns at once if they are sorted already. A first run over a week encodes
 // millions of entries an hour into 168 partials, and a comparison sort of them was a
 // quarter of that run's CPU time. So large inputs are sorted by radix, least significant
 // byte first over the 12 bytes of the key (product, then category), skipping the bytes
 // that every key shares (most of them: ids are small next to their 63 and 31 bits). Ids
 // are taken as unsigned; Encode refuses negative ones after sorting.
-func sortEntries(entries []Entry) {
+func Sort(entries []Entry) {
+	if slices.IsSortedFunc(entries, compareEntries) {
+		return
+	}
 	if len(entries) < radixMin {
 		slices.SortFunc(entries, compareEntries)
 		return
@@ -115,7 +120,12 @@ func sortEntries(entries []Entry) {
 			counts[8+d][byte(c>>(8*d))]++
 		}
 	}
-	src, dst := entries, make([]Entry, len(entries))
+	scratch := scratchPool.Get().(*[]Entry)
+	defer scratchPool.Put(scratch)
+	if cap(*scratch) < len(entries) {
+		*scratch = make([]Entry, len(entries))
+	}
+	src, dst := entries, (*scratch)[:len(entries)]
 	for d := range 12 {
 		if counts[d][digit(&src[0], d)] == len(src) {
 			continue // every key has this byte: the order stays as it is
@@ -137,6 +147,10 @@ func sortEntries(entries []Entry) {
 		copy(entries, src)
 	}
 }
+
+// scratchPool holds Sort's second buffers: sorting a week's partials, fresh ones cost more
+// in page faults than the sorting.
+var scratchPool = sync.Pool{New: func() any { return new([]Entry) }}
 
 // digit returns byte d of an entry's key: bytes 0–7 are the product's, least significant
 // first, and 8–11 the category's.

@@ -174,7 +174,7 @@ func TestSortEntries(t *testing.T) {
 			}
 			want := slices.Clone(got)
 			slices.SortStableFunc(want, compareEntries)
-			sortEntries(got)
+			Sort(got)
 			if n >= radixMin && !slices.Equal(got, want) {
 				t.Errorf("%s, %d entries: radix order differs from a stable comparison sort", name, n)
 			}
@@ -195,7 +195,7 @@ func BenchmarkSortEntries(b *testing.B) {
 	for _, sort := range []struct {
 		name string
 		fn   func([]Entry)
-	}{{"radix", sortEntries}, {"compare", func(e []Entry) { slices.SortFunc(e, compareEntries) }}} {
+	}{{"radix", Sort}, {"compare", func(e []Entry) { slices.SortFunc(e, compareEntries) }}} {
 		b.Run(sort.name, func(b *testing.B) {
 			for b.Loop() {
 				copy(work, in)

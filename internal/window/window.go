@@ -136,18 +136,21 @@ func (w *Window) apply(ctx context.Context, from, to time.Time, sign int64, buck
 	})
 }
 
-// Add adds a new batch's sums, keyed by bucket of sale time (buckets of length bucket), to
-// the window: the ones that fall in it. The window must have been moved to its cutoff.
-func (w *Window) Add(totals *counting.Counts, bucket time.Duration) {
+// Add adds a new batch's sums, per bucket of sale time (buckets of length bucket), to the
+// window: the buckets that fall in it. The window must have been moved to its cutoff.
+func (w *Window) Add(sums *counting.Sums, bucket time.Duration) {
 	secs := int64(bucket / time.Second)
 	lo, hi := uint32(w.at.Add(-salesrank.WindowLength).Unix()/secs), uint32(w.at.Unix()/secs)
 	var b counting.Batch
-	totals.Each(func(start uint32, cat int32, product int64, units int64) {
-		if start >= lo && start < hi {
-			w.counts.Push(&b, 0, cat, product, units)
-			w.track(cat, product)
+	for start, entries := range sums.All() {
+		if start < lo || start >= hi {
+			continue
 		}
-	})
+		for _, e := range entries {
+			w.counts.Push(&b, 0, e.CategoryID, e.ProductID, e.Units)
+			w.track(e.CategoryID, e.ProductID)
+		}
+	}
 	w.counts.AddBatch(&b)
 }
 

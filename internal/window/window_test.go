@@ -65,7 +65,7 @@ func TestMoveAndRank(t *testing.T) {
 			batch.AddAt(uint32(h.Unix()/3600), e.CategoryID, e.ProductID, e.Units)
 			stored[h] = append(stored[h], e)
 		}
-		w.Add(batch, time.Hour)
+		w.Add(counting.SumsOf(batch), time.Hour)
 		w.Compact()
 
 		top := 1 + rng.IntN(4)

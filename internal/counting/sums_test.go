@@ -1,0 +1,138 @@
+package counting
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/salesrank/salesrank"
+	"github.com/salesrank/salesrank/internal/partial"
+)
+
+// bucketKey is a key of one bucket, for the brute-force sums the tests compare with.
+type bucketKey struct {
+	bucket uint32
+	key    salesrank.Key
+}
+
+// TestCountPerBucket counts logs per bucket and checks the Sums against a brute-force map:
+// lines in time order and shuffled, cut into many small blocks (so that a bucket's keys
+// come in many runs, which finish merges), over several objects, with one or more workers,
+// and with buckets far apart in time (more than a flush tells apart by counting).
+func TestCountPerBucket(t *testing.T) {
+	const bucket = time.Hour
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		shuffle bool
+		spread  int64 // hours the sales spread over
+	}{
+		{"time order", false, 7 * 24},
+		{"shuffled", true, 7 * 24},
+		{"far apart", true, 2 * denseBuckets},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(3, uint64(tc.spread)))
+			want := map[bucketKey]int64{}
+			var lines []string
+			for i := range 40_000 {
+				at := start.Unix() + (int64(i)*tc.spread*3600)/40_000 // in time order
+				if tc.spread > 7*24 && i%2 == 0 {
+					at = start.Unix() + rng.Int64N(tc.spread)*3600
+				}
+				k := salesrank.Key{CategoryID: rng.Int32N(30), ProductID: rng.Int64N(300)}
+				if i%5000 == 0 {
+					k = salesrank.Key{CategoryID: 1<<31 - 1, ProductID: 1<<62 + int64(i)} // ids at their limits
+				}
+				q := 1 + rng.Int64N(9)
+				lines = append(lines, fmt.Sprintf("%d\t%d\t%d\t%d\t9.99\t1\t2\n", at, k.ProductID, k.CategoryID, q))
+				want[bucketKey{uint32(at / 3600), k}] += q
+			}
+			if tc.shuffle {
+				rng.Shuffle(len(lines), func(i, j int) { lines[i], lines[j] = lines[j], lines[i] })
+			}
+			third := len(lines) / 3
+			objs := map[string][]byte{
+				"a.tsv":    []byte(strings.Join(lines[:third], "")),
+				"b.tsv.gz": gz(t, strings.Join(lines[third:2*third], "")),
+				"c.tsv":    []byte(strings.Join(lines[2*third:], "")),
+			}
+			spec := Spec{Window: salesrank.Window{Start: start, End: start.Add(time.Duration(tc.spread+1) * time.Hour)}, Bucket: bucket}
+			for _, workers := range []int{1, 3} {
+				l := &Local{Workers: workers, BlockSize: 16 << 10}
+				res, err := l.Count(context.Background(), newBucket(t, objs), objectsOf(objs), spec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Totals != nil {
+					t.Errorf("workers=%d: Totals is set for a count with buckets", workers)
+				}
+				checkSums(t, fmt.Sprintf("workers=%d", workers), res.Sums, want)
+				wantCats := slices.Sorted(maps.Keys(categoriesOf(want)))
+				if !slices.Equal(res.Categories, wantCats) {
+					t.Errorf("workers=%d: categories %v, want %v", workers, res.Categories, wantCats)
+				}
+			}
+		})
+	}
+}
+
+// TestSumsOf checks that SumsOf gives a table's counts per bucket.
+func TestSumsOf(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	var c Counts
+	want := map[bucketKey]int64{}
+	for range 20_000 {
+		k := bucketKey{rng.Uint32N(50) * 977, salesrank.Key{CategoryID: rng.Int32N(10), ProductID: rng.Int64N(100)}}
+		units := 1 + rng.Int64N(1000)
+		c.AddAt(k.bucket, k.key.CategoryID, k.key.ProductID, units)
+		want[k] += units
+	}
+	checkSums(t, "SumsOf", SumsOf(&c), want)
+	if got := SumsOf(&Counts{}); got.Len() != 0 {
+		t.Errorf("SumsOf an empty table holds %d entries", got.Len())
+	}
+}
+
+// checkSums compares Sums with brute-force sums: every key once, buckets in order, each
+// bucket's entries sorted as partial.Encode writes them.
+func checkSums(t *testing.T, name string, s *Sums, want map[bucketKey]int64) {
+	t.Helper()
+	got := map[bucketKey]int64{}
+	var buckets []uint32
+	for b, entries := range s.All() {
+		buckets = append(buckets, b)
+		if !slices.IsSortedFunc(entries, func(x, y partial.Entry) int {
+			return cmp.Or(cmp.Compare(x.CategoryID, y.CategoryID), cmp.Compare(x.ProductID, y.ProductID))
+		}) {
+			t.Errorf("%s: the entries of bucket %d are not sorted", name, b)
+		}
+		for _, e := range entries {
+			k := bucketKey{b, salesrank.Key{CategoryID: e.CategoryID, ProductID: e.ProductID}}
+			if _, dup := got[k]; dup {
+				t.Fatalf("%s: %v appears twice", name, k)
+			}
+			got[k] = e.Units
+		}
+	}
+	if !slices.IsSorted(buckets) {
+		t.Errorf("%s: buckets out of order: %v", name, buckets)
+	}
+	if s.Len() != len(want) || !maps.Equal(got, want) {
+		t.Errorf("%s: %d entries (Len %d) that differ from the %d brute-force sums", name, len(got), s.Len(), len(want))
+	}
+}
+
+func categoriesOf(m map[bucketKey]int64) map[int32]struct{} {
+	out := map[int32]struct{}{}
+	for k := range m {
+		out[k.key.CategoryID] = struct{}{}
+	}
+	return out
+}
