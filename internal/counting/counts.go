@@ -304,8 +304,8 @@ const batchSize = 64
 // Batch is a run of sales waiting to be added, kept as columns; see AddBatch and Push.
 type Batch = batch
 
-// Push queues units for (hour, category, product) in b, adding the batch to c once full.
-// Call c.AddBatch(b) at the end for what is left. Units must be positive.
+// Push queues units (which may be negative) for (hour, category, product) in b, adding the
+// batch to c once full. Call c.AddBatch(b) at the end for what is left.
 func (c *Counts) Push(b *Batch, hour uint32, category int32, product int64, units int64) {
 	b.cats[b.n], b.hours[b.n], b.products[b.n], b.units[b.n] = category, hour, product, units
 	if b.n++; b.n == batchSize {
@@ -323,7 +323,8 @@ type batch struct {
 	slot     [batchSize]uint64
 }
 
-// AddBatch adds every sale of b and empties it. Its units must be positive. It is AddAt for many keys at once: it first
+// AddBatch adds every sale of b and empties it; units may be negative, as in AddAt. It is
+// AddAt for many keys at once: it first
 // computes every key's home slot and touches each, so the CPU fetches up to batchSize cache
 // lines in parallel rather than one miss after another, then adds them in order.
 func (c *Counts) AddBatch(b *batch) {
@@ -346,12 +347,17 @@ func (c *Counts) AddBatch(b *batch) {
 				if s.units == 0 {
 					c.zeros--
 				}
-				s.units += b.units[i]
+				if s.units += b.units[i]; s.units == 0 {
+					c.zeros++
+				}
 				break
 			}
 			if s.cat == 0 {
 				*s = slot{product: product, cat: cat, hour: hour, units: b.units[i]}
 				c.len++
+				if b.units[i] == 0 {
+					c.zeros++
+				}
 				break
 			}
 		}

@@ -145,6 +145,24 @@ func TestCountsHoursAndCompact(t *testing.T) {
 	if w.Get(1, 5) != 1 || w.Get(1, 999) != 2 || w.Get(1, 0) != 0 {
 		t.Errorf("after Compact, units wrong: %d %d %d", w.Get(1, 5), w.Get(1, 999), w.Get(1, 0))
 	}
+
+	// The same through batches, as a window moves: units taken away in a batch bring keys
+	// to zero just as Add does.
+	var bw Counts
+	var b Batch
+	for p := range int64(1000) {
+		bw.Push(&b, 0, 1, p, 2)
+	}
+	bw.AddBatch(&b)
+	for p := range int64(600) {
+		bw.Push(&b, 0, 1, p, -2)
+	}
+	bw.Push(&b, 0, 1, 5, 1)
+	bw.AddBatch(&b)
+	bw.Compact()
+	if bw.Len() != 401 || bw.Get(1, 5) != 1 || bw.Get(1, 0) != 0 {
+		t.Errorf("batched: after Compact, Len() = %d, units %d %d; want 401, 1, 0", bw.Len(), bw.Get(1, 5), bw.Get(1, 0))
+	}
 }
 
 // TestCountsMergeKeepsProbesShort merges tables of the same size with disjoint and with

@@ -117,18 +117,12 @@ func (w *Window) apply(ctx context.Context, from, to time.Time, sign int64, buck
 		if bucket%stored != 0 {
 			return fmt.Errorf("partial sums of %s are kept per %v, too coarse for cutoffs every %v: keep the interval a multiple of %v, or rank into a new database", start.Format(time.RFC3339), stored, bucket, stored)
 		}
-		if sign < 0 {
-			_, err = partial.Decode(data, func(e partial.Entry) {
-				w.counts.Add(e.CategoryID, e.ProductID, -e.Units)
-				w.track(e.CategoryID, e.ProductID)
-			})
-			return err
-		}
-		// Adding is batched: a rebuild adds tens of millions of entries, each a likely
-		// cache miss in a table of hundreds of megabytes.
+		// Adding is batched: a rebuild adds tens of millions of entries, and an hourly
+		// step adds and takes away a million each, every one a likely cache miss in a
+		// table of hundreds of megabytes.
 		var b counting.Batch
 		_, err = partial.Decode(data, func(e partial.Entry) {
-			w.counts.Push(&b, 0, e.CategoryID, e.ProductID, e.Units)
+			w.counts.Push(&b, 0, e.CategoryID, e.ProductID, sign*e.Units)
 			w.track(e.CategoryID, e.ProductID)
 		})
 		w.counts.AddBatch(&b)
