@@ -167,6 +167,17 @@ func whenDB(t *testing.T, dsn, sql string, bound time.Duration, args ...any) boo
 	}
 }
 
+// whenLogged waits until the run's debug log announces a step, and reports whether it did
+// within bound.
+func whenLogged(r *rankRun, msg string, bound time.Duration) bool {
+	for deadline := time.Now().Add(bound); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if strings.Contains(r.p.output(), `"msg":"`+msg+`"`) {
+			return true
+		}
+	}
+	return false
+}
+
 // prober asks one replica for a page 20 times a second and keeps every answer.
 type prober struct {
 	stop    func()
@@ -307,7 +318,11 @@ func TestRankThroughToxics(t *testing.T) {
 			r := startRank(t, d, rankDSN, "rank-"+c.name, now)
 			var hit bool
 			if c.when == "batch" {
-				hit = whenDB(t, dsn, `SELECT EXISTS (SELECT 1 FROM batches WHERE id > $1)`, rankHang, batches)
+				// The batch is visible once PostgreSQL committed it, but the answer to the
+				// COMMIT may still be on its way to rank (a busy machine, a slow proxy):
+				// wait for rank to say it has it, so that the fault meets the publication.
+				hit = whenDB(t, dsn, `SELECT EXISTS (SELECT 1 FROM batches WHERE id > $1)`, rankHang, batches) &&
+					whenLogged(r, "batch committed", rankHang)
 			} else {
 				hit = whenDB(t, dsn, active, rankHang, schema, c.like)
 			}
