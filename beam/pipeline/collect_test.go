@@ -307,8 +307,8 @@ func TestObjectChangedSinceListed(t *testing.T) {
 	if len(res.Failed) != 1 || res.Failed[0].Key != "b.tsv" || !strings.Contains(res.Failed[0].Err.Error(), "changed since the ranker listed it") {
 		t.Fatalf("failed objects %v, want b.tsv as changed since listed", res.Failed)
 	}
-	if len(res.Objects) != 1 || res.Objects[0].Key != "a.tsv" || res.Sums.Len() != 1 {
-		t.Fatalf("counted %v with %d keys, want a.tsv alone with 1", res.Objects, res.Sums.Len())
+	if len(res.Objects) != 1 || res.Objects[0].Key != "a.tsv" || len(res.Sums.Buckets()) != 1 || len(res.Sums.Entries(nil, 0)) != 1 {
+		t.Fatalf("counted %v with %d buckets, want a.tsv alone with 1 key", res.Objects, len(res.Sums.Buckets()))
 	}
 	if left, err := os.ReadDir(stagingDir); err != nil || len(left) > 0 {
 		t.Fatalf("the staging folder holds %v (%v) after the run, want nothing", left, err)

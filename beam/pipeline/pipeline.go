@@ -246,10 +246,12 @@ func (f *countFn) count(ctx context.Context, obj objectRef, emitPart func(int, [
 		tallies[p].Entries++
 		tallies[p].Units += uint64(units)
 	}
-	if res.Sums != nil { // counted per bucket
-		for b, entries := range res.Sums.All() {
-			for _, e := range entries {
-				add(b, e.CategoryID, e.ProductID, e.Units)
+	if res.Sums != nil { // counted per bucket; the reduce sums a key sent more than once
+		for i, b := range res.Sums.Buckets() {
+			for _, run := range res.Sums.Runs(i) {
+				for _, e := range run {
+					add(b, e.CategoryID, e.ProductID, e.Units)
+				}
 			}
 		}
 	} else {

@@ -213,11 +213,13 @@ func (l *Local) Count(ctx context.Context, logs *blob.Bucket, objects []Object, 
 		return nil, fmt.Errorf("count: %w", err)
 	}
 	if r.bucketLen != 0 {
-		res.Totals, res.Sums = nil, sums.finish(workers)
-		for _, entries := range res.Sums.All() {
-			for i, e := range entries {
-				if i == 0 || e.CategoryID != entries[i-1].CategoryID {
-					cats[e.CategoryID] = struct{}{}
+		res.Totals, res.Sums = nil, sums.sums()
+		for i := range res.Sums.Buckets() {
+			for _, run := range res.Sums.Runs(i) {
+				for j, e := range run { // sorted by category
+					if j == 0 || e.CategoryID != run[j-1].CategoryID {
+						cats[e.CategoryID] = struct{}{}
+					}
 				}
 			}
 		}
@@ -272,7 +274,7 @@ type block struct {
 type part struct {
 	totals  Counts             // without buckets
 	runs    runs               // with buckets: the object's blocks' counts; see runs
-	pending batch              // sales parsed but not yet added to totals
+	pending batch              // sales parsed but not yet added to a table
 	cats    map[int32]struct{} // categories of good lines outside the window
 	stats   Stats
 	rejects []pendingReject

@@ -12,11 +12,12 @@ const hugePage = 2 << 20
 
 // hugeSlice returns a new slice of n zero values. Slices of a huge page or more are asked to
 // be backed by transparent huge pages, where the kernel gives them on request (its usual
-// "madvise" setting): the tables and runs of a count are written all over as soon as they
-// are made, and faulting them in 4 KiB at a time cost about half of a 10 M-line run's CPU
-// time, in the kernel. The slice is placed just after a huge page boundary (the padding
-// before it is never touched, so it takes address space, not memory); an error (an old
-// kernel, THP off) leaves it on small pages.
+// "madvise" setting): a counting table is written all over as soon as it is made, and
+// faulting it in 4 KiB at a time cost about half of a 10 M-line run's CPU time, in the
+// kernel. The slice is placed just after a huge page boundary; the padding before it (up
+// to 2 MiB) is not used, and takes memory only if Go zeroed it when reusing freed heap.
+// The advice stays on that range of the heap after the slice is freed. An error (an old
+// kernel, THP off) leaves the slice on small pages.
 func hugeSlice[T any](n int) []T {
 	elem := unsafe.Sizeof(*new(T))
 	size := uintptr(n) * elem

@@ -2,51 +2,67 @@ package counting
 
 import (
 	"cmp"
-	"iter"
-	"runtime"
 	"slices"
-	"sync"
 
 	"github.com/salesrank/salesrank/internal/partial"
 )
 
 // Sums is what counting with Spec.Bucket gives: the units per (category, product) of each
-// bucket of sale time that had sales, each bucket's entries sorted by category, then
-// product, as the bucket's partial sums are encoded. The zero value and nil are empty.
+// bucket of sale time that had sales, as runs of entries sorted by category, then product.
+// A key may be in several runs of its bucket (the runs of different blocks of a log); its
+// units are the sum over them. Entries merges them. The zero value and nil are empty.
 type Sums struct {
-	buckets []uint32          // in order
-	entries [][]partial.Entry // entries[i] are those of buckets[i]
-	len     int
+	buckets []uint32            // in order
+	runs    [][][]partial.Entry // runs[i] are those of buckets[i]
 }
 
-// All yields every bucket with its entries, buckets in order. The entries must not be
-// changed.
-func (s *Sums) All() iter.Seq2[uint32, []partial.Entry] {
-	return func(yield func(uint32, []partial.Entry) bool) {
-		if s == nil {
-			return
-		}
-		for i, b := range s.buckets {
-			if !yield(b, s.entries[i]) {
-				return
-			}
-		}
-	}
-}
-
-// Len returns the number of entries over every bucket.
-func (s *Sums) Len() int {
+// Buckets returns the buckets that had sales, in order.
+func (s *Sums) Buckets() []uint32 {
 	if s == nil {
-		return 0
+		return nil
 	}
-	return s.len
+	return s.buckets
 }
 
-// SumsOf gives the counts of a table keyed by bucket (Counts.AddAt) as Sums.
+// Runs returns the runs of the i-th bucket of Buckets. They must not be changed.
+func (s *Sums) Runs(i int) [][]partial.Entry { return s.runs[i] }
+
+// Entries appends the entries of the i-th bucket of Buckets to dst, each key once with its
+// units summed over the runs, sorted as partial.Encode writes them, and returns the
+// extended slice. Merging into a buffer the caller reuses rather than keeping the merged
+// buckets saves a first run over a week writing all its entries a second time into new
+// memory.
+func (s *Sums) Entries(dst []partial.Entry, i int) []partial.Entry {
+	switch rs := s.runs[i]; len(rs) {
+	case 1:
+		return append(dst, rs[0]...)
+	case 2:
+		return merge(dst, rs[0], rs[1])
+	default:
+		start := len(dst)
+		for _, run := range rs {
+			dst = append(dst, run...)
+		}
+		all := dst[start:]
+		partial.Sort(all)
+		out := all[:0]
+		for _, e := range all {
+			if k := len(out) - 1; k >= 0 && out[k].CategoryID == e.CategoryID && out[k].ProductID == e.ProductID {
+				out[k].Units += e.Units
+				continue
+			}
+			out = append(out, e)
+		}
+		return dst[:start+len(out)]
+	}
+}
+
+// SumsOf gives the counts of a table keyed by bucket (Counts.AddAt) as Sums, and empties
+// the table.
 func SumsOf(c *Counts) *Sums {
 	r := runs{}
 	r.flush(c, 1<<20)
-	return r.finish(1)
+	return r.sums()
 }
 
 // runs are the counts of one or more tables keyed by bucket, bucket by bucket, as runs of
@@ -54,8 +70,7 @@ func SumsOf(c *Counts) *Sums {
 // into one table the size of a week's keys (9 M at the bench's 10 M-line week) took a
 // cache miss per sale and page faults on hundreds of MiB. Instead each counting goroutine
 // counts a block (4 MiB of lines, an hour or two of a time-ordered log) into a table of
-// its own, which stays in the CPU's caches and is reused, then flushes it into runs;
-// finish combines each bucket's runs.
+// its own, which stays in the CPU's caches and is reused, then flushes it into runs.
 type runs map[uint32][][]partial.Entry
 
 // flush moves every key of c, a table keyed by bucket, into runs (one run per bucket) and
@@ -117,66 +132,34 @@ func (r runs) add(o runs) {
 	}
 }
 
-// finish combines each bucket's runs into its sorted entries, buckets on up to workers
-// goroutines. A bucket of one run keeps it as it is.
-func (r runs) finish(workers int) *Sums {
+// sums gives the runs as Sums.
+func (r runs) sums() *Sums {
 	s := &Sums{buckets: make([]uint32, 0, len(r))}
 	for b := range r {
 		s.buckets = append(s.buckets, b)
 	}
 	slices.Sort(s.buckets)
-	s.entries = make([][]partial.Entry, len(s.buckets))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(max(workers, 1), runtime.GOMAXPROCS(0), len(s.buckets)) {
-		wg.Go(func() {
-			for i := range next {
-				s.entries[i] = combine(r[s.buckets[i]])
-			}
-		})
-	}
-	for i := range s.buckets {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	for _, e := range s.entries {
-		s.len += len(e)
+	s.runs = make([][][]partial.Entry, len(s.buckets))
+	for i, b := range s.buckets {
+		s.runs[i] = r[b]
 	}
 	return s
 }
 
-// combine merges sorted runs into one, summing the units of keys found in several: two at
-// a time, so that each round is a linear merge.
-func combine(rs [][]partial.Entry) []partial.Entry {
-	for len(rs) > 1 {
-		next := rs[:0:0]
-		for i := 0; i < len(rs); i += 2 {
-			if i+1 == len(rs) {
-				next = append(next, rs[i])
-			} else {
-				next = append(next, merge(rs[i], rs[i+1]))
-			}
-		}
-		rs = next
-	}
-	return rs[0]
-}
-
-// merge merges two sorted runs, summing the units of keys found in both.
-func merge(a, b []partial.Entry) []partial.Entry {
-	out := make([]partial.Entry, 0, len(a)+len(b))
+// merge appends the merge of two sorted runs to dst, summing the units of keys found in
+// both.
+func merge(dst, a, b []partial.Entry) []partial.Entry {
 	for len(a) > 0 && len(b) > 0 {
 		switch c := cmp.Or(cmp.Compare(a[0].CategoryID, b[0].CategoryID), cmp.Compare(a[0].ProductID, b[0].ProductID)); {
 		case c < 0:
-			out, a = append(out, a[0]), a[1:]
+			dst, a = append(dst, a[0]), a[1:]
 		case c > 0:
-			out, b = append(out, b[0]), b[1:]
+			dst, b = append(dst, b[0]), b[1:]
 		default:
 			e := a[0]
 			e.Units += b[0].Units
-			out, a, b = append(out, e), a[1:], b[1:]
+			dst, a, b = append(dst, e), a[1:], b[1:]
 		}
 	}
-	return append(append(out, a...), b...)
+	return append(append(dst, a...), b...)
 }

@@ -100,8 +100,9 @@ const radixMin = 512
 // millions of entries an hour into 168 partials, and a comparison sort of them was a
 // quarter of that run's CPU time. So large inputs are sorted by radix, least significant
 // byte first over the 12 bytes of the key (product, then category), skipping the bytes
-// that every key shares (most of them: ids are small next to their 63 and 31 bits). Ids
-// are taken as unsigned; Encode refuses negative ones after sorting.
+// that every key shares (most of them: ids are small next to their 63 and 31 bits). The
+// sign bit of each id is flipped so that negative ids (which Encode then refuses) sort
+// first, as a comparison would put them.
 func Sort(entries []Entry) {
 	if slices.IsSortedFunc(entries, compareEntries) {
 		return
@@ -112,7 +113,7 @@ func Sort(entries []Entry) {
 	}
 	var counts [12][256]int
 	for i := range entries {
-		p, c := uint64(entries[i].ProductID), uint32(entries[i].CategoryID)
+		p, c := uint64(entries[i].ProductID)^1<<63, uint32(entries[i].CategoryID)^1<<31 // as digit
 		for d := range 8 {
 			counts[d][byte(p>>(8*d))]++
 		}
@@ -152,13 +153,13 @@ func Sort(entries []Entry) {
 // in page faults than the sorting.
 var scratchPool = sync.Pool{New: func() any { return new([]Entry) }}
 
-// digit returns byte d of an entry's key: bytes 0–7 are the product's, least significant
-// first, and 8–11 the category's.
+// digit returns byte d of an entry's key, its ids' sign bits flipped: bytes 0–7 are the
+// product's, least significant first, and 8–11 the category's.
 func digit(e *Entry, d int) byte {
 	if d < 8 {
-		return byte(uint64(e.ProductID) >> (8 * d))
+		return byte((uint64(e.ProductID) ^ 1<<63) >> (8 * d))
 	}
-	return byte(uint32(e.CategoryID) >> (8 * (d - 8)))
+	return byte((uint32(e.CategoryID) ^ 1<<31) >> (8 * (d - 8)))
 }
 
 // Decode checks data whole, then calls fn for each entry in order, and returns the length

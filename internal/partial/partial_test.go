@@ -164,6 +164,7 @@ func TestSortEntries(t *testing.T) {
 		"one category": func() Entry { return Entry{CategoryID: 42, ProductID: rng.Int64()} },
 		"one product":  func() Entry { return Entry{CategoryID: rng.Int32(), ProductID: 7} },
 		"duplicates":   func() Entry { return Entry{CategoryID: rng.Int32N(3), ProductID: rng.Int64N(3) << 40} },
+		"negative ids": func() Entry { return Entry{CategoryID: rng.Int32N(5) - 2, ProductID: rng.Int64N(1<<20) - 1<<19} },
 	}
 	for name, gen := range gens {
 		for _, n := range []int{1, radixMin - 1, radixMin, 5000} {

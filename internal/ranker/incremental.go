@@ -371,6 +371,11 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	if len(res.Objects) == 0 {
 		return nil
 	}
+	if res.Sums == nil && res.Totals != nil {
+		// An engine that gives bucketed counts as a table: its sums would otherwise be
+		// committed as no partials at all, and its objects' sales lost.
+		res.Sums = counting.SumsOf(res.Totals)
+	}
 
 	b := &salesrank.Batch{Rejects: res.Rejects, Categories: res.Categories}
 	now := time.Now().UTC()
@@ -434,29 +439,23 @@ func (r *Ranker) commit(ctx context.Context, b *salesrank.Batch, sums *counting.
 
 // encodeBuckets encodes each bucket's sums into its partial, buckets on every core.
 func encodeBuckets(sums *counting.Sums, bucket time.Duration) ([]salesrank.Partial, error) {
-	type job struct {
-		start   uint32
-		entries []partial.Entry
-	}
-	var jobs []job
-	for b, entries := range sums.All() {
-		jobs = append(jobs, job{b, entries})
-	}
-	out := make([]salesrank.Partial, len(jobs))
-	errs := make([]error, len(jobs))
+	buckets := sums.Buckets()
+	out := make([]salesrank.Partial, len(buckets))
+	errs := make([]error, len(buckets))
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+	for range min(runtime.GOMAXPROCS(0), len(buckets)) {
 		wg.Go(func() {
+			var entries []partial.Entry // reused: Encode is done with them when it returns
 			for i := range next {
-				out[i].Start = time.Unix(int64(jobs[i].start)*int64(bucket/time.Second), 0).UTC()
-				// Sorted already; most entries take 3 to 5 bytes.
-				dst := make([]byte, 0, 64+6*len(jobs[i].entries))
-				out[i].Data, errs[i] = partial.Encode(dst, bucket, jobs[i].entries)
+				entries = sums.Entries(entries[:0], i)
+				out[i].Start = time.Unix(int64(buckets[i])*int64(bucket/time.Second), 0).UTC()
+				// Most entries take 3 to 5 bytes.
+				out[i].Data, errs[i] = partial.Encode(make([]byte, 0, 64+6*len(entries)), bucket, entries)
 			}
 		})
 	}
-	for i := range jobs {
+	for i := range buckets {
 		next <- i
 	}
 	close(next)
