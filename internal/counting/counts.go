@@ -87,17 +87,25 @@ func (c *Counts) Get(category int32, product int64) int64 { return c.GetAt(0, ca
 
 // GetAt returns the units of a key of an hour, 0 if it was never added.
 func (c *Counts) GetAt(hour uint32, category int32, product int64) int64 {
-	if c.len == 0 {
-		return 0
+	if s := c.find(uint32(category)+1, hour, product); s != nil {
+		return s.units
 	}
-	cat := uint32(category) + 1
+	return 0
+}
+
+// find returns the slot of a key, nil if c does not hold it; cat is the category plus one,
+// as in a slot.
+func (c *Counts) find(cat, hour uint32, product int64) *slot {
+	if c.len == 0 {
+		return nil
+	}
 	for i := c.hash(cat, hour, product) & c.mask; ; i = (i + 1) & c.mask {
 		s := &c.slots[i]
 		if s.cat == cat && s.product == product && s.hour == hour {
-			return s.units
+			return s
 		}
 		if s.cat == 0 {
-			return 0
+			return nil
 		}
 	}
 }
@@ -202,7 +210,7 @@ func (c *Counts) unionLen(o *Counts) int {
 	for i := 0; i < len(o.slots); i += step {
 		if s := &o.slots[i]; s.cat != 0 {
 			seen++
-			if c.has(s.cat, s.hour, s.product) {
+			if c.find(s.cat, s.hour, s.product) != nil {
 				shared++
 			}
 		}
@@ -211,19 +219,6 @@ func (c *Counts) unionLen(o *Counts) int {
 		return c.len + o.len
 	}
 	return c.len + int(int64(o.len)*int64(seen-shared)/int64(seen))
-}
-
-// has reports whether c holds a key; cat is the category plus one, as in a slot.
-func (c *Counts) has(cat, hour uint32, product int64) bool {
-	for i := c.hash(cat, hour, product) & c.mask; ; i = (i + 1) & c.mask {
-		s := &c.slots[i]
-		if s.cat == cat && s.product == product && s.hour == hour {
-			return true
-		}
-		if s.cat == 0 {
-			return false
-		}
-	}
 }
 
 // Reset empties c and keeps its memory for reuse.
@@ -324,9 +319,9 @@ type batch struct {
 }
 
 // AddBatch adds every sale of b and empties it; units may be negative, as in AddAt. It is
-// AddAt for many keys at once: it first
-// computes every key's home slot and touches each, so the CPU fetches up to batchSize cache
-// lines in parallel rather than one miss after another, then adds them in order.
+// AddAt for many keys at once: it first computes every key's home slot and touches each,
+// so the CPU fetches up to batchSize cache lines in parallel rather than one miss after
+// another, then adds them in order.
 func (c *Counts) AddBatch(b *batch) {
 	if c.len+b.n >= c.growAt {
 		c.growFor(c.len + b.n)
