@@ -113,7 +113,7 @@ func Sort(entries []Entry) {
 	}
 	var counts [12][256]int
 	for i := range entries {
-		p, c := uint64(entries[i].ProductID)^1<<63, uint32(entries[i].CategoryID)^1<<31 // as digit
+		p, c := radixKey(&entries[i])
 		for d := range 8 {
 			counts[d][byte(p>>(8*d))]++
 		}
@@ -149,17 +149,24 @@ func Sort(entries []Entry) {
 	}
 }
 
-// scratchPool holds Sort's second buffers: sorting a week's partials, fresh ones cost more
-// in page faults than the sorting.
+// scratchPool holds Sort's second buffers, so that sorting a week's partials does not take
+// megabytes of new memory for each bucket.
 var scratchPool = sync.Pool{New: func() any { return new([]Entry) }}
 
-// digit returns byte d of an entry's key, its ids' sign bits flipped: bytes 0–7 are the
-// product's, least significant first, and 8–11 the category's.
+// radixKey returns an entry's product and category with their sign bits flipped, the
+// unsigned keys Sort orders by.
+func radixKey(e *Entry) (product uint64, category uint32) {
+	return uint64(e.ProductID) ^ 1<<63, uint32(e.CategoryID) ^ 1<<31
+}
+
+// digit returns byte d of an entry's radix key: bytes 0–7 are the product's, least
+// significant first, and 8–11 the category's.
 func digit(e *Entry, d int) byte {
+	p, c := radixKey(e)
 	if d < 8 {
-		return byte((uint64(e.ProductID) ^ 1<<63) >> (8 * d))
+		return byte(p >> (8 * d))
 	}
-	return byte((uint32(e.CategoryID) ^ 1<<31) >> (8 * (d - 8)))
+	return byte(c >> (8 * (d - 8)))
 }
 
 // Decode checks data whole, then calls fn for each entry in order, and returns the length
