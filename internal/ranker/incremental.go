@@ -371,10 +371,11 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	if len(res.Objects) == 0 {
 		return nil
 	}
-	if res.Sums == nil && res.Totals != nil {
-		// An engine that gives bucketed counts as a table: its sums would otherwise be
-		// committed as no partials at all, and its objects' sales lost.
-		res.Sums = counting.SumsOf(res.Totals)
+	if res.Sums == nil {
+		// counting.Result's contract: an engine that counted per bucket gives Sums (the
+		// Beam engine turns its table into them with counting.SumsOf). Without them the
+		// batch would commit its objects with no partials, and their sales would be lost.
+		return fmt.Errorf("count sales: the engine gave no per-bucket sums for %d objects", len(res.Objects))
 	}
 
 	b := &salesrank.Batch{Rejects: res.Rejects, Categories: res.Categories}
