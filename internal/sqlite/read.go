@@ -77,13 +77,12 @@ func (db backend) Load(ctx context.Context, id int64) (*salesrank.Snapshot, erro
 		return nil, fmt.Errorf("snapshot %d: categories: %w", s.ID, err)
 	}
 
-	// The latest publication's rows are the open ones, in ranking order in the index; an
-	// older snapshot's are those whose range holds it, sorted.
-	q, arg := `SELECT id, category_id, product_id, total_sold FROM sales_rank
-		WHERE last_snapshot_id = ? ORDER BY category_id, total_sold DESC, product_id`, int64(openEnd)
+	// The latest publication's rows are the open ones, each category's a range of the key in
+	// ranking order; an older snapshot's are those whose range holds it, sorted. Both are
+	// read category by category (see everyCategory).
+	q, arg := latestRowsSQL, int64(openEnd)
 	if !latest {
-		q, arg = `SELECT id, category_id, product_id, total_sold FROM sales_rank
-		WHERE last_snapshot_id >= ?1 AND first_snapshot_id <= ?1 ORDER BY category_id, total_sold DESC, product_id`, s.ID
+		q, arg = snapshotRowsSQL, s.ID
 	}
 	rows, err = tx.QueryContext(ctx, q, arg)
 	if err != nil {
@@ -108,6 +107,18 @@ func (db backend) Load(ctx context.Context, id int64) (*salesrank.Snapshot, erro
 	}
 	return asm.Done()
 }
+
+// The rows of the latest snapshot and of an older one, in ranking order. CROSS JOIN makes
+// SQLite loop over the categories and search sales_rank in each (see everyCategory); left
+// to itself, it may read the whole table instead. TestQueryPlans holds it to that.
+const (
+	latestRowsSQL = `SELECT r.id, r.category_id, r.product_id, r.total_sold FROM categories c
+		CROSS JOIN sales_rank r ON r.category_id = c.id AND r.last_snapshot_id = ?
+		ORDER BY c.id, r.total_sold DESC, r.product_id`
+	snapshotRowsSQL = `SELECT r.id, r.category_id, r.product_id, r.total_sold FROM categories c
+		CROSS JOIN sales_rank r ON r.category_id = c.id AND r.last_snapshot_id >= ?1 AND r.first_snapshot_id <= ?1
+		ORDER BY c.id, r.total_sold DESC, r.product_id`
+)
 
 // Read runs one read-only statement for package store's reads, on the read pool.
 func (db backend) Read(ctx context.Context, query string, args []any, row func(scan func(...any) error) error) error {

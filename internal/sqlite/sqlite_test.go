@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,6 +60,17 @@ func checkIntegrity(t *testing.T, db *DB) {
 	if fk != 0 {
 		t.Errorf("foreign_key_check found %d violations", fk)
 	}
+	// sales_rank declares no foreign keys (migration 0005): every row's category and
+	// product must still be there.
+	var orphans int
+	if err := db.write.QueryRow(`SELECT count(*) FROM sales_rank r
+		WHERE NOT EXISTS (SELECT 1 FROM categories c WHERE c.id = r.category_id)
+		   OR NOT EXISTS (SELECT 1 FROM products p WHERE p.id = r.product_id)`).Scan(&orphans); err != nil {
+		t.Fatalf("sales_rank parents: %v", err)
+	}
+	if orphans != 0 {
+		t.Errorf("sales_rank: %d rows name a category or product the tables lack", orphans)
+	}
 	// Shared rows: none outlives every snapshot that uses it, and the open ones are the
 	// latest publication's.
 	var dead, open, latest int
@@ -72,6 +84,42 @@ func checkIntegrity(t *testing.T, db *DB) {
 	}
 	if dead != 0 || open != latest {
 		t.Errorf("sales_rank: %d rows that no stored snapshot uses, %d open rows for a latest publication of %d; want 0 and equal", dead, open, latest)
+	}
+}
+
+// TestQueryPlans checks that SQLite searches sales_rank per category in each statement that
+// reads or writes rows by last_snapshot_id: no index starts with it, and reading the whole
+// table would cost a publication or a replica's load time in proportion to the history kept.
+func TestQueryPlans(t *testing.T) {
+	db := openTemp(t)
+	for name, q := range map[string]string{
+		"latestRowsSQL": latestRowsSQL, "snapshotRowsSQL": snapshotRowsSQL, "openRowsSQL": openRowsSQL,
+		"closeRowsSQL": closeRowsSQL, "deleteClosedSQL": deleteClosedSQL, "deleteUnusedSQL": deleteUnusedSQL,
+	} {
+		rows, err := db.write.Query("EXPLAIN QUERY PLAN "+q, 1, 1, 1, "[1]")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		searched := false
+		for _, d := range plan {
+			if strings.HasPrefix(d, "SCAN sales_rank") || strings.HasPrefix(d, "SCAN r") {
+				t.Errorf("%s reads the whole of sales_rank: %q", name, plan)
+			}
+			searched = searched || strings.Contains(d, "USING PRIMARY KEY (category_id=?")
+		}
+		if !searched {
+			t.Errorf("%s does not search sales_rank by category: %q", name, plan)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/salesrank/salesrank"
@@ -18,6 +19,23 @@ import (
 // openEnd is last_snapshot_id of an open row: one of the latest publication, valid until a
 // later one closes it.
 const openEnd = math.MaxInt64
+
+// everyCategory, ANDed before a condition on last_snapshot_id, makes SQLite search
+// sales_rank once per category, the first column of its key (migration 0005), instead of
+// reading the whole table: there is no index that starts with last_snapshot_id.
+const everyCategory = "category_id IN (SELECT id FROM categories)"
+
+// The statements on sales_rank that would read the whole table if SQLite did not search
+// it per category; TestQueryPlans checks that none does.
+const (
+	openRowsSQL = `SELECT id, category_id, product_id, total_sold FROM sales_rank
+		WHERE ` + everyCategory + ` AND last_snapshot_id = ?`
+	closeRowsSQL = `UPDATE sales_rank SET last_snapshot_id = ?
+		WHERE category_id = ? AND last_snapshot_id = ? AND product_id IN (SELECT value FROM json_each(?))`
+	deleteClosedSQL = `DELETE FROM sales_rank WHERE ` + everyCategory + ` AND last_snapshot_id < ?`
+	deleteUnusedSQL = `DELETE FROM sales_rank WHERE ` + everyCategory + ` AND last_snapshot_id >= ? AND last_snapshot_id < ?
+		AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.id BETWEEN sales_rank.first_snapshot_id AND sales_rank.last_snapshot_id)`
+)
 
 // backend is the DB as package store writes through it: unexported, so that no caller
 // opens a write transaction around the store's caches.
@@ -51,8 +69,7 @@ func (w *writeTx) LatestSnapshot(ctx context.Context) (int64, error) {
 }
 
 func (w *writeTx) OpenRows(ctx context.Context) ([]sharedrows.Row, error) {
-	rows, err := w.tx.QueryContext(ctx, `SELECT id, category_id, product_id, total_sold FROM sales_rank
-		WHERE last_snapshot_id = ?`, openEnd)
+	rows, err := w.tx.QueryContext(ctx, openRowsSQL, openEnd)
 	if err != nil {
 		return nil, err
 	}
@@ -94,32 +111,45 @@ func (w *writeTx) UpsertProducts(ctx context.Context, products []int64, at int64
 		2, len(products), func(args []any, i int) []any { return append(args, products[i], at) })
 }
 
-// CloseRows finds each row by its key, the table being clustered on it (see migration
-// 0003), one prepared statement a row in key order: at 8k rows a publication, 40% cheaper
-// than IN (VALUES …) lists, whose rows SQLite first sorts into a temporary index.
+// CloseRows closes each category's rows with one statement: SQLite walks the category's
+// open rows, one range of the key (migration 0005), and moves those whose product is in the
+// list a few cells back, among the category's closed rows. Against a prepared UPDATE a row,
+// this saves a fifth of the time an hourly publication takes to close 70k rows; the products
+// go in as a JSON array, which needs one prepared statement whatever the list's length.
 func (w *writeTx) CloseRows(ctx context.Context, rows []sharedrows.Row, prev int64) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	byKey := slices.Clone(rows)
 	slices.SortFunc(byKey, func(a, b sharedrows.Row) int {
-		return cmp.Or(cmp.Compare(a.Category, b.Category), cmp.Compare(b.TotalSold, a.TotalSold), cmp.Compare(a.ProductID, b.ProductID))
+		return cmp.Or(cmp.Compare(a.Category, b.Category), cmp.Compare(a.ProductID, b.ProductID))
 	})
-	stmt, err := w.tx.PrepareContext(ctx, `UPDATE sales_rank SET last_snapshot_id = ?
-		WHERE last_snapshot_id = ? AND category_id = ? AND total_sold = ? AND product_id = ?`)
+	stmt, err := w.tx.PrepareContext(ctx, closeRowsSQL)
 	if err != nil {
 		return err
 	}
 	defer stmt.Close()
-	// Each row must be open: one that is not means the rows in memory disagree with the file.
-	for _, r := range byKey {
-		res, err := stmt.ExecContext(ctx, prev, openEnd, r.Category, r.TotalSold, r.ProductID)
+	var list []byte
+	for i := 0; i < len(byKey); {
+		c := byKey[i].Category
+		list = append(list[:0], '[')
+		j := i
+		for ; j < len(byKey) && byKey[j].Category == c; j++ {
+			if j > i {
+				list = append(list, ',')
+			}
+			list = strconv.AppendInt(list, byKey[j].ProductID, 10)
+		}
+		list = append(list, ']')
+		res, err := stmt.ExecContext(ctx, prev, c, openEnd, string(list))
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return fmt.Errorf("row %d (category %d, product %d, %d sold) is not open: %d rows affected (%v)", r.ID, r.Category, r.ProductID, r.TotalSold, n, err)
+		// Each row must be open: one that is not means the rows in memory disagree with the file.
+		if n, err := res.RowsAffected(); err != nil || n != int64(j-i) {
+			return fmt.Errorf("category %d: %d rows to close, of which %d are open (%v)", c, j-i, n, err)
 		}
+		i = j
 	}
 	return nil
 }
@@ -192,13 +222,12 @@ func (w *writeTx) OldestSnapshot(ctx context.Context) (int64, error) {
 }
 
 func (w *writeTx) DeleteRowsClosedBefore(ctx context.Context, oldest int64) error {
-	_, err := w.tx.ExecContext(ctx, `DELETE FROM sales_rank WHERE last_snapshot_id < ?`, oldest)
+	_, err := w.tx.ExecContext(ctx, deleteClosedSQL, oldest)
 	return err
 }
 
 func (w *writeTx) DeleteUnusedRows(ctx context.Context, from int64) error {
-	_, err := w.tx.ExecContext(ctx, `DELETE FROM sales_rank WHERE last_snapshot_id >= ? AND last_snapshot_id < ?
-		AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.id BETWEEN sales_rank.first_snapshot_id AND sales_rank.last_snapshot_id)`,
+	_, err := w.tx.ExecContext(ctx, deleteUnusedSQL,
 		from, openEnd)
 	return err
 }

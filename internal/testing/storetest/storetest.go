@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"OlderCutoffIsNotCurrent", testOlderCutoffIsNotCurrent},
 		{"Prune", testPrune},
 		{"SharedRows", testSharedRows},
+		{"SharedRowsAtTheEdges", testSharedRowsAtTheEdges},
 		{"Rejects", testRejects},
 		{"InvalidSnapshot", testInvalidSnapshot},
 		{"CancelledPublish", testCancelledPublish},
@@ -557,17 +558,65 @@ func testConcurrentReaders(t *testing.T, s Store) {
 // every stored snapshot reads back exactly as it was published, that a pruned one is gone,
 // and that a row whose product and total did not change kept its id (the store shares it
 // rather than writing it again).
+// testSharedRowsAtTheEdges changes the totals of products whose ids differ by one at the
+// edges of the id range, in the highest category: a store that lost the lowest bits of an id
+// on the way to the database (a float64 holds integers up to 2^53 only) or truncated one
+// would close or keep the wrong row, and a snapshot would read back wrong.
+func testSharedRowsAtTheEdges(t *testing.T, s Store) {
+	ctx := context.Background()
+	c := int32(salesrank.MaxCategoryID)
+	products := []int64{salesrank.MaxProductID, salesrank.MaxProductID - 1, 1<<53 + 1, 1 << 53, 1<<31 + 1, 1 << 31}
+	published := map[int64]*salesrank.Snapshot{}
+	for step := range 4 {
+		totals := salesrank.Totals{}
+		for i, p := range products {
+			total := int64(100 - i)
+			if i%2 == step%2 { // every other product, each step the other half
+				total = int64(200 + 10*step + i)
+			}
+			totals[salesrank.Key{CategoryID: c, ProductID: p}] = total
+		}
+		snap := &salesrank.Snapshot{
+			Window: salesrank.WindowEnding(base.Add(time.Duration(step) * time.Hour)), Interval: time.Hour, Top: len(products),
+			Rankings: salesrank.Rank(totals.All(), []int32{c}, len(products)),
+		}
+		id, err := s.Publish(ctx, snap, []int32{c}, nil)
+		if err != nil {
+			t.Fatalf("step %d: Publish: %v", step, err)
+		}
+		published[id] = snap
+		for sid, want := range published {
+			got, err := s.Snapshot(ctx, sid)
+			if errors.Is(err, salesrank.ErrNoSnapshot) {
+				continue // pruned
+			}
+			if err != nil {
+				t.Fatalf("step %d: Snapshot(%d): %v", step, sid, err)
+			}
+			if d := diff(got, want); d != "" {
+				t.Fatalf("step %d: snapshot %d: %s", step, sid, d)
+			}
+		}
+	}
+}
+
 func testSharedRows(t *testing.T, s Store) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(7, 8))
 	totals := salesrank.Totals{}
-	known := []int32{1, 2, 3, 4}
+	known := []int32{1, 2, 3, salesrank.MaxCategoryID}
+	// Ids at the edges too: 2^53+1 is the first a float64 cannot hold, which a store that
+	// passed ids through a JSON number parsed as a double would close the wrong row for.
+	products := []int64{salesrank.MaxProductID, 1<<53 + 1, 1 << 53}
+	for p := range int64(27) {
+		products = append(products, p)
+	}
 	published := map[int64]*salesrank.Snapshot{}
 	hour, kept, changed := 0, 0, 0
 	var prev map[salesrank.Key]salesrank.Entry // the previous publication's rows
 	for step := range 40 {
 		for range 1 + rng.IntN(6) {
-			k := salesrank.Key{CategoryID: known[rng.IntN(len(known))], ProductID: rng.Int64N(30)}
+			k := salesrank.Key{CategoryID: known[rng.IntN(len(known))], ProductID: products[rng.IntN(len(products))]}
 			switch rng.IntN(4) {
 			case 0:
 				delete(totals, k)
