@@ -22,7 +22,8 @@
 # generated logs afterwards), TIMEOUT (seconds for the whole run), FULL_RANKS=1 (the rankers
 # also publish full ranks, as `rank --full-ranks`; RETAIN then defaults to rank's 720h),
 # RETAIN (how long every whole hour's snapshot is kept), KEEP_RUN=1 (keep the run folder
-# with its databases, e.g. to serve one).
+# with its databases, e.g. to serve one), LOG_LEVEL=debug (the rankers' logs on stderr, with the
+# time each phase of a step begins).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -43,6 +44,7 @@ TIMEOUT=${TIMEOUT:-2400}
 FULL_RANKS=${FULL_RANKS:-0}
 if [[ $FULL_RANKS == 1 ]]; then RETAIN=${RETAIN:-720h}; else RETAIN=${RETAIN:-0s}; fi
 KEEP_RUN=${KEEP_RUN:-0}
+LOG_LEVEL=${LOG_LEVEL:-warn}
 
 log() { printf '%s\n' "incremental.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -64,7 +66,7 @@ ARGS=(--fraction "$FRACTION" --hours "$HOURS" --minutes "$MINUTES" --parts "$PAR
 [[ $KEEP_DATA == 1 ]] || ARGS+=(--keep-data=false)
 [[ $FULL_RANKS == 1 ]] && ARGS+=(--full-ranks)
 [[ $KEEP_RUN == 1 ]] && ARGS+=(--keep-run)
-ARGS+=(--retain "$RETAIN")
+ARGS+=(--retain "$RETAIN" --log-level "$LOG_LEVEL")
 rm -f "$OUT"/prof-f"$FTAG"-*.pprof
 REPORT=$OUT/report-f$FTAG.md
 [[ $FULL_RANKS == 1 ]] && REPORT=$OUT/report-f$FTAG-full.md

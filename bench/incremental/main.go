@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -47,6 +48,7 @@ type config struct {
 	keepRun     bool
 	fullRanks   bool          // the rankers publish full ranks (Ranker.FullRanks)
 	memoryLimit bool          // a soft memory limit above the live heap, as rank keeps (package memlimit)
+	logLevel    slog.Level    // the rankers' log level: debug shows each step's phases with their times
 	retain      time.Duration // the stores keep every whole hour's snapshot this long (store.Core.Retain)
 
 	// Child mode: one fresh Ranker's run in this process (the rebuild of step 4).
@@ -84,6 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&c.fullRanks, "full-ranks", false, "the rankers also publish every product's rank (at whole-hour cutoffs and a process's first run), as rank --full-ranks does")
 	fs.DurationVar(&c.retain, "retain", 0, "how long the stores keep every whole hour's snapshot, as rank --retain (0: only the latest few)")
 	fs.BoolVar(&c.memoryLimit, "memory-limit", true, "keep a soft memory limit above the live heap, as rank does unless GOGC or GOMEMLIMIT is set (package memlimit)")
+	fs.TextVar(&c.logLevel, "log-level", slog.LevelWarn, "the rankers' log level on stderr: debug shows when each phase of a step begins (listing, counting, committing, publishing)")
 	fs.BoolVar(&c.child, "child-rebuild", false, "internal: run one fresh Ranker and print its result as JSON")
 	fs.StringVar(&c.childDB, "child-db", "", "internal")
 	fs.StringVar(&c.childLog, "child-logs", "", "internal")

@@ -76,7 +76,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	defer db.Close()
 	db.SetRetain(c.retain)
 	s.eng = &counting.Local{Workers: c.workers}
-	s.slogger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s.slogger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.logLevel}))
 
 	d := reportData{load0: loadavg(), checked: s.check}
 	hourSnap, err := s.hourly(ctx, db, dbPath, data, &d)
