@@ -33,7 +33,13 @@ func (s *Sums) Runs(i int) [][]partial.Entry { return s.runs[i] }
 // buckets saves a first run over a week writing all its entries a second time into new
 // memory.
 func (s *Sums) Entries(dst []partial.Entry, i int) []partial.Entry {
-	switch rs := s.runs[i]; len(rs) {
+	rs := s.runs[i]
+	n := 0
+	for _, run := range rs {
+		n += len(run)
+	}
+	dst = slices.Grow(dst, n) // at most n: grown once, not by doubling
+	switch len(rs) {
 	case 1:
 		return append(dst, rs[0]...)
 	case 2:

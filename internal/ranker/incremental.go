@@ -363,6 +363,7 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	if err != nil {
 		return fmt.Errorf("count sales: %w", err)
 	}
+	log.Debug("counted batch", "objects", len(res.Objects), "lines", res.Stats.LinesRead, "buckets", len(res.Sums.Buckets()))
 	for _, f := range res.Failed {
 		sum.ObjectsFailed++
 		sum.FailedObjects = append(sum.FailedObjects, f.Key)
