@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
@@ -47,17 +48,30 @@ func TestIncrementalMatchesOracle(t *testing.T) {
 			t.Fatal(err)
 		}
 		newRanker := func() *Ranker {
-			return &Ranker{Logs: bucket, Engine: &counting.Local{BlockSize: 128 << 10}, Store: db, Top: 3, MaxBatchBytes: 3000, Interval: interval}
+			// Small batches, or (odd seeds) batches of several objects, whose sums of one
+			// bucket are several runs.
+			maxBatch := int64(3000)
+			if seed%2 == 1 {
+				maxBatch = 1 << 20
+			}
+			return &Ranker{Logs: bucket, Engine: &counting.Local{BlockSize: 128 << 10}, Store: db, Top: 3, MaxBatchBytes: maxBatch, Interval: interval}
 		}
 		obj := func(name string, base time.Time, spread time.Duration, n int) map[string][]byte {
 			return map[string][]byte{name: ranktest.Lines(rng, base, spread, n)}
+		}
+		objs := func(ms ...map[string][]byte) map[string][]byte {
+			all := map[string][]byte{}
+			for _, m := range ms {
+				maps.Copy(all, m)
+			}
+			return all
 		}
 		week := 7 * 24 * time.Hour
 		steps := []step{
 			{add: obj("a/1.tsv", c0.Add(-week), week, 300), now: c0},
 			{now: c0.Add(10 * time.Minute)},                                                              // nothing new (a new cutoff at 1m)
 			{add: obj("a/minute.tsv", c0.Add(-week), 20*time.Minute, 30), now: c0.Add(17 * time.Minute)}, // around the window's start
-			{add: obj("a/2.tsv", c0.Add(-2*time.Hour), 3*time.Hour, 200), now: c0.Add(time.Hour)},
+			{add: objs(obj("a/2.tsv", c0.Add(-2*time.Hour), 3*time.Hour, 200), map[string][]byte{"a/2b.tsv": ranktest.Lines(rand.New(rand.NewPCG(seed, 8)), c0.Add(-2*time.Hour), 3*time.Hour, 200)}), now: c0.Add(time.Hour)},
 			{add: obj("a/late.tsv", c0.Add(-week), 2*time.Hour, 50), now: c0.Add(time.Hour), fresh: true},    // late, at the window's start
 			{add: obj("a/old.tsv", c0.Add(-week-3*24*time.Hour), time.Hour, 20), now: c0.Add(2 * time.Hour)}, // beyond the grace: too late
 			{add: obj("a/future.tsv", c0.Add(3*time.Hour), 5*time.Hour, 40), now: c0.Add(5 * time.Hour)},     // partly after the cutoff
