@@ -163,20 +163,12 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		return nil, err
 	}
 	counted := time.Now()
-	// The last batch is ranked while it commits; the others commit before the next is
-	// counted. Nothing is published before its batch has committed.
-	committed := func() error { return nil }
 	for len(fresh) > 0 {
 		n := r.batchLen(fresh, bucket)
-		finish, err := r.take(ctx, fresh[:n], retain, bucket, sum, log)
-		if err != nil {
+		if err := r.take(ctx, fresh[:n], retain, bucket, sum, log); err != nil {
 			return nil, err
 		}
-		if fresh = fresh[n:]; len(fresh) == 0 {
-			committed = finish
-		} else if err := finish(); err != nil {
-			return nil, err
-		}
+		fresh = fresh[n:]
 	}
 	r.window.Compact()
 	sum.CountSeconds = time.Since(counted).Seconds()
@@ -189,9 +181,6 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		Interval: interval,
 		Top:      top,
 		Rankings: r.window.Rank(top, known, &ws),
-	}
-	if err := committed(); err != nil {
-		return nil, err
 	}
 	due := r.FullRanks && fullRanksDue(cutoff, r.fullRanksAt)
 	sum.WindowRebuilt, sum.PartialsRead = ws.Rebuilt, ws.PartialsRead
@@ -359,12 +348,8 @@ func Bucket(interval time.Duration) time.Duration {
 	return time.Duration(a) * time.Second
 }
 
-// take counts objects, adds their sales to the window and commits them as a batch (see
-// commit). The commit runs on while take returns; finish waits for it and then records the
-// batch as taken. Until finish returns nil the window holds sales the store may not: if the
-// commit fails, finish forgets the window and the manifest (Reset), so that the next run
-// starts again from what the store holds, and the caller must not publish.
-func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain time.Time, bucket time.Duration, sum *Summary, log *slog.Logger) (finish func() error, err error) {
+// take counts one batch of new objects, commits it, and adds what falls in the window.
+func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain time.Time, bucket time.Duration, sum *Summary, log *slog.Logger) error {
 	eobjs := engineObjects(objects)
 	byKey := make(map[string]objstore.Object, len(objects))
 	for _, o := range objects {
@@ -376,7 +361,7 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	log.Debug("counting batch", "objects", len(objects))
 	res, err := r.Engine.Count(ctx, r.Logs, eobjs, spec)
 	if err != nil {
-		return nil, fmt.Errorf("count sales: %w", err)
+		return fmt.Errorf("count sales: %w", err)
 	}
 	log.Debug("counted batch", "objects", len(res.Objects), "lines", res.Stats.LinesRead, "buckets", len(res.Sums.Buckets()))
 	for _, f := range res.Failed {
@@ -385,13 +370,13 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 		log.Error("object left out: it could not be read to its end; none of its lines count, and it will be tried again next run", "object", f.Key, "err", f.Err)
 	}
 	if len(res.Objects) == 0 {
-		return func() error { return nil }, nil
+		return nil
 	}
 	if res.Sums == nil {
 		// counting.Result's contract: an engine that counted per bucket gives Sums (the
 		// Beam engine turns its table into them with counting.SumsOf). Without them the
 		// batch would commit its objects with no partials, and their sales would be lost.
-		return nil, fmt.Errorf("count sales: the engine gave no per-bucket sums for %d objects", len(res.Objects))
+		return fmt.Errorf("count sales: the engine gave no per-bucket sums for %d objects", len(res.Objects))
 	}
 
 	b := &salesrank.Batch{Rejects: res.Rejects, Categories: res.Categories}
@@ -405,38 +390,38 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	}
 	slices.SortFunc(b.Objects, func(x, y salesrank.TakenObject) int { return cmp.Compare(x.Key, y.Key) })
 
-	// The batch is encoded and committed while the window [at − 7d, at) gains what it
-	// sold in it, and, for the last batch of a run, while the window is ranked: the commit
-	// only reads res.Sums, and a first run over a week saves the half second adding takes.
-	commitErr := make(chan error, 1)
-	go func() { commitErr <- r.commit(ctx, b, res.Sums, bucket, log) }()
-	r.window.Add(res.Sums, bucket)
-	for _, c := range b.Categories {
-		r.known[c] = struct{}{} // forgotten with the rest by Reset if the commit fails
+	// The window [at − 7d, at) gains what the batch sold in it while the batch is encoded
+	// and committed: the three only read res.Sums, and a first run over a week saves the
+	// half second adding takes. If the commit fails, the window is forgotten below.
+	var adding sync.WaitGroup
+	adding.Go(func() { r.window.Add(res.Sums, bucket) })
+	err = r.commit(ctx, b, res.Sums, bucket, log)
+	adding.Wait()
+	if err != nil {
+		// The commit's outcome is unknown (a timeout may strike after the database
+		// committed, and another ranker may have taken some of these objects): forget the
+		// manifest and the window, so the next run starts again from what the store holds.
+		r.Reset()
+		return err
 	}
-	return func() error {
-		if err := <-commitErr; err != nil {
-			// The commit's outcome is unknown (a timeout may strike after the database
-			// committed, and another ranker may have taken some of these objects).
-			r.Reset()
-			return err
-		}
-		log.Debug("batch committed", "batch_id", b.ID)
-		sum.Batches++
-		sum.ObjectsTaken += len(b.Objects)
-		for _, o := range b.Objects {
-			r.manifest[o.Key] = o
-		}
-		st := res.Stats
-		sum.Bytes += st.Bytes
-		sum.LinesRead += st.LinesRead
-		sum.LinesRejected += st.LinesRejected
-		sum.LinesTooLate += st.LinesBefore
-		for reason, n := range st.RejectedByReason() {
-			sum.RejectedByReason[reason] += n
-		}
-		return nil
-	}, nil
+	log.Debug("batch committed", "batch_id", b.ID)
+	sum.Batches++
+	sum.ObjectsTaken += len(b.Objects)
+	for _, o := range b.Objects {
+		r.manifest[o.Key] = o
+	}
+	for _, c := range b.Categories {
+		r.known[c] = struct{}{}
+	}
+	st := res.Stats
+	sum.Bytes += st.Bytes
+	sum.LinesRead += st.LinesRead
+	sum.LinesRejected += st.LinesRejected
+	sum.LinesTooLate += st.LinesBefore
+	for reason, n := range st.RejectedByReason() {
+		sum.RejectedByReason[reason] += n
+	}
+	return nil
 }
 
 // commit encodes a batch's partial sums and commits the batch.

@@ -135,19 +135,16 @@ func (w *Window) apply(ctx context.Context, from, to time.Time, sign int64, buck
 func (w *Window) Add(sums *counting.Sums, bucket time.Duration) {
 	secs := int64(bucket / time.Second)
 	lo, hi := uint32(w.at.Add(-salesrank.WindowLength).Unix()/secs), uint32(w.at.Unix()/secs)
-	// The runs are added as they are, unmerged: a key in several runs of a bucket is
-	// added, and tracked, once per run, which costs less than merging the runs first into
-	// new memory (an hourly step's are 32 MB).
 	var b counting.Batch
+	var entries []partial.Entry // reused: each key once a bucket, so tracked once
 	for i, start := range sums.Buckets() {
 		if start < lo || start >= hi {
 			continue
 		}
-		for _, run := range sums.Runs(i) {
-			for _, e := range run {
-				w.counts.Push(&b, 0, e.CategoryID, e.ProductID, e.Units)
-				w.track(e.CategoryID, e.ProductID)
-			}
+		entries = sums.Entries(entries[:0], i)
+		for _, e := range entries {
+			w.counts.Push(&b, 0, e.CategoryID, e.ProductID, e.Units)
+			w.track(e.CategoryID, e.ProductID)
 		}
 	}
 	w.counts.AddBatch(&b)
