@@ -91,6 +91,11 @@ func Diff(o *Open, snap *salesrank.Snapshot) *Plan {
 	}
 	covered := make(map[int32]bool, len(snap.Rankings))
 	var byProd []int // indexes of one ranking's entries, by product id
+	n := 0
+	for _, rk := range snap.Rankings {
+		n += len(rk.Entries)
+	}
+	p.ids = make([]int64, 0, n) // zeros, handed out ranking by ranking below
 	for _, rk := range snap.Rankings {
 		covered[rk.CategoryID] = true
 		prev := old[rk.CategoryID]
@@ -100,7 +105,7 @@ func Diff(o *Open, snap *salesrank.Snapshot) *Plan {
 		}
 		slices.SortFunc(byProd, func(a, b int) int { return cmp.Compare(rk.Entries[a].ProductID, rk.Entries[b].ProductID) })
 		first := len(p.ids)
-		p.ids = append(p.ids, make([]int64, len(rk.Entries))...)
+		p.ids = p.ids[:first+len(rk.Entries)]
 		ids := p.ids[first:]
 		// Merge the two lists by product id.
 		j := 0

@@ -179,7 +179,10 @@ func (w *Window) track(cat int32, product int64) {
 		return
 	}
 	if len(w.changed) >= max(minTracked, w.counts.Len()/trackedFraction) {
-		w.changed, w.changedAll = nil, true // cheaper to build the lists again
+		// Cheaper to build the lists again. The memory stays for the next step's keys: an
+		// hourly step tracks the bound's worth (700 k at the seed's scale) before it
+		// gets here.
+		w.changed, w.changedAll = w.changed[:0], true
 		return
 	}
 	w.changed = append(w.changed, salesrank.Key{CategoryID: cat, ProductID: product})
