@@ -227,8 +227,7 @@ func (w *writeTx) DeleteRowsClosedBefore(ctx context.Context, oldest int64) erro
 }
 
 func (w *writeTx) DeleteUnusedRows(ctx context.Context, from int64) error {
-	_, err := w.tx.ExecContext(ctx, deleteUnusedSQL,
-		from, openEnd)
+	_, err := w.tx.ExecContext(ctx, deleteUnusedSQL, from, openEnd)
 	return err
 }
 

@@ -24,8 +24,8 @@
 -- them, and the tests check after every publication that each row's parents exist.
 --
 -- The table's name, columns and meaning do not change, so readers of 0003 and 0004 keep
--- working. The copy takes about two microseconds a row, once, when the first new binary
--- opens the file.
+-- working. The copy runs once, when the first new binary opens the file: 2 M rows took
+-- 2.9 s on the machine of bench/README.md.
 CREATE TABLE sales_rank_by_category (
     id                INTEGER NOT NULL CHECK (id > 0),
     category_id       INTEGER NOT NULL, -- categories (id)
