@@ -52,34 +52,86 @@ var ErrCorrupt = errors.New("corrupt partial sums")
 // slice. It sorts entries in place. Every key must appear once and every Units must be
 // positive: entries are sums, and a key with nothing sold has no entry.
 func Encode(dst []byte, bucket time.Duration, entries []Entry) ([]byte, error) {
-	if bucket < time.Second || bucket%time.Second != 0 {
-		return nil, fmt.Errorf("encode partial sums: bucket %v is not a whole number of seconds", bucket)
-	}
 	Sort(entries)
+	var enc Encoder
+	enc.Reset(bucket, make([]byte, 0, 5*len(entries)))
+	for _, e := range entries {
+		enc.Add(e)
+	}
+	return enc.AppendTo(dst)
+}
+
+// An Encoder encodes one bucket's entries as they come, in order, into what Encode writes
+// for them, without holding them: the entries may be merged from several runs as they are
+// read (counting.Sums.All). Its zero value is ready for Reset.
+type Encoder struct {
+	bucket               time.Duration
+	body                 []byte // the entries, encoded
+	n                    int    // entries added
+	prevCat, prevProduct int64
+	err                  error // the first entry refused, or a bad bucket
+}
+
+// Reset starts the encoding of a bucket of length bucket, with body (its length is
+// ignored) as the memory for the encoded entries until AppendTo.
+func (e *Encoder) Reset(bucket time.Duration, body []byte) {
+	*e = Encoder{bucket: bucket, body: body[:0], prevProduct: -1}
+	if bucket < time.Second || bucket%time.Second != 0 {
+		e.err = fmt.Errorf("encode partial sums: bucket %v is not a whole number of seconds", bucket)
+	}
+}
+
+// Add adds the next entry, which must come after the last one in the order of Sort and have
+// positive units. The first entry that does not is reported by AppendTo.
+func (e *Encoder) Add(x Entry) {
+	if e.err != nil {
+		return
+	}
+	i := e.n
+	switch {
+	case x.Units <= 0:
+		e.err = fmt.Errorf("encode partial sums: entry %d (category %d, product %d) has %d units, want > 0", i, x.CategoryID, x.ProductID, x.Units)
+		return
+	case x.CategoryID < 0 || x.ProductID < 0:
+		e.err = fmt.Errorf("encode partial sums: entry %d has a negative id", i)
+		return
+	case int64(x.CategoryID) == e.prevCat && x.ProductID == e.prevProduct:
+		e.err = fmt.Errorf("encode partial sums: category %d, product %d appears twice", x.CategoryID, x.ProductID)
+		return
+	case i > 0 && (int64(x.CategoryID) < e.prevCat || int64(x.CategoryID) == e.prevCat && x.ProductID < e.prevProduct):
+		e.err = fmt.Errorf("encode partial sums: entry %d (category %d, product %d) comes before the one added ahead of it", i, x.CategoryID, x.ProductID)
+		return
+	}
+	dCat := int64(x.CategoryID) - e.prevCat
+	e.body = binary.AppendUvarint(e.body, uint64(dCat))
+	if dCat > 0 || i == 0 {
+		e.body = binary.AppendUvarint(e.body, uint64(x.ProductID))
+	} else {
+		e.body = binary.AppendUvarint(e.body, uint64(x.ProductID-e.prevProduct))
+	}
+	e.body = binary.AppendUvarint(e.body, uint64(x.Units))
+	e.prevCat, e.prevProduct = int64(x.CategoryID), x.ProductID
+	e.n++
+}
+
+// Body returns the memory of the encoded entries, for the next Reset to reuse once
+// AppendTo has copied them.
+func (e *Encoder) Body() []byte { return e.body }
+
+// Len returns the bytes AppendTo appends at the most, to size dst.
+func (e *Encoder) Len() int { return len(magic) + 2*binary.MaxVarintLen64 + len(e.body) + 4 }
+
+// AppendTo appends the encoding of the entries added since Reset to dst and returns the
+// extended slice, or the first error of Reset or Add.
+func (e *Encoder) AppendTo(dst []byte) ([]byte, error) {
+	if e.err != nil {
+		return nil, e.err
+	}
 	start := len(dst)
 	dst = append(dst, magic...)
-	dst = binary.AppendUvarint(dst, uint64(bucket/time.Second))
-	dst = binary.AppendUvarint(dst, uint64(len(entries)))
-	var prevCat, prevProduct int64 = 0, -1
-	for i, e := range entries {
-		switch {
-		case e.Units <= 0:
-			return nil, fmt.Errorf("encode partial sums: entry %d (category %d, product %d) has %d units, want > 0", i, e.CategoryID, e.ProductID, e.Units)
-		case e.CategoryID < 0 || e.ProductID < 0:
-			return nil, fmt.Errorf("encode partial sums: entry %d has a negative id", i)
-		case int64(e.CategoryID) == prevCat && e.ProductID == prevProduct:
-			return nil, fmt.Errorf("encode partial sums: category %d, product %d appears twice", e.CategoryID, e.ProductID)
-		}
-		dCat := int64(e.CategoryID) - prevCat
-		dst = binary.AppendUvarint(dst, uint64(dCat))
-		if dCat > 0 || i == 0 {
-			dst = binary.AppendUvarint(dst, uint64(e.ProductID))
-		} else {
-			dst = binary.AppendUvarint(dst, uint64(e.ProductID-prevProduct))
-		}
-		dst = binary.AppendUvarint(dst, uint64(e.Units))
-		prevCat, prevProduct = int64(e.CategoryID), e.ProductID
-	}
+	dst = binary.AppendUvarint(dst, uint64(e.bucket/time.Second))
+	dst = binary.AppendUvarint(dst, uint64(e.n))
+	dst = append(dst, e.body...)
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli)), nil
 }
 

@@ -83,6 +83,54 @@ func TestEncodeRefuses(t *testing.T) {
 	}
 }
 
+// TestEncoder checks that an Encoder, reset for each bucket and fed sorted entries, writes
+// what Encode writes, and refuses entries out of order, which it cannot sort.
+func TestEncoder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 3))
+	var enc Encoder
+	var body []byte
+	for round := range 3 {
+		var entries []Entry
+		for range 1 + rng.IntN(5000) {
+			entries = append(entries, Entry{CategoryID: rng.Int32N(50), ProductID: rng.Int64N(1 << 40), Units: 1 + rng.Int64N(1<<20)})
+		}
+		Sort(entries)
+		entries = slices.CompactFunc(entries, func(a, b Entry) bool { return compareEntries(a, b) == 0 })
+		want, err := Encode(nil, time.Hour, slices.Clone(entries))
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc.Reset(time.Hour, body)
+		for _, e := range entries {
+			enc.Add(e)
+		}
+		got, err := enc.AppendTo([]byte("prefix"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got[:6]) != "prefix" || !slices.Equal(got[6:], want) || len(got) > 6+enc.Len() {
+			t.Fatalf("round %d: the Encoder wrote %d bytes (Len %d), Encode %d; want the same bytes after dst", round, len(got)-6, enc.Len(), len(want))
+		}
+		body = enc.Body()
+	}
+	for _, entries := range [][]Entry{
+		{{CategoryID: 2, ProductID: 1, Units: 1}, {CategoryID: 1, ProductID: 5, Units: 1}},
+		{{CategoryID: 1, ProductID: 7, Units: 1}, {CategoryID: 1, ProductID: 5, Units: 1}},
+		{{CategoryID: 1, ProductID: 5, Units: 1}, {CategoryID: 1, ProductID: 5, Units: 1}},
+	} {
+		enc.Reset(time.Hour, nil)
+		for _, e := range entries {
+			enc.Add(e)
+		}
+		if _, err := enc.AppendTo(nil); err == nil {
+			t.Errorf("the Encoder took %v, want an error", entries)
+		}
+	}
+	if enc.Reset(90*time.Millisecond, nil); func() error { _, err := enc.AppendTo(nil); return err }() == nil {
+		t.Error("the Encoder took a bucket of 90ms, want an error")
+	}
+}
+
 func TestDecodeRefusesDamage(t *testing.T) {
 	data, err := Encode(nil, time.Hour, []Entry{{1, 2, 3}, {1, 5, 1}, {4, 1, 9}})
 	if err != nil {

@@ -448,12 +448,18 @@ func encodeBuckets(sums *counting.Sums, bucket time.Duration) ([]salesrank.Parti
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(buckets)) {
 		wg.Go(func() {
-			var entries []partial.Entry // reused: Encode is done with them when it returns
+			// The runs are merged as they are encoded; the encoded entries go to a
+			// buffer reused from bucket to bucket, then to the partial's own slice.
+			var enc partial.Encoder
+			var body []byte
 			for i := range next {
-				entries = sums.Entries(entries[:0], i)
+				enc.Reset(bucket, body)
+				for e := range sums.All(i) {
+					enc.Add(e)
+				}
 				out[i].Start = time.Unix(int64(buckets[i])*int64(bucket/time.Second), 0).UTC()
-				// Most entries take 3 to 5 bytes.
-				out[i].Data, errs[i] = partial.Encode(make([]byte, 0, 64+6*len(entries)), bucket, entries)
+				out[i].Data, errs[i] = enc.AppendTo(make([]byte, 0, enc.Len()))
+				body = enc.Body()
 			}
 		})
 	}

@@ -136,13 +136,11 @@ func (w *Window) Add(sums *counting.Sums, bucket time.Duration) {
 	secs := int64(bucket / time.Second)
 	lo, hi := uint32(w.at.Add(-salesrank.WindowLength).Unix()/secs), uint32(w.at.Unix()/secs)
 	var b counting.Batch
-	var entries []partial.Entry // reused: each key once a bucket, so tracked once
 	for i, start := range sums.Buckets() {
 		if start < lo || start >= hi {
 			continue
 		}
-		entries = sums.Entries(entries[:0], i)
-		for _, e := range entries {
+		for e := range sums.All(i) { // each key once a bucket, so tracked once
 			w.counts.Push(&b, 0, e.CategoryID, e.ProductID, e.Units)
 			w.track(e.CategoryID, e.ProductID)
 		}
