@@ -147,7 +147,7 @@ func (s *Sums) All(i int) iter.Seq[partial.Entry] {
 			a, b := rs[0], rs[1]
 			for len(a) > 0 && len(b) > 0 {
 				var e partial.Entry
-				switch c := cmp.Or(cmp.Compare(a[0].CategoryID, b[0].CategoryID), cmp.Compare(a[0].ProductID, b[0].ProductID)); {
+				switch c := partial.Compare(a[0], b[0]); {
 				case c < 0:
 					e, a = a[0], a[1:]
 				case c > 0:
@@ -161,9 +161,11 @@ func (s *Sums) All(i int) iter.Seq[partial.Entry] {
 					return
 				}
 			}
-			for _, e := range append(a, b...) {
-				if !yield(e) {
-					return
+			for _, rest := range [][]partial.Entry{a, b} { // one of them is used up
+				for _, e := range rest {
+					if !yield(e) {
+						return
+					}
 				}
 			}
 			return
@@ -192,7 +194,7 @@ func (s *Sums) All(i int) iter.Seq[partial.Entry] {
 					}
 				}
 				siftDown(h, 0)
-				if h[0][0].CategoryID != e.CategoryID || h[0][0].ProductID != e.ProductID {
+				if partial.Compare(h[0][0], e) != 0 {
 					break
 				}
 				e.Units += h[0][0].Units
@@ -222,9 +224,4 @@ func siftDown(h [][]partial.Entry, j int) {
 	}
 }
 
-func headLess(a, b []partial.Entry) bool {
-	if a[0].CategoryID != b[0].CategoryID {
-		return a[0].CategoryID < b[0].CategoryID
-	}
-	return a[0].ProductID < b[0].ProductID
-}
+func headLess(a, b []partial.Entry) bool { return partial.Compare(a[0], b[0]) < 0 }

@@ -21,7 +21,6 @@
 package partial
 
 import (
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -135,12 +134,16 @@ func (e *Encoder) AppendTo(dst []byte) ([]byte, error) {
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli)), nil
 }
 
-// compareEntries orders entries by category, then product.
-func compareEntries(a, b Entry) int {
-	if a.CategoryID != b.CategoryID {
-		return cmp.Compare(a.CategoryID, b.CategoryID)
+// Compare orders entries by category, then product: the order Sort gives, Encode writes
+// and an Encoder takes.
+func Compare(a, b Entry) int {
+	switch {
+	case a.CategoryID < b.CategoryID || a.CategoryID == b.CategoryID && a.ProductID < b.ProductID:
+		return -1
+	case a.CategoryID == b.CategoryID && a.ProductID == b.ProductID:
+		return 0
 	}
-	return cmp.Compare(a.ProductID, b.ProductID)
+	return 1
 }
 
 // radixMin is the number of entries from which Sort sorts by radix: below it, the
@@ -156,11 +159,11 @@ const radixMin = 512
 // sign bit of each id is flipped so that negative ids (which Encode then refuses) sort
 // first, as a comparison would put them.
 func Sort(entries []Entry) {
-	if slices.IsSortedFunc(entries, compareEntries) {
+	if slices.IsSortedFunc(entries, Compare) {
 		return
 	}
 	if len(entries) < radixMin {
-		slices.SortFunc(entries, compareEntries)
+		slices.SortFunc(entries, Compare)
 		return
 	}
 	var counts [12][256]int

@@ -95,7 +95,7 @@ func TestEncoder(t *testing.T) {
 			entries = append(entries, Entry{CategoryID: rng.Int32N(50), ProductID: rng.Int64N(1 << 40), Units: 1 + rng.Int64N(1<<20)})
 		}
 		Sort(entries)
-		entries = slices.CompactFunc(entries, func(a, b Entry) bool { return compareEntries(a, b) == 0 })
+		entries = slices.CompactFunc(entries, func(a, b Entry) bool { return Compare(a, b) == 0 })
 		want, err := Encode(nil, time.Hour, slices.Clone(entries))
 		if err != nil {
 			t.Fatal(err)
@@ -222,12 +222,12 @@ func TestSortEntries(t *testing.T) {
 				got[i].Units = int64(i) + 1 // tells equal keys apart: the sort must be stable
 			}
 			want := slices.Clone(got)
-			slices.SortStableFunc(want, compareEntries)
+			slices.SortStableFunc(want, Compare)
 			Sort(got)
 			if n >= radixMin && !slices.Equal(got, want) {
 				t.Errorf("%s, %d entries: radix order differs from a stable comparison sort", name, n)
 			}
-			if !slices.IsSortedFunc(got, compareEntries) {
+			if !slices.IsSortedFunc(got, Compare) {
 				t.Errorf("%s, %d entries: not sorted", name, n)
 			}
 		}
@@ -244,7 +244,7 @@ func BenchmarkSortEntries(b *testing.B) {
 	for _, sort := range []struct {
 		name string
 		fn   func([]Entry)
-	}{{"radix", Sort}, {"compare", func(e []Entry) { slices.SortFunc(e, compareEntries) }}} {
+	}{{"radix", Sort}, {"compare", func(e []Entry) { slices.SortFunc(e, Compare) }}} {
 		b.Run(sort.name, func(b *testing.B) {
 			for b.Loop() {
 				copy(work, in)
