@@ -384,6 +384,7 @@ func (r *run) readInto(ctx context.Context, obj *object) (err error) {
 // work counts blocks until the run ends. id picks the worker's part of each object.
 func (r *run) work(id int) {
 	var hot Counts // with buckets: this worker's table, flushed into runs after each block
+	var mem slab   // with buckets: the memory of this worker's runs
 	for b := range r.blocks {
 		p := b.obj.parts[id]
 		if p == nil {
@@ -392,7 +393,7 @@ func (r *run) work(id int) {
 		}
 		if r.bucketLen != 0 {
 			r.count(p, b, &hot)
-			p.runs.flush(&hot, denseBuckets)
+			p.runs.flush(&hot, denseBuckets, &mem)
 		} else {
 			r.count(p, b, &p.totals)
 		}

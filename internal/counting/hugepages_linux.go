@@ -6,10 +6,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// hugePage is the size of a transparent huge page on the machines we run on (x86-64, and
-// arm64 with 4 KiB base pages).
-const hugePage = 2 << 20
-
 // hugeSlice returns a new slice of n zero values. Slices of a huge page or more are asked to
 // be backed by transparent huge pages, where the kernel gives them on request (its usual
 // "madvise" setting): a counting table is written all over as soon as it is made, and

@@ -172,12 +172,13 @@ func BenchmarkMergeRuns(b *testing.B) {
 	zipf := rand.NewZipf(rng, 1.1, 1, 10_000_000)
 	r := runs{}
 	var block Counts
+	var mem slab
 	for range 15 {
 		for range 90_000 {
 			p := int64(zipf.Uint64())
 			block.AddAt(7, int32(p%1000), p, 1)
 		}
-		r.flush(&block, denseBuckets)
+		r.flush(&block, denseBuckets, &mem)
 	}
 	s := r.sums()
 	for b.Loop() {
@@ -188,5 +189,36 @@ func BenchmarkMergeRuns(b *testing.B) {
 		if units != 15*90_000 {
 			b.Fatalf("merged %d units, want %d", units, 15*90_000)
 		}
+	}
+}
+
+// TestSlab checks that a slab's pieces are zero, exactly as long as asked (so that an
+// append to one cannot reach the next) and apart, across the slices it makes, a piece
+// larger than any slice included.
+func TestSlab(t *testing.T) {
+	var mem slab
+	var pieces [][]partial.Entry
+	for i, n := range []int{1, 1000, 80_000, 90_000, 3, 0, 2_000_000, 500_000, 70_000} {
+		p := mem.take(n)
+		if len(p) != n || cap(p) != n {
+			t.Fatalf("take(%d): len %d, cap %d", n, len(p), cap(p))
+		}
+		for j := range p {
+			if p[j] != (partial.Entry{}) {
+				t.Fatalf("take(%d): entry %d is not zero", n, j)
+			}
+			p[j] = partial.Entry{CategoryID: int32(i), ProductID: int64(j)}
+		}
+		pieces = append(pieces, p)
+	}
+	for i, p := range pieces {
+		for j, e := range p {
+			if e != (partial.Entry{CategoryID: int32(i), ProductID: int64(j)}) {
+				t.Fatalf("piece %d, entry %d was overwritten: %+v", i, j, e)
+			}
+		}
+	}
+	if mem.pages < 2_000_000*24/hugePage {
+		t.Errorf("made %d huge pages, fewer than the entries taken", mem.pages)
 	}
 }

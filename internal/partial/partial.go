@@ -51,7 +51,7 @@ var ErrCorrupt = errors.New("corrupt partial sums")
 // slice. It sorts entries in place. Every key must appear once and every Units must be
 // positive: entries are sums, and a key with nothing sold has no entry.
 func Encode(dst []byte, bucket time.Duration, entries []Entry) ([]byte, error) {
-	Sort(entries)
+	Sort(entries, nil)
 	var enc Encoder
 	enc.Reset(bucket, make([]byte, 0, 5*len(entries)))
 	for _, e := range entries {
@@ -158,7 +158,12 @@ const radixMin = 512
 // that every key shares (most of them: ids are small next to their 63 and 31 bits). The
 // sign bit of each id is flipped so that negative ids (which Encode then refuses) sort
 // first, as a comparison would put them.
-func Sort(entries []Entry) {
+//
+// The radix sort needs a second buffer as long as entries: Sort keeps it in *scratch,
+// growing it if need be, so that a caller sorting many runs (a counting goroutine, a
+// block's keys at a time) gives it the same memory each time. With scratch nil Sort takes
+// one from a pool.
+func Sort(entries []Entry, scratch *[]Entry) {
 	if slices.IsSortedFunc(entries, Compare) {
 		return
 	}
@@ -176,10 +181,13 @@ func Sort(entries []Entry) {
 			counts[8+d][byte(c>>(8*d))]++
 		}
 	}
-	scratch := scratchPool.Get().(*[]Entry)
-	defer scratchPool.Put(scratch)
+	if scratch == nil {
+		scratch = scratchPool.Get().(*[]Entry)
+		defer scratchPool.Put(scratch)
+	}
 	if cap(*scratch) < len(entries) {
-		*scratch = make([]Entry, len(entries))
+		// Doubling: runs of a few sizes around one length must not each take new memory.
+		*scratch = make([]Entry, max(len(entries), 2*cap(*scratch)))
 	}
 	src, dst := entries, (*scratch)[:len(entries)]
 	for d := range 12 {
@@ -204,8 +212,7 @@ func Sort(entries []Entry) {
 	}
 }
 
-// scratchPool holds Sort's second buffers, so that sorting a week's partials does not take
-// megabytes of new memory for each bucket.
+// scratchPool holds the second buffers of the calls to Sort that bring none.
 var scratchPool = sync.Pool{New: func() any { return new([]Entry) }}
 
 // radixKey returns an entry's product and category with their sign bits flipped, the
