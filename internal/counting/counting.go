@@ -156,8 +156,11 @@ func (l *Local) Count(ctx context.Context, logs *blob.Bucket, objects []Object, 
 		progress:  l.Progress,
 		workers:   workers,
 	}
-	for range cap(r.free) {
-		r.free <- make([]byte, blockSize)
+	// The buffers are written all over by the first blocks read: huge pages take them in
+	// 16 faults rather than 8 k (see hugeSlice).
+	bufs := hugeSlice[byte](cap(r.free) * blockSize)
+	for i := range cap(r.free) {
+		r.free <- bufs[i*blockSize : (i+1)*blockSize : (i+1)*blockSize]
 	}
 
 	var wg sync.WaitGroup // workers
