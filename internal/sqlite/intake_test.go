@@ -242,3 +242,55 @@ func BenchmarkPartial20MB(b *testing.B) {
 		}
 	})
 }
+
+// TestLargeBatchCache checks that a batch too large for the page cache, written through a
+// small one (see writeTx.InsertPartials), leaves the write connection's cache as it was:
+// at its commit, or at the next write transaction if the batch failed with it shrunk.
+func TestLargeBatchCache(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	cacheSize := func() int {
+		t.Helper()
+		var n int
+		if err := db.write.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	large := func(key string) *salesrank.Batch {
+		b := smallBatch(key)
+		b.Partials = nil
+		for h := range 9 { // 18 MiB
+			b.Partials = append(b.Partials, salesrank.Partial{Start: hour0.Add(time.Duration(h) * time.Hour), Data: benchBlob(2 << 20)})
+		}
+		return b
+	}
+	if got := cacheSize(); got != -cacheKiB {
+		t.Fatalf("cache_size of a new handle = %d, want %d", got, -cacheKiB)
+	}
+	if err := db.CommitBatch(ctx, large("a")); err != nil {
+		t.Fatal(err)
+	}
+	if got := cacheSize(); got != -cacheKiB {
+		t.Errorf("cache_size after a large batch = %d, want %d", got, -cacheKiB)
+	}
+	if s, err := db.PartialStats(ctx); err != nil || s.Rows != 9 || s.Bytes != 9*2<<20 {
+		t.Errorf("PartialStats = %+v, %v; want 9 rows of 2 MiB", s, err)
+	}
+
+	// A batch that failed between shrinking the cache and restoring it (an insert failed,
+	// the context ended) leaves it shrunk and says so.
+	if _, err := db.write.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = %d", -batchCacheKiB)); err != nil {
+		t.Fatal(err)
+	}
+	db.cacheShrunk = true
+	if _, err := db.DeletePartialsBefore(ctx, hour0); err != nil {
+		t.Fatal(err)
+	}
+	if got := cacheSize(); got != -cacheKiB {
+		t.Errorf("cache_size after the next write = %d, want %d", got, -cacheKiB)
+	}
+	if got, want := intakeCounts(t, db), "1/1/9/1/1"; got != want {
+		t.Errorf("row counts %s, want %s (batches/objects/partials/rejects/categories)", got, want)
+	}
+}

@@ -39,7 +39,20 @@ type DB struct {
 	path  string
 	write *sql.DB // one connection: SQLite has one writer at a time anyway
 	read  *sql.DB
+
+	// cacheShrunk is set while the write connection's page cache is shrunk for a large
+	// batch (see writeTx.InsertPartials); the next write transaction restores it if the
+	// batch's could not. Only the holder of the one write connection touches it.
+	cacheShrunk bool
 }
+
+// The write connection's page cache, in SQLite's units (negative: KiB): cacheKiB normally,
+// batchCacheKiB while a batch stores more than batchCacheAbove bytes of partial sums.
+const (
+	cacheKiB        = 64 << 10
+	batchCacheKiB   = 4 << 10
+	batchCacheAbove = 16 << 20
+)
 
 // Open opens the SQLite file at path, creating it if needed (its folder must exist), and
 // brings its schema up to date.
@@ -66,7 +79,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 			fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()),
 			"journal_mode(WAL)",
 			"foreign_keys(1)",
-			"cache_size(-65536)",
+			fmt.Sprintf("cache_size(%d)", -cacheKiB),
 		},
 		"_txlock": {"immediate"},
 	}))
