@@ -122,7 +122,7 @@ func TestTopListsMatchesRank(t *testing.T) {
 					set(k, 1+rng.Int64N(3))
 				}
 			}
-			n := l.Update(shards(totals, 1+rng.IntN(3)), changed, func(k Key) int64 { return totals[k] })
+			n := l.Update(shards(totals, 1+rng.IntN(3)), changed, totals.lookup)
 			steps++
 			rescans += n
 			if n > 0 {
@@ -153,7 +153,7 @@ func TestTopListsTieAtFloor(t *testing.T) {
 		t.Fatalf("after Build: candidates %v, floor %d; want products 1 and 5, floor 5", cand.buf, cand.floor)
 	}
 	totals[Key{1, 3}], totals[Key{1, 1}] = 5, 0
-	n := l.Update(shards(totals, 2), []Key{{1, 3}, {1, 1}}, func(k Key) int64 { return totals[k] })
+	n := l.Update(shards(totals, 2), []Key{{1, 3}, {1, 1}}, totals.lookup)
 	want := []Ranking{{CategoryID: 1, Entries: []Entry{{ProductID: 3, TotalSold: 5}}}}
 	if got := l.Rankings(nil); n != 1 || !reflect.DeepEqual(got, want) {
 		t.Errorf("after the top fell: rescanned %d, ranking %v; want 1, %v", n, got, want)
@@ -177,7 +177,7 @@ func TestTopListsRescanOnlyWhatFellShort(t *testing.T) {
 	}
 	totals[Key{1, 9}] = 1000 // category 1 gains a new top
 	changed := []Key{{0, 0}, {0, 1}, {0, 2}, {0, 3}, {1, 9}}
-	if n := l.Update(shards(totals, 3), changed, func(k Key) int64 { return totals[k] }); n != 1 {
+	if n := l.Update(shards(totals, 3), changed, totals.lookup); n != 1 {
 		t.Errorf("rescanned %d categories, want 1", n)
 	}
 	if l.cats[2] != other {
@@ -194,7 +194,7 @@ func ExampleTopLists() {
 	var l TopLists
 	l.Build([]iter.Seq2[Key, int64]{totals.All()}, 2)
 	totals[Key{1, 12}] += 9 // a minute of sales
-	l.Update([]iter.Seq2[Key, int64]{totals.All()}, []Key{{1, 12}}, func(k Key) int64 { return totals[k] })
+	l.Update([]iter.Seq2[Key, int64]{totals.All()}, []Key{{1, 12}}, totals.lookup)
 	for _, r := range l.Rankings(nil) {
 		fmt.Println(r.CategoryID, r.Entries)
 	}
@@ -227,5 +227,45 @@ func TestSelectBest(t *testing.T) {
 		if !slices.Equal(got, want[:k]) {
 			t.Fatalf("n %d k %d: best k = %v, want %v", n, k, got, want[:k])
 		}
+	}
+}
+
+// TestSortKeys checks the merge of sorted runs against a comparison sort: inputs of one to
+// more runs than it merges, with keys repeated within and across runs, and a buffer kept
+// from call to call that must never take over the input's memory.
+func TestSortKeys(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var buf []Key
+	for round := range 300 {
+		runs := 1 + rng.IntN(maxMergedRuns+4)
+		var keys []Key
+		for range runs {
+			run := make([]Key, rng.IntN(50))
+			for i := range run {
+				run[i] = Key{CategoryID: rng.Int32N(4), ProductID: rng.Int64N(30)}
+			}
+			slices.SortFunc(run, compareKeys)
+			keys = append(keys, run...)
+		}
+		want := slices.Clone(keys)
+		slices.SortFunc(want, compareKeys)
+		in := keys
+		got, next := sortKeys(keys, buf)
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d, %d runs: sortKeys = %v, want %v", round, runs, got, want)
+		}
+		if len(next) > 0 && len(in) > 0 && &next[:1][0] == &in[:1][0] {
+			t.Fatalf("round %d: the buffer returned is the input's memory", round)
+		}
+		buf = next
+		// The caller reuses its slice: the next call's input shares no memory with buf.
+		clear(in)
+	}
+}
+
+// lookup is TopLists.Update's totals for a map of totals.
+func (t Totals) lookup(keys []Key, dst []int64) {
+	for i, k := range keys {
+		dst[i] = t[k]
 	}
 }

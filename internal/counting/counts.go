@@ -93,6 +93,43 @@ func (c *Counts) GetAt(hour uint32, category int32, product int64) int64 {
 	return 0
 }
 
+// GetBatch sets dst[i] to the units of keys[i] of hour 0, 0 for a key never added; dst
+// must be as long as keys. It is Get for many keys at once: as AddBatch does, it touches
+// the home slots of batchSize keys before comparing any, so that their cache misses
+// overlap. Ranking an hourly step looks up some 700 k keys in a table of 11 M.
+func (c *Counts) GetBatch(keys []salesrank.Key, dst []int64) {
+	if c.len == 0 {
+		clear(dst[:len(keys)])
+		return
+	}
+	var home [batchSize]uint64
+	var first [batchSize]uint32 // the category (plus one) in each home slot: 0 if empty
+	for lo := 0; lo < len(keys); lo += batchSize {
+		batch := keys[lo:min(lo+batchSize, len(keys))]
+		for i, k := range batch {
+			h := c.hash(uint32(k.CategoryID)+1, 0, k.ProductID) & c.mask
+			home[i], first[i] = h, c.slots[h].cat
+		}
+		for i, k := range batch {
+			cat := uint32(k.CategoryID) + 1
+			dst[lo+i] = 0
+			if first[i] == 0 {
+				continue // an empty home slot: never added
+			}
+			for j := home[i]; ; j = (j + 1) & c.mask {
+				s := &c.slots[j]
+				if s.cat == cat && s.product == k.ProductID && s.hour == 0 {
+					dst[lo+i] = s.units
+					break
+				}
+				if s.cat == 0 {
+					break
+				}
+			}
+		}
+	}
+}
+
 // find returns the slot of a key, nil if c does not hold it; cat is the category plus one,
 // as in a slot.
 func (c *Counts) find(cat, hour uint32, product int64) *slot {

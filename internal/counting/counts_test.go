@@ -241,3 +241,45 @@ func TestUnionLen(t *testing.T) {
 		t.Errorf("union with an empty table: %d, want 50000", got)
 	}
 }
+
+// TestGetBatch checks GetBatch against a map: keys present, absent, present only in another
+// hour, and at zero units, in batches shorter and longer than batchSize, and on an empty
+// table.
+func TestGetBatch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var c Counts
+	want := map[salesrank.Key]int64{}
+	var keys []salesrank.Key
+	for range 5000 {
+		k := salesrank.Key{CategoryID: rng.Int32N(50), ProductID: rng.Int64N(400) << (rng.IntN(3) * 30)}
+		keys = append(keys, k)
+		switch rng.IntN(4) {
+		case 0: // absent from hour 0, present in another
+			c.AddAt(7, k.CategoryID, k.ProductID, 3)
+		case 1: // absent
+		default:
+			u := rng.Int64N(5) - 1
+			c.Add(k.CategoryID, k.ProductID, u)
+			want[k] += u
+		}
+	}
+	dst := make([]int64, len(keys))
+	var empty Counts
+	empty.GetBatch(keys, dst)
+	for i, v := range dst {
+		if v != 0 {
+			t.Fatalf("empty table: key %v has %d", keys[i], v)
+		}
+	}
+	for _, n := range []int{0, 1, batchSize - 1, batchSize, batchSize + 1, len(keys)} {
+		for i := range dst {
+			dst[i] = -99
+		}
+		c.GetBatch(keys[:n], dst[:n])
+		for i, k := range keys[:n] {
+			if dst[i] != want[k] || dst[i] != c.Get(k.CategoryID, k.ProductID) {
+				t.Fatalf("%d keys: key %v has %d, want %d", n, k, dst[i], want[k])
+			}
+		}
+	}
+}

@@ -200,9 +200,7 @@ func (w *Window) Rank(top int, known []int32, st *Stats) []salesrank.Ranking {
 		st.RankedFromScratch = true
 	} else {
 		st.ChangedKeys = len(w.changed)
-		st.RescannedCategories = w.lists.Update(parts, w.changed, func(k salesrank.Key) int64 {
-			return w.counts.Get(k.CategoryID, k.ProductID)
-		})
+		st.RescannedCategories = w.lists.Update(parts, w.changed, w.counts.GetBatch)
 	}
 	w.changed, w.changedAll = w.changed[:0], false
 	return w.lists.Rankings(known)
