@@ -304,7 +304,7 @@ func (w *writeTx) InsertPartials(ctx context.Context, batch int64, parts []sales
 	// A large batch (a first run over a week: 45 MB of partials from a 10 M-line log) is
 	// written through a small page cache, which SQLite spills to the WAL as it fills: held
 	// whole in the 64 MiB cache, its pages took as much new memory, page by page, and the
-	// run 10% longer. The cache is restored before the commit, keeping the pages the
+	// run 10–14% longer. The cache is restored before the commit, keeping the pages the
 	// publications read; if this transaction fails first, the next one restores it.
 	var size int
 	for _, p := range parts {
