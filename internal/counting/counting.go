@@ -156,11 +156,23 @@ func (l *Local) Count(ctx context.Context, logs *blob.Bucket, objects []Object, 
 		progress:  l.Progress,
 		workers:   workers,
 	}
-	// The buffers are written all over by the first blocks read: huge pages take them in
-	// 16 faults rather than 8 k (see hugeSlice).
-	bufs := hugeSlice[byte](cap(r.free) * blockSize)
+	// A count of more bytes than its buffers hold writes them all over: huge pages take
+	// them in 16 faults rather than 8 k (see hugeSlice). A smaller one (a minute's object,
+	// a test's) touches the start of a few, where a huge page would zero 2 MiB for each.
+	var size int64
+	for _, o := range objects {
+		size += o.Size
+	}
+	var bufs []byte
+	if size >= int64(cap(r.free)*blockSize) {
+		bufs = hugeSlice[byte](cap(r.free) * blockSize)
+	}
 	for i := range cap(r.free) {
-		r.free <- bufs[i*blockSize : (i+1)*blockSize : (i+1)*blockSize]
+		if bufs == nil {
+			r.free <- make([]byte, blockSize)
+		} else {
+			r.free <- bufs[i*blockSize : (i+1)*blockSize : (i+1)*blockSize]
+		}
 	}
 
 	var wg sync.WaitGroup // workers

@@ -112,11 +112,13 @@ func (r runs) flush(c *Counts, dense int, mem *slab) {
 // to 32 MiB backed by transparent huge pages (see hugeSlice). A first run over a week makes
 // 9 M entries of runs, 216 MB: taken a flush (a block's keys, about 2 MiB) at a time from
 // the heap, that memory was faulted in 4 KiB at a time, 53 k faults and about a fifth of the
-// run's CPU time. A slice lives as long as any run made from it. The zero value is ready
-// to use.
+// run's CPU time. The first huge page's worth comes from the heap, piece by piece, so that
+// a small count (a minute's object, a test's) does not zero 2 MiB for a few keys. A slice
+// lives as long as any run made from it. The zero value is ready to use.
 type slab struct {
 	free  []partial.Entry // what is left of the last slice made
 	pages int             // huge pages in every slice made so far
+	small int             // entries taken from the heap, up to a huge page's worth
 	sort  []partial.Entry // partial.Sort's second buffer, for runs sorted one at a time
 }
 
@@ -130,11 +132,15 @@ const maxSlabPages = 16
 
 // take returns n zero entries. A nil slab takes them from the heap.
 func (s *slab) take(n int) []partial.Entry {
+	const size = int(unsafe.Sizeof(partial.Entry{}))
 	if s == nil {
 		return make([]partial.Entry, n)
 	}
+	if s.pages == 0 && (s.small+n)*size <= hugePage {
+		s.small += n
+		return make([]partial.Entry, n)
+	}
 	if len(s.free) < n {
-		const size = int(unsafe.Sizeof(partial.Entry{}))
 		pages := min(maxSlabPages, max(1, s.pages))
 		pages = max(pages, (n*size+hugePage-1)/hugePage)
 		// Whole huge pages: hugeSlice advises only those the slice covers entirely.
