@@ -111,20 +111,12 @@ func (c *Counts) GetBatch(keys []salesrank.Key, dst []int64) {
 			home[i], first[i] = h, c.slots[h].cat
 		}
 		for i, k := range batch {
-			cat := uint32(k.CategoryID) + 1
 			dst[lo+i] = 0
 			if first[i] == 0 {
 				continue // an empty home slot: never added
 			}
-			for j := home[i]; ; j = (j + 1) & c.mask {
-				s := &c.slots[j]
-				if s.cat == cat && s.product == k.ProductID && s.hour == 0 {
-					dst[lo+i] = s.units
-					break
-				}
-				if s.cat == 0 {
-					break
-				}
+			if s := c.probe(home[i], uint32(k.CategoryID)+1, 0, k.ProductID); s != nil {
+				dst[lo+i] = s.units
 			}
 		}
 	}
@@ -136,7 +128,13 @@ func (c *Counts) find(cat, hour uint32, product int64) *slot {
 	if c.len == 0 {
 		return nil
 	}
-	for i := c.hash(cat, hour, product) & c.mask; ; i = (i + 1) & c.mask {
+	return c.probe(c.hash(cat, hour, product)&c.mask, cat, hour, product)
+}
+
+// probe walks the table from slot i, a key's home, to the key's slot: nil if it meets an
+// empty slot first.
+func (c *Counts) probe(i uint64, cat, hour uint32, product int64) *slot {
+	for ; ; i = (i + 1) & c.mask {
 		s := &c.slots[i]
 		if s.cat == cat && s.product == product && s.hour == hour {
 			return s
