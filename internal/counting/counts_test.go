@@ -283,3 +283,31 @@ func TestGetBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestReserve checks that a table given room for n keys takes n distinct keys without
+// growing, keeps the keys it held, and that reserving less than it has is a no-op.
+func TestReserve(t *testing.T) {
+	var c Counts
+	c.Add(3, 30, 5)
+	c.Reserve(100_000)
+	slots := len(c.slots)
+	if c.growAt < 100_000 {
+		t.Fatalf("Reserve(100000): room for %d keys", c.growAt)
+	}
+	for p := range int64(100_000 - 1) {
+		c.Add(4, p, 1)
+	}
+	if len(c.slots) != slots {
+		t.Errorf("the table grew from %d to %d slots within its reservation", slots, len(c.slots))
+	}
+	if got := c.Get(3, 30); got != 5 {
+		t.Errorf("key held before Reserve: %d units, want 5", got)
+	}
+	if c.Len() != 100_000 {
+		t.Errorf("Len %d, want 100000", c.Len())
+	}
+	c.Reserve(10)
+	if len(c.slots) != slots {
+		t.Errorf("Reserve(10) resized a table of %d keys", c.Len())
+	}
+}

@@ -3,6 +3,8 @@ package counting
 import (
 	"cmp"
 	"iter"
+	"math"
+	"math/bits"
 	"slices"
 	"unsafe"
 
@@ -180,6 +182,52 @@ func (r runs) sums() *Sums {
 		s.runs[i] = r[b]
 	}
 	return s
+}
+
+// EstimateKeys estimates how many distinct (category, product) keys the buckets that in
+// accepts hold together, for sizing a table before adding them to it (Counts.Reserve). It is
+// linear counting (Whang et al., 1990): each entry of every run sets one bit of a bitmap of
+// at least as many bits as entries (at most 2^26, 8 MiB), and the bits left clear give the
+// estimate, within a fraction of a per cent at these loads. It reads every entry once, in
+// memory order, without merging the runs; a few milliseconds a million entries.
+func (s *Sums) EstimateKeys(in func(bucket uint32) bool) int {
+	entries := 0
+	for i, b := range s.Buckets() {
+		if in(b) {
+			for _, r := range s.runs[i] {
+				entries += len(r)
+			}
+		}
+	}
+	if entries == 0 {
+		return 0
+	}
+	m := 1 << min(max(bits.Len(uint(entries)), 12), 26) // bits: a power of two ≥ entries
+	bitmap := make([]uint64, m/64)
+	mask := uint64(m - 1)
+	for i, b := range s.buckets {
+		if !in(b) {
+			continue
+		}
+		for _, r := range s.runs[i] {
+			for _, e := range r {
+				h := uint64(e.ProductID) ^ uint64(uint32(e.CategoryID))*0x9e3779b97f4a7c15
+				h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
+				h = (h ^ h>>27) * 0x94d049bb133111eb
+				h = (h ^ h>>31) & mask
+				bitmap[h/64] |= 1 << (h % 64)
+			}
+		}
+	}
+	set := 0
+	for _, w := range bitmap {
+		set += bits.OnesCount64(w)
+	}
+	if set == m { // saturated: more keys than the bitmap can tell apart
+		return entries
+	}
+	est := float64(m) * math.Log(float64(m)/float64(m-set))
+	return min(entries, int(math.Round(est)))
 }
 
 // All yields the entries of the i-th bucket of Buckets as Entries gives them, each key once

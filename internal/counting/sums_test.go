@@ -222,3 +222,43 @@ func TestSlab(t *testing.T) {
 		t.Errorf("made %d huge pages, fewer than the entries taken", mem.pages)
 	}
 }
+
+// TestEstimateKeys checks the distinct-key estimate against an exact count: keys repeated
+// across runs and buckets, buckets left out by the filter, sizes from none to 300 k keys
+// (where the bitmap is 2^19 bits and nearly full, the hardest case below its cap), and an
+// estimate never above the number of entries.
+func TestEstimateKeys(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{0, 1, 7, 1000, 50_000, 300_000} {
+		var c Counts
+		distinct := map[salesrank.Key]bool{}
+		entries := 0
+		for range n {
+			k := salesrank.Key{CategoryID: rng.Int32N(1000), ProductID: rng.Int64N(1 << 40)}
+			if len(distinct) > 0 && rng.IntN(3) == 0 { // a key sold in more than one hour
+				for d := range distinct {
+					k = d
+					break
+				}
+			}
+			bucket := rng.Uint32N(8)
+			if bucket < 6 { // buckets 6 and 7 are filtered out below
+				distinct[k] = true
+				entries++ // at most one entry per key and bucket: an upper bound
+			}
+			c.AddAt(bucket, k.CategoryID, k.ProductID, 1)
+		}
+		s := SumsOf(&c)
+		got := s.EstimateKeys(func(b uint32) bool { return b < 6 })
+		want := len(distinct)
+		if d := got - want; d*100 < -want-100 || d*100 > want+100 { // 1%, or one key
+			t.Errorf("%d keys added: estimate %d, want %d within 1%%", n, got, want)
+		}
+		if got > entries {
+			t.Errorf("%d keys added: estimate %d above the %d entries", n, got, entries)
+		}
+	}
+	if got := (&Sums{}).EstimateKeys(func(uint32) bool { return true }); got != 0 {
+		t.Errorf("empty Sums: estimate %d, want 0", got)
+	}
+}
