@@ -262,14 +262,6 @@ func (c *Counts) Reset() {
 	c.len, c.zeros = 0, 0
 }
 
-// grow enlarges the table (or allocates the first one) and reinserts every key.
-func (c *Counts) grow() { c.growFor(c.len + 1) }
-
-// growFor grows the table to hold keys at most 3/4 full (linear probing slows sharply past
-// that). Up to 4 M slots (96 MiB) it grows fourfold, not twofold: every growth reinserts
-// every key into new memory, and profiles of a 10 M-line run showed doubling spend a fifth
-// of the run reinserting. Past that it doubles, so a table of a week's keys never holds
-// four times the memory it needs.
 // Reserve makes room for keys keys in all, so that adding up to that many grows the table
 // no more. Growing as keys arrive allocates every size on the way, reinserts into each and
 // holds the old table beside the new one at the peak: perf put 7% of a first run's CPU
@@ -280,6 +272,14 @@ func (c *Counts) Reserve(keys int) {
 	}
 }
 
+// grow enlarges the table (or allocates the first one) and reinserts every key.
+func (c *Counts) grow() { c.growFor(c.len + 1) }
+
+// growFor grows the table to hold keys at most 3/4 full (linear probing slows sharply past
+// that). Up to 4 M slots (96 MiB) it grows fourfold, not twofold: every growth reinserts
+// every key into new memory, and profiles of a 10 M-line run showed doubling spend a fifth
+// of the run reinserting. Past that it doubles, so a table of a week's keys never holds
+// four times the memory it needs.
 func (c *Counts) growFor(keys int) {
 	factor := 4
 	if len(c.slots) >= 1<<22 {

@@ -223,10 +223,8 @@ func (s *Sums) EstimateKeys(in func(bucket uint32) bool) int {
 	for _, w := range bitmap {
 		set += bits.OnesCount64(w)
 	}
-	if set == m { // saturated: more keys than the bitmap can tell apart
-		return entries
-	}
-	est := float64(m) * math.Log(float64(m)/float64(m-set))
+	// A full bitmap (some m·ln m keys, over a billion at the cap) gives that as the estimate.
+	est := float64(m) * math.Log(float64(m)/float64(max(m-set, 1)))
 	return min(entries, int(math.Round(est)))
 }
 
