@@ -37,10 +37,15 @@ type slot struct {
 
 const minSlots = 1 << 10
 
-// hash mixes both halves of the key with a multiply-xorshift finalizer, so ids that differ
-// only in high bits, or that share low bits, still spread over the table.
+// hash is hashKey under the table's seed.
 func (c *Counts) hash(cat, hour uint32, product int64) uint64 {
-	h := uint64(product) ^ c.seed
+	return hashKey(c.seed, cat, hour, product)
+}
+
+// hashKey mixes both halves of the key with a multiply-xorshift finalizer, so ids that differ
+// only in high bits, or that share low bits, still spread over a table.
+func hashKey(seed uint64, cat, hour uint32, product int64) uint64 {
+	h := uint64(product) ^ seed
 	h ^= (uint64(cat) | uint64(hour)<<32) * 0x9e3779b97f4a7c15
 	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
 	h = (h ^ h>>27) * 0x94d049bb133111eb

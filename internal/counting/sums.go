@@ -211,10 +211,7 @@ func (s *Sums) EstimateKeys(in func(bucket uint32) bool) int {
 		}
 		for _, r := range s.runs[i] {
 			for _, e := range r {
-				h := uint64(e.ProductID) ^ uint64(uint32(e.CategoryID))*0x9e3779b97f4a7c15
-				h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
-				h = (h ^ h>>27) * 0x94d049bb133111eb
-				h = (h ^ h>>31) & mask
+				h := hashKey(0, uint32(e.CategoryID), 0, e.ProductID) & mask
 				bitmap[h/64] |= 1 << (h % 64)
 			}
 		}

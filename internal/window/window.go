@@ -137,14 +137,15 @@ func (w *Window) apply(ctx context.Context, from, to time.Time, sign int64, buck
 func (w *Window) Add(sums *counting.Sums, bucket time.Duration) {
 	secs := int64(bucket / time.Second)
 	lo, hi := uint32(w.at.Add(-salesrank.WindowLength).Unix()/secs), uint32(w.at.Unix()/secs)
+	in := func(start uint32) bool { return start >= lo && start < hi }
 	var b counting.Batch
 	if w.counts.Len() == 0 {
 		// A first run adds a week at once, 4–5 entries for each key it ends with: size the
 		// table once for its keys rather than grow it as they come.
-		w.counts.Reserve(sums.EstimateKeys(func(start uint32) bool { return start >= lo && start < hi }) * 51 / 50)
+		w.counts.Reserve(sums.EstimateKeys(in) * 51 / 50)
 	}
 	for i, start := range sums.Buckets() {
-		if start < lo || start >= hi {
+		if !in(start) {
 			continue
 		}
 		for e := range sums.All(i) { // each key once a bucket, so tracked once
