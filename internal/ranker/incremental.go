@@ -163,9 +163,15 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		return nil, err
 	}
 	counted := time.Now()
+	// Batches commit one after the other; the last one's commit runs on while the lists
+	// are ranked, and the snapshot is published only once it has committed.
+	var last *pending
 	for len(fresh) > 0 {
 		n := r.batchLen(fresh, bucket)
-		if err := r.take(ctx, fresh[:n], retain, bucket, sum, log); err != nil {
+		if err := last.wait(); err != nil {
+			return nil, err
+		}
+		if last, err = r.take(ctx, fresh[:n], retain, bucket, sum, log); err != nil {
 			return nil, err
 		}
 		fresh = fresh[n:]
@@ -174,7 +180,7 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	sum.CountSeconds = time.Since(counted).Seconds()
 
 	ranked := time.Now()
-	known := r.knownList()
+	known := r.knownList(last)
 	top := cmp.Or(r.Top, salesrank.DefaultTop)
 	snap := &salesrank.Snapshot{
 		Window:   w,
@@ -186,6 +192,11 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	sum.WindowRebuilt, sum.PartialsRead = ws.Rebuilt, ws.PartialsRead
 	sum.RankedFromScratch, sum.ChangedKeys, sum.RescannedCategories = ws.RankedFromScratch, ws.ChangedKeys, ws.RescannedCategories
 	sum.RankSeconds = time.Since(ranked).Seconds()
+	waited := time.Now()
+	if err := last.wait(); err != nil {
+		return nil, err
+	}
+	sum.CountSeconds += time.Since(waited).Seconds() // the commit, as for the batches before
 	published := time.Now()
 	log.Debug("publishing snapshot", "cutoff", w.End)
 	dbctx, cancel := r.dbContext(ctx)
@@ -348,8 +359,11 @@ func Bucket(interval time.Duration) time.Duration {
 	return time.Duration(a) * time.Second
 }
 
-// take counts one batch of new objects, commits it, and adds what falls in the window.
-func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain time.Time, bucket time.Duration, sum *Summary, log *slog.Logger) error {
+// take counts one batch of new objects, adds what falls in the window, and starts
+// committing the batch: it returns once the window has it, with the commit still running
+// (nil if no object could be read). The caller waits for the commit before the next batch
+// and before publishing.
+func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain time.Time, bucket time.Duration, sum *Summary, log *slog.Logger) (*pending, error) {
 	eobjs := engineObjects(objects)
 	byKey := make(map[string]objstore.Object, len(objects))
 	for _, o := range objects {
@@ -361,7 +375,7 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	log.Debug("counting batch", "objects", len(objects))
 	res, err := r.Engine.Count(ctx, r.Logs, eobjs, spec)
 	if err != nil {
-		return fmt.Errorf("count sales: %w", err)
+		return nil, fmt.Errorf("count sales: %w", err)
 	}
 	log.Debug("counted batch", "objects", len(res.Objects), "lines", res.Stats.LinesRead, "buckets", len(res.Sums.Buckets()))
 	for _, f := range res.Failed {
@@ -370,13 +384,13 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 		log.Error("object left out: it could not be read to its end; none of its lines count, and it will be tried again next run", "object", f.Key, "err", f.Err)
 	}
 	if len(res.Objects) == 0 {
-		return nil
+		return nil, nil
 	}
 	if res.Sums == nil {
 		// counting.Result's contract: an engine that counted per bucket gives Sums (the
 		// Beam engine turns its table into them with counting.SumsOf). Without them the
 		// batch would commit its objects with no partials, and their sales would be lost.
-		return fmt.Errorf("count sales: the engine gave no per-bucket sums for %d objects", len(res.Objects))
+		return nil, fmt.Errorf("count sales: the engine gave no per-bucket sums for %d objects", len(res.Objects))
 	}
 
 	b := &salesrank.Batch{Rejects: res.Rejects, Categories: res.Categories}
@@ -392,19 +406,43 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 
 	// The window [at − 7d, at) gains what the batch sold in it while the batch is encoded
 	// and committed: the three only read res.Sums, and a first run over a week saves the
-	// half second adding takes. If the commit fails, the window is forgotten below.
-	var adding sync.WaitGroup
-	adding.Go(func() { r.window.Add(res.Sums, bucket) })
-	err = r.commit(ctx, b, res.Sums, bucket, log)
-	adding.Wait()
-	if err != nil {
-		// The commit's outcome is unknown (a timeout may strike after the database
-		// committed, and another ranker may have taken some of these objects): forget the
-		// manifest and the window, so the next run starts again from what the store holds.
-		r.Reset()
-		return err
+	// half second adding takes. The commit runs on after the window has the batch (see
+	// pending); if it fails, the window is forgotten.
+	p := &pending{r: r, batch: b, stats: res.Stats, sum: sum, log: log}
+	p.committing.Go(func() { p.err = r.commit(ctx, b, res.Sums, bucket, log) })
+	r.window.Add(res.Sums, bucket)
+	return p, nil
+}
+
+// pending is a batch whose commit is running.
+type pending struct {
+	r          *Ranker
+	batch      *salesrank.Batch
+	stats      counting.Stats
+	sum        *Summary
+	log        *slog.Logger
+	committing sync.WaitGroup
+	err        error // the commit's, once committing is done
+}
+
+// wait waits for the batch's commit; once it has committed, the batch counts in the
+// summary and its objects in the manifest. If it failed, wait forgets the manifest and the
+// window: the commit's outcome is unknown (a timeout may strike after the database
+// committed, and another ranker may have taken some of the objects), so the next run
+// starts again from what the store holds. A nil pending, or one already waited for, has
+// nothing to wait for.
+func (p *pending) wait() error {
+	if p == nil || p.r == nil {
+		return nil
 	}
-	log.Debug("batch committed", "batch_id", b.ID)
+	p.committing.Wait()
+	r, b, sum := p.r, p.batch, p.sum
+	p.r = nil
+	if p.err != nil {
+		r.Reset()
+		return p.err
+	}
+	p.log.Debug("batch committed", "batch_id", b.ID)
 	sum.Batches++
 	sum.ObjectsTaken += len(b.Objects)
 	for _, o := range b.Objects {
@@ -413,7 +451,7 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	for _, c := range b.Categories {
 		r.known[c] = struct{}{}
 	}
-	st := res.Stats
+	st := p.stats
 	sum.Bytes += st.Bytes
 	sum.LinesRead += st.LinesRead
 	sum.LinesRejected += st.LinesRejected
@@ -471,11 +509,16 @@ func encodeBuckets(sums *counting.Sums, bucket time.Duration) ([]salesrank.Parti
 	return out, errors.Join(errs...)
 }
 
-func (r *Ranker) knownList() []int32 {
+// knownList returns the known categories, sorted, with those of a batch still committing:
+// its lists are ranked before it commits, and published only after.
+func (r *Ranker) knownList(committing *pending) []int32 {
 	out := make([]int32, 0, len(r.known))
 	for c := range r.known {
 		out = append(out, c)
 	}
+	if committing != nil && committing.r != nil {
+		out = append(out, committing.batch.Categories...)
+	}
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
