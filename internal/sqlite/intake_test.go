@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -292,5 +293,40 @@ func TestLargeBatchCache(t *testing.T) {
 	}
 	if got, want := intakeCounts(t, db), "1/1/9/1/1"; got != want {
 		t.Errorf("row counts %s, want %s (batches/objects/partials/rejects/categories)", got, want)
+	}
+}
+
+// TestCheckpointAfterCommit commits a batch larger than SQLite's own automatic checkpoint
+// (1000 pages) but under the writer's backstop, and waits for its pages to reach the
+// database file: the checkpointer must copy them after the commit, since the writer no
+// longer does.
+func TestCheckpointAfterCommit(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	b := smallBatch("big")
+	b.Partials[0].Data = make([]byte, 8<<20) // 2048 pages of 4 KiB
+	if err := db.CommitBatch(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		fi, err := os.Stat(db.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() >= 8<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the database file holds %d bytes 20 s after a commit of 8 MiB: the WAL was not checkpointed", fi.Size())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var pages int
+	if err := db.write.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if pages != walAutocheckpoint {
+		t.Errorf("the writer checkpoints past %d pages, want %d", pages, walAutocheckpoint)
 	}
 }

@@ -44,6 +44,8 @@ type DB struct {
 	// batch (see writeTx.InsertPartials); the next write transaction restores it if the
 	// batch's could not. Only the holder of the one write connection touches it.
 	cacheShrunk bool
+
+	ckpt *checkpointer
 }
 
 // The write connection's page cache, in SQLite's units (negative: KiB): cacheKiB normally,
@@ -80,6 +82,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 			"journal_mode(WAL)",
 			"foreign_keys(1)",
 			fmt.Sprintf("cache_size(%d)", -cacheKiB),
+			fmt.Sprintf("wal_autocheckpoint(%d)", walAutocheckpoint),
 		},
 		"_txlock": {"immediate"},
 	}))
@@ -129,6 +132,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
 	}
+	if db.ckpt, err = startCheckpointer(abs); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", abs, err)
+	}
 	return db, nil
 }
 
@@ -151,6 +158,9 @@ func (db *DB) Path() string { return db.path }
 // Close closes both connection pools.
 func (db *DB) Close() error {
 	var errs []error
+	if db.ckpt != nil {
+		errs = append(errs, db.ckpt.close())
+	}
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
 	}

@@ -78,8 +78,17 @@ func (w *writeTx) setCache(ctx context.Context, kib int) error {
 	return nil
 }
 
-func (w *writeTx) Commit(context.Context) error { return w.tx.Commit() }
-func (w *writeTx) Rollback()                    { w.tx.Rollback() }
+// Commit commits, then has the WAL's new pages copied into the database file in the
+// background (see checkpointer).
+func (w *writeTx) Commit(context.Context) error {
+	if err := w.tx.Commit(); err != nil {
+		return err
+	}
+	w.db.ckpt.kick()
+	return nil
+}
+
+func (w *writeTx) Rollback() { w.tx.Rollback() }
 
 func (w *writeTx) LatestSnapshot(ctx context.Context) (int64, error) {
 	var id int64
