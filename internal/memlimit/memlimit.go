@@ -37,8 +37,8 @@ func Unset(getenv func(string) string) bool {
 	return getenv("GOGC") == "" && getenv("GOMEMLIMIT") == ""
 }
 
-// Start sets the runtime's soft memory limit to limit(live heap) and moves it after every
-// garbage collection, from the live heap that collection found, until ctx is done or the
+// Start sets the runtime's soft memory limit to limit(live heap) and moves it after each
+// garbage collection (see follower), from the live heap that collection found, until ctx is done or the
 // returned function is called; that function restores the limit Start found.
 //
 // The limit moves with each collection rather than on a timer: a process that allocates a
@@ -73,7 +73,9 @@ func Start(ctx context.Context, limit func(live uint64) int64) (stop func()) {
 // follower moves the limit after each collection. A collection is seen by the cleanup of
 // a sentinel allocated after the previous one and dropped at once: the collection that
 // frees it runs the cleanup, which reads the live heap it marked, sets the limit and drops
-// a new sentinel.
+// a new sentinel. A sentinel dropped while the next collection is already marking
+// survives it (new objects are born marked), so when collections run back to back the
+// limit moves after every other one.
 type follower struct {
 	limit  func(live uint64) int64
 	before int64
