@@ -15,6 +15,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 
+	"github.com/salesrank/salesrank"
 	"github.com/salesrank/salesrank/internal/counting"
 	"github.com/salesrank/salesrank/internal/sqlite"
 	"github.com/salesrank/salesrank/internal/testing/ranktest"
@@ -360,5 +361,56 @@ func TestFullRanksRetriedAfterFailure(t *testing.T) {
 	}
 	if cur.Standings == nil || cur.Standings.SnapshotID != late.SnapshotID || !cur.Standings.Window.End.Equal(hour.Add(time.Minute)) {
 		t.Fatalf("the current snapshot's full ranks: %+v, want snapshot %d's at %v", cur.Standings, late.SnapshotID, hour.Add(time.Minute))
+	}
+}
+
+// TestLastCommitFails fails the commit of a run's last batch, which runs while the run
+// ranks the lists: the run must fail and publish nothing, and the next run must take what
+// the failed batch held and publish the oracle's ranking.
+func TestLastCommitFails(t *testing.T) {
+	ctx := context.Background()
+	bucket, db := openLogsAndDB(t)
+	hour := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(9, 9))
+	all := map[string][]byte{}
+	for i := range 3 {
+		key := fmt.Sprintf("day-%d.tsv", i)
+		all[key] = ranktest.Lines(rng, hour.Add(-time.Duration(i+1)*24*time.Hour), 24*time.Hour, 200)
+		if err := bucket.WriteAll(ctx, key, all[key], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One object a batch: the third batch's partials fail.
+	commits := 0
+	db.SetFailAt(func(step string) error {
+		if step == "batch:partials" {
+			if commits++; commits == 3 {
+				return errors.New("disk full")
+			}
+		}
+		return nil
+	})
+	r := &Ranker{Logs: bucket, Engine: &counting.Local{}, Store: db, Top: 3, MaxBatchBytes: 1}
+	if _, err := r.Run(ctx, hour); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("run with its last commit failing: err = %v, want the injected failure", err)
+	}
+	if snap, err := db.Current(ctx); !errors.Is(err, salesrank.ErrNoSnapshot) {
+		t.Fatalf("after the failed run: current snapshot %v (err %v), want none", snap, err)
+	}
+	db.SetFailAt(nil)
+	sum, err := r.Run(ctx, hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.ObjectsTaken != 1 || sum.ObjectsSkipped != 2 {
+		t.Errorf("the next run took %d objects and skipped %d, want 1 (the failed batch's) and 2", sum.ObjectsTaken, sum.ObjectsSkipped)
+	}
+	snap, err := db.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, _ := ranktest.Oracle(all, hour, 3)
+	if got := ranktest.Format(snap.Rankings); got != want {
+		t.Fatalf("after the retry: ranking =\n%s\nwant\n%s", got, want)
 	}
 }
