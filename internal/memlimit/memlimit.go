@@ -38,8 +38,9 @@ func Unset(getenv func(string) string) bool {
 }
 
 // Start sets the runtime's soft memory limit to limit(live heap) and moves it after each
-// garbage collection (see follower), from the live heap that collection found, until ctx is done or the
-// returned function is called; that function restores the limit Start found.
+// garbage collection (see follower), from the live heap that collection found, until ctx
+// is done or the returned function is called; that function restores the limit Start
+// found.
 //
 // The limit moves with each collection rather than on a timer: a process that allocates a
 // table larger than its margin (a ranker's first count, a replica's full ranks) would
