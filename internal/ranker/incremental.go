@@ -509,15 +509,16 @@ func encodeBuckets(sums *counting.Sums, bucket time.Duration) ([]salesrank.Parti
 	return out, errors.Join(errs...)
 }
 
-// knownList returns the known categories, sorted, with those of a batch still committing:
-// its lists are ranked before it commits, and published only after.
-func (r *Ranker) knownList(committing *pending) []int32 {
+// knownList returns the known categories, sorted, with those of the run's last batch
+// (nil if none): its lists are ranked before it commits, and published only after. Once it
+// has committed they are known already, and counted once.
+func (r *Ranker) knownList(last *pending) []int32 {
 	out := make([]int32, 0, len(r.known))
 	for c := range r.known {
 		out = append(out, c)
 	}
-	if committing != nil && committing.r != nil {
-		out = append(out, committing.batch.Categories...)
+	if last != nil {
+		out = append(out, last.batch.Categories...)
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

@@ -414,3 +414,27 @@ func TestLastCommitFails(t *testing.T) {
 		t.Fatalf("after the retry: ranking =\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestLastBatchCategoriesListed lands a category whose only sale falls after the cutoff:
+// its batch is still committing when the lists are ranked, and the snapshot must still
+// list the category, with no products, as a known one.
+func TestLastBatchCategoriesListed(t *testing.T) {
+	ctx := context.Background()
+	cutoff := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
+	bucket, db := openLogsAndDB(t)
+	line := fmt.Sprintf("%d\t1\t77\t5\t1\t1\t1\n", cutoff.Add(time.Hour).Unix())
+	if err := bucket.WriteAll(ctx, "future.tsv", []byte(line), nil); err != nil {
+		t.Fatal(err)
+	}
+	r := &Ranker{Logs: bucket, Engine: &counting.Local{}, Store: db}
+	if _, err := r.Run(ctx, cutoff); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := db.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Rankings) != 1 || snap.Rankings[0].CategoryID != 77 || len(snap.Rankings[0].Entries) != 0 {
+		t.Fatalf("rankings %+v, want category 77 with no products", snap.Rankings)
+	}
+}
