@@ -133,7 +133,7 @@ func runRank(ctx context.Context, e *env, args []string) error {
 		return reportOnce(e, log, sum)
 	}
 	rk := &ranker.Ranker{Logs: logs, Engine: eng, Store: db, Top: cfg.top, Interval: cfg.interval, Grace: cfg.grace,
-		MaxBatchBytes: cfg.batchBytes, FullRanks: cfg.fullRanks, Logger: log}
+		MaxBatchBytes: cfg.batchBytes, FullRanks: cfg.fullRanks, Once: cfg.every == 0, Logger: log}
 	if cfg.every != 0 {
 		return runRankScheduler(ctx, e, cfg, log, rk, db)
 	}

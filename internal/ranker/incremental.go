@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -74,7 +75,14 @@ type Ranker struct {
 	// hourly (see fullRanksDue) and right after the run's top lists (see
 	// publishFullRanks): ranking every key costs more than updating the top lists.
 	FullRanks bool
-	Logger    *slog.Logger
+	// Once says the Ranker runs once and is then dropped (rank --once). A run that finds the
+	// window empty and takes every new object in one batch (a first run over a new
+	// database, of up to MaxBatchBytes of logs) then ranks that batch's sums as they are
+	// (counting.Sums.Totals), as rank --full ranks its counts, rather than first adding them
+	// to the window, a table of every key kept in memory for the next run. The batch's
+	// partial sums are committed all the same; a later Run rebuilds the window from them.
+	Once   bool
+	Logger *slog.Logger
 
 	loaded   bool
 	manifest map[string]salesrank.TakenObject
@@ -163,6 +171,8 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		return nil, err
 	}
 	counted := time.Now()
+	// A run that needs the window only for itself ranks its one batch as counted (see Once).
+	direct := r.Once && r.window.Len() == 0 && len(fresh) > 0 && r.batchLen(fresh, bucket) == len(fresh)
 	// Batches commit one after the other; the last one's commit runs on while the lists
 	// are ranked, and the snapshot is published only once it has committed.
 	var last *pending
@@ -171,22 +181,31 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		if err := last.wait(); err != nil {
 			return nil, err
 		}
-		if last, err = r.take(ctx, fresh[:n], retain, bucket, sum, log); err != nil {
+		if last, err = r.take(ctx, fresh[:n], retain, bucket, !direct, sum, log); err != nil {
 			return nil, err
 		}
 		fresh = fresh[n:]
 	}
+	direct = direct && last != nil
 	r.window.Compact()
 	sum.CountSeconds = time.Since(counted).Seconds()
 
 	ranked := time.Now()
 	known := r.knownList(last)
 	top := cmp.Or(r.Top, salesrank.DefaultTop)
-	snap := &salesrank.Snapshot{
-		Window:   w,
-		Interval: interval,
-		Top:      top,
-		Rankings: r.window.Rank(top, known, &ws),
+	snap := &salesrank.Snapshot{Window: w, Interval: interval, Top: top}
+	rankAll := r.window.Standings
+	if direct {
+		// The window never gets the batch: the next Run rebuilds it from the store.
+		r.window.Reset()
+		totals := windowTotals(last.sums, w, bucket)
+		snap.Rankings = salesrank.RankParts(totals.parts(), known, top)
+		rankAll = func() *salesrank.Standings { return salesrank.NewStandings(w, totals.parts()) }
+		ws.RankedFromScratch = true
+		sum.WindowKeys = totals.keys()
+	} else {
+		snap.Rankings = r.window.Rank(top, known, &ws)
+		sum.WindowKeys = r.window.Len()
 	}
 	due := r.FullRanks && fullRanksDue(cutoff, r.fullRanksAt)
 	sum.WindowRebuilt, sum.PartialsRead = ws.Rebuilt, ws.PartialsRead
@@ -211,11 +230,10 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	for _, rk := range snap.Rankings {
 		sum.RankedRows += len(rk.Entries)
 	}
-	sum.WindowKeys = r.window.Len()
 	// The top lists are served from here on; every product's rank follows (see
 	// publishFullRanks) while the old partial sums are deleted.
 	if due {
-		r.publishFullRanks(context.WithoutCancel(ctx), snap, known, log)
+		r.publishFullRanks(context.WithoutCancel(ctx), snap, known, rankAll, log)
 	}
 	dbctx, cancel = r.dbContext(ctx)
 	defer cancel()
@@ -311,7 +329,7 @@ func (r *Ranker) dbContext(ctx context.Context) (context.Context, context.Cancel
 // ranking and storing 11 M ranks takes about a second, and the hour's top lists need not
 // wait for it. A failure is logged and reported by Wait; the next run tries again, since
 // the full ranks are still due.
-func (r *Ranker) publishFullRanks(ctx context.Context, snap *salesrank.Snapshot, known []int32, log *slog.Logger) {
+func (r *Ranker) publishFullRanks(ctx context.Context, snap *salesrank.Snapshot, known []int32, rank func() *salesrank.Standings, log *slog.Logger) {
 	began := time.Now()
 	again := *snap // shares snap's entries: publishing gives them the same row ids
 	again.ID, again.PublishedAt, again.Standings = 0, time.Time{}, nil
@@ -319,7 +337,7 @@ func (r *Ranker) publishFullRanks(ctx context.Context, snap *salesrank.Snapshot,
 		ctx, cancel := r.dbContext(ctx)
 		defer cancel()
 		var made *salesrank.Standings
-		rankAll := func() *salesrank.Standings { made = r.window.Standings(); return made }
+		rankAll := func() *salesrank.Standings { made = rank(); return made }
 		id, err := r.Store.PublishRanking(ctx, &again, known, nil, rankAll)
 		if made != nil {
 			// Stored or refused, nothing else holds them (PublishRanking has returned):
@@ -363,7 +381,7 @@ func Bucket(interval time.Duration) time.Duration {
 // committing the batch: it returns once the window has it, with the commit still running
 // (nil if no object could be read). The caller waits for the commit before the next batch
 // and before publishing.
-func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain time.Time, bucket time.Duration, sum *Summary, log *slog.Logger) (*pending, error) {
+func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain time.Time, bucket time.Duration, toWindow bool, sum *Summary, log *slog.Logger) (*pending, error) {
 	eobjs := engineObjects(objects)
 	byKey := make(map[string]objstore.Object, len(objects))
 	for _, o := range objects {
@@ -408,9 +426,11 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	// and committed: the three only read res.Sums, and a first run over a week saves the
 	// half second adding takes. The commit runs on after the window has the batch (see
 	// pending); if it fails, the window is forgotten.
-	p := &pending{r: r, batch: b, stats: res.Stats, sum: sum, log: log}
+	p := &pending{r: r, batch: b, sums: res.Sums, stats: res.Stats, sum: sum, log: log}
 	p.committing.Go(func() { p.err = r.commit(ctx, b, res.Sums, bucket, log) })
-	r.window.Add(res.Sums, bucket)
+	if toWindow {
+		r.window.Add(res.Sums, bucket)
+	}
 	return p, nil
 }
 
@@ -418,6 +438,7 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 type pending struct {
 	r          *Ranker
 	batch      *salesrank.Batch
+	sums       *counting.Sums // what the batch sold, per bucket
 	stats      counting.Stats
 	sum        *Summary
 	log        *slog.Logger
@@ -507,6 +528,47 @@ func encodeBuckets(sums *counting.Sums, bucket time.Duration) ([]salesrank.Parti
 	close(next)
 	wg.Wait()
 	return out, errors.Join(errs...)
+}
+
+// totals are the units of every key of a window, summed from one batch's sums when asked
+// (counting.Sums.Totals), in as many parts as there are cores.
+type totals struct {
+	sums   *counting.Sums
+	in     func(bucket uint32) bool
+	counts []int // keys each part yielded, the last time it was read
+}
+
+// windowTotals returns the totals of window w (of buckets of length bucket) in sums.
+func windowTotals(sums *counting.Sums, w salesrank.Window, bucket time.Duration) *totals {
+	secs := int64(bucket / time.Second)
+	lo, hi := uint32(w.Start.Unix()/secs), uint32(w.End.Unix()/secs)
+	return &totals{sums: sums, in: func(b uint32) bool { return b >= lo && b < hi }}
+}
+
+// parts returns the totals as parts that share no key, for reading on as many goroutines.
+func (t *totals) parts() []iter.Seq2[salesrank.Key, int64] {
+	parts := t.sums.Totals(t.in, runtime.GOMAXPROCS(0))
+	t.counts = make([]int, len(parts))
+	for i, p := range parts {
+		parts[i] = func(yield func(salesrank.Key, int64) bool) {
+			for k, v := range p {
+				t.counts[i]++
+				if !yield(k, v) {
+					return
+				}
+			}
+		}
+	}
+	return parts
+}
+
+// keys returns how many keys the parts last made yielded.
+func (t *totals) keys() int {
+	n := 0
+	for _, c := range t.counts {
+		n += c
+	}
+	return n
 }
 
 // knownList returns the known categories, sorted, with those of the run's last batch

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
@@ -437,4 +438,100 @@ func TestLastBatchCategoriesListed(t *testing.T) {
 	if len(snap.Rankings) != 1 || snap.Rankings[0].CategoryID != 77 || len(snap.Rankings[0].Entries) != 0 {
 		t.Fatalf("rankings %+v, want category 77 with no products", snap.Rankings)
 	}
+}
+
+// TestOnceMatchesOracle runs Rankers that run once (rank --once) over new databases, on
+// logs meant to break a ranking (window edges, late and future sales, ties, huge ids, bad
+// lines): a first run in one batch ranks its sums without building the window, and its top
+// lists and full ranks must equal the oracle's. A second run on the same Ranker, after more
+// logs land, must rebuild the window from what the first committed and match the oracle
+// too; so must a first run whose objects take two batches, which builds the window.
+func TestOnceMatchesOracle(t *testing.T) {
+	ctx := context.Background()
+	c0 := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
+	week := 7 * 24 * time.Hour
+	for seed := range uint64(12) {
+		interval := []time.Duration{time.Hour, time.Minute, 90 * time.Minute}[seed%3]
+		batches := 1 + int(seed/3%2) // seeds 3–5 and 9–11: two batches
+		rng := rand.New(rand.NewPCG(seed, 11))
+		bucket, db := openLogsAndDB(t)
+		now := c0.Add(time.Duration(rng.IntN(120)) * time.Minute)
+		cutoff := now.Truncate(interval)
+		all := ranktest.RandomLogs(rng, cutoff)
+		all["week.tsv"] = ranktest.Lines(rng, cutoff.Add(-week-time.Hour), week+2*time.Hour, 2000)
+		var size int64
+		for k, v := range all {
+			if err := bucket.WriteAll(ctx, k, v, nil); err != nil {
+				t.Fatal(err)
+			}
+			size += int64(len(v))
+		}
+		r := &Ranker{Logs: bucket, Engine: &counting.Local{BlockSize: 16 << 10}, Store: db, Top: 3, Interval: interval,
+			FullRanks: true, Once: true}
+		if batches == 2 {
+			r.MaxBatchBytes = size - 1
+		}
+		sum, err := r.Run(ctx, now)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if err := r.Finish(sum); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if built := r.window.Len() > 0; built != (batches == 2) {
+			t.Fatalf("seed %d: %d batch(es), the window holds %d keys after the run", seed, batches, r.window.Len())
+		}
+		cur, err := db.Current(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _, _ := ranktest.Oracle(all, cutoff, 3)
+		if got := ranktest.Format(cur.Rankings); got != want {
+			t.Fatalf("seed %d interval %v (cutoff %s): ranking =\n%s\nwant\n%s", seed, interval, cutoff.Format(time.RFC3339), got, want)
+		}
+		st := cur.Standings
+		if st == nil || st.Len() != sum.WindowKeys || sum.WindowKeys == 0 {
+			t.Fatalf("seed %d: full ranks %v for a run that summed %d keys", seed, st, sum.WindowKeys)
+		}
+		full := make([]salesrank.Ranking, len(cur.Rankings))
+		for i, rk := range cur.Rankings {
+			full[i].CategoryID = rk.CategoryID
+			for _, e := range st.Ranked(rk.CategoryID) {
+				full[i].Entries = append(full[i].Entries, salesrank.Entry{ProductID: e.ProductID, TotalSold: e.TotalSold})
+			}
+		}
+		if got, want := ranktest.Format(full), ranktestFull(all, cutoff); got != want {
+			t.Fatalf("seed %d interval %v: full ranks =\n%s\nwant\n%s", seed, interval, got, want)
+		}
+
+		// The same Ranker again, once more logs land an interval later.
+		more := ranktest.Lines(rng, cutoff.Add(-week), week+interval, 300)
+		if err := bucket.WriteAll(ctx, "more.tsv", more, nil); err != nil {
+			t.Fatal(err)
+		}
+		all["more.tsv"] = more
+		next, err := r.Run(ctx, now.Add(interval))
+		if err != nil {
+			t.Fatalf("seed %d, second run: %v", seed, err)
+		}
+		if err := r.Finish(next); err != nil {
+			t.Fatal(err)
+		}
+		if next.WindowRebuilt != (batches == 1) {
+			t.Errorf("seed %d, second run: window rebuilt %v, want %v", seed, next.WindowRebuilt, batches == 1)
+		}
+		if cur, err = db.Current(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want, _, _ = ranktest.Oracle(all, cutoff.Add(interval), 3)
+		if got := ranktest.Format(cur.Rankings); got != want {
+			t.Fatalf("seed %d interval %v, second run: ranking =\n%s\nwant\n%s", seed, interval, got, want)
+		}
+	}
+}
+
+// ranktestFull is the oracle's full ranks: every product of every category.
+func ranktestFull(objects map[string][]byte, cutoff time.Time) string {
+	s, _, _ := ranktest.Oracle(objects, cutoff, math.MaxInt32)
+	return s
 }

@@ -65,7 +65,7 @@ type Summary struct {
 	LinesAfter       int64            `json:"lines_after_cutoff"`
 	LinesTooLate     int64            `json:"lines_too_late"` // older than the window and its grace: reported, not counted
 	WindowRebuilt    bool             `json:"window_rebuilt"`
-	WindowKeys       int              `json:"window_keys"`
+	WindowKeys       int              `json:"window_keys"` // in the window; for a run that ranked its batch as counted (Ranker.Once), the keys it summed
 	PartialsRead     int              `json:"partials_read"`
 	PartialsDeleted  int64            `json:"partials_deleted"`
 	Categories       int              `json:"categories"`
