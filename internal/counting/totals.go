@@ -11,7 +11,7 @@ import (
 )
 
 // Totals returns the units of every key over the buckets that in accepts, each key once, as
-// up to n sequences over disjoint ranges of categories, to be read on as many goroutines
+// up to max(n, 1) sequences over disjoint ranges of categories, to be read on as many goroutines
 // (salesrank.RankParts, salesrank.NewStandings). Each reading sums the runs again, a
 // category at a time: every run is sorted by category, so a category's entries of all the
 // runs are summed in a table sized for them, which stays in the CPU's caches, instead of in
@@ -123,21 +123,22 @@ type productUnits struct {
 	units   int64
 }
 
-// reset empties the table and sizes it for a category of entries entries: at least as many
-// slots, so that at the 4–5 entries a key of an hourly week's categories it is under a
-// quarter full. add doubles it past half full.
+// reset empties the table and sizes it for a category whose runs hold entries entries
+// between them: more than half as many slots. A key is in 4–5 of an hourly week's runs, so
+// that leaves the table under half full; add doubles it when it is not.
 func (t *categorySums) reset(entries int) {
 	t.used = t.used[:0]
 	t.cur++
-	t.size(1 << bits.Len(uint(entries)))
+	t.size(1 << bits.Len(uint(entries/2)))
 }
 
 // size makes the table n slots (a power of two) in the current generation, empty.
 func (t *categorySums) size(n int) {
 	if n > cap(t.slots) || t.cur == 0 {
 		t.slots, t.gen, t.cur = hugeSlice[productUnits](n), hugeSlice[uint32](n), 1
-		// Written before add reads it: a page first read is mapped to the kernel's zero
-		// page, and the write after it faults again, and flushes every core's TLB.
+		// Written before add reads it: a fresh page of a large slice that is read first
+		// is mapped to the kernel's zero page, and the write after it faults again, and
+		// flushes every core's TLB.
 		clear(t.gen)
 	}
 	t.slots, t.gen = t.slots[:n], t.gen[:n]

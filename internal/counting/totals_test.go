@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/salesrank/salesrank"
@@ -64,11 +65,31 @@ func TestTotals(t *testing.T) {
 			if len(parts) > n {
 				t.Fatalf("seed %d: %d parts, asked for %d", seed, len(parts), n)
 			}
+			if seed%4 == 3 && n == 8 && len(wantTotals) > 1000 && len(parts) < 4 {
+				t.Fatalf("seed %d: %d parts of 50 categories, asked for 8", seed, len(parts))
+			}
 			for reading := range 2 {
+				// The second reading reads every part at once, as RankParts does.
+				yielded := make([][]partUnits, len(parts))
+				var wg sync.WaitGroup
+				for i, part := range parts {
+					read := func() {
+						for k, u := range part {
+							yielded[i] = append(yielded[i], partUnits{k, u})
+						}
+					}
+					if reading == 0 {
+						read()
+					} else {
+						wg.Go(read)
+					}
+				}
+				wg.Wait()
 				got := map[salesrank.Key]int64{}
 				partOf := map[int32]int{}
-				for i, part := range parts {
-					for k, u := range part {
+				for i, ks := range yielded {
+					for _, ku := range ks {
+						k := ku.key
 						if _, dup := got[k]; dup {
 							t.Fatalf("seed %d n %d: key %v yielded twice", seed, n, k)
 						}
@@ -76,7 +97,7 @@ func TestTotals(t *testing.T) {
 							t.Fatalf("seed %d n %d: category %d in parts %d and %d", seed, n, k.CategoryID, j, i)
 						}
 						partOf[k.CategoryID] = i
-						got[k] = u
+						got[k] = ku.units
 					}
 				}
 				if diff := diffTotals(got, wantTotals); diff != "" {
@@ -85,6 +106,11 @@ func TestTotals(t *testing.T) {
 			}
 		}
 	}
+}
+
+type partUnits struct {
+	key   salesrank.Key
+	units int64
 }
 
 func diffTotals(got, want map[salesrank.Key]int64) string {
@@ -122,5 +148,22 @@ func TestCategorySumsGrows(t *testing.T) {
 	}
 	if len(want) != 0 {
 		t.Fatalf("%d keys lost", len(want))
+	}
+
+	// Generations run out after 2^32 categories: the table must start again empty.
+	s.cur = math.MaxUint32
+	s.reset(4)
+	s.add(1, 5)
+	if len(s.used) != 1 || s.slots[s.used[0]] != (productUnits{1, 5}) {
+		t.Fatalf("after the generations ran out: %d keys, first %+v; want product 1 with 5 units alone", len(s.used), s.slots[s.used[0]])
+	}
+	n := 0
+	for i := range s.slots {
+		if s.gen[i] == s.cur {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("after the generations ran out: %d slots in use, want 1", n)
 	}
 }
