@@ -117,7 +117,8 @@ run_fullranks() {
 	measure fullranks "$SR" rank --once --full --top "$TOP" --logs "$LOGS" --db "$TMP/full.db" --now "$NOW"
 }
 # The incremental ranker's first run on an empty database: it also sums per hour, encodes
-# and commits the hourly partial sums and the manifest, then builds the window from them.
+# and commits the hourly partial sums and the manifest (a one-off run then ranks the hourly
+# sums without building the window that a scheduler's runs keep).
 run_incremental() {
 	rm -f "$TMP"/incr.db*
 	measure incremental "$SR" rank --once --full-ranks=false --top "$TOP" --logs "$LOGS" --db "$TMP/incr.db" --now "$NOW"

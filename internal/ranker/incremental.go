@@ -75,12 +75,14 @@ type Ranker struct {
 	// hourly (see fullRanksDue) and right after the run's top lists (see
 	// publishFullRanks): ranking every key costs more than updating the top lists.
 	FullRanks bool
-	// Once says the Ranker runs once and is then dropped (rank --once). A run that finds the
-	// window empty and takes every new object in one batch (a first run over a new
-	// database, of up to MaxBatchBytes of logs) then ranks that batch's sums as they are
-	// (counting.Sums.Totals), as rank --full ranks its counts, rather than first adding them
-	// to the window, a table of every key kept in memory for the next run. The batch's
-	// partial sums are committed all the same; a later Run rebuilds the window from them.
+	// Once says the Ranker runs once and is then dropped (rank --once). A run that finds
+	// nothing stored in the window it moved to (a first run over a new database, or after
+	// more than a week without logs) and takes every new object in one batch (at most
+	// MaxBatchBytes of them, or a single object of any size) then ranks that batch's sums
+	// as they are (counting.Sums.Totals), as rank --full ranks its counts, rather than
+	// first adding them to the window, a table of every key kept in memory for the next
+	// run. The batch's partial sums are committed all the same; a later Run rebuilds the
+	// window from them.
 	Once   bool
 	Logger *slog.Logger
 
@@ -198,11 +200,13 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	if direct {
 		// The window never gets the batch: the next Run rebuilds it from the store.
 		r.window.Reset()
-		totals := windowTotals(last.sums, w, bucket)
-		snap.Rankings = salesrank.RankParts(totals.parts(), known, top)
-		rankAll = func() *salesrank.Standings { return salesrank.NewStandings(w, totals.parts()) }
+		in := bucketsIn(w, bucket)
+		parts, keys := countKeys(last.sums.Totals(in, runtime.GOMAXPROCS(0)))
+		snap.Rankings = salesrank.RankParts(parts, known, top)
+		sums := last.sums
+		rankAll = func() *salesrank.Standings { return salesrank.NewStandings(w, sums.Totals(in, runtime.GOMAXPROCS(0))) }
 		ws.RankedFromScratch = true
-		sum.WindowKeys = totals.keys()
+		sum.WindowKeys = keys()
 	} else {
 		snap.Rankings = r.window.Rank(top, known, &ws)
 		sum.WindowKeys = r.window.Len()
@@ -426,10 +430,12 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	// and committed: the three only read res.Sums, and a first run over a week saves the
 	// half second adding takes. The commit runs on after the window has the batch (see
 	// pending); if it fails, the window is forgotten.
-	p := &pending{r: r, batch: b, sums: res.Sums, stats: res.Stats, sum: sum, log: log}
+	p := &pending{r: r, batch: b, stats: res.Stats, sum: sum, log: log}
 	p.committing.Go(func() { p.err = r.commit(ctx, b, res.Sums, bucket, log) })
 	if toWindow {
 		r.window.Add(res.Sums, bucket)
+	} else {
+		p.sums = res.Sums
 	}
 	return p, nil
 }
@@ -438,7 +444,7 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 type pending struct {
 	r          *Ranker
 	batch      *salesrank.Batch
-	sums       *counting.Sums // what the batch sold, per bucket
+	sums       *counting.Sums // what the batch sold, per bucket, if the window does not have it
 	stats      counting.Stats
 	sum        *Summary
 	log        *slog.Logger
@@ -530,45 +536,35 @@ func encodeBuckets(sums *counting.Sums, bucket time.Duration) ([]salesrank.Parti
 	return out, errors.Join(errs...)
 }
 
-// totals are the units of every key of a window, summed from one batch's sums when asked
-// (counting.Sums.Totals), in as many parts as there are cores.
-type totals struct {
-	sums   *counting.Sums
-	in     func(bucket uint32) bool
-	counts []int // keys each part yielded, the last time it was read
-}
-
-// windowTotals returns the totals of window w (of buckets of length bucket) in sums.
-func windowTotals(sums *counting.Sums, w salesrank.Window, bucket time.Duration) *totals {
+// bucketsIn returns whether a bucket (its start in units of bucket) is in window w.
+func bucketsIn(w salesrank.Window, bucket time.Duration) func(uint32) bool {
 	secs := int64(bucket / time.Second)
 	lo, hi := uint32(w.Start.Unix()/secs), uint32(w.End.Unix()/secs)
-	return &totals{sums: sums, in: func(b uint32) bool { return b >= lo && b < hi }}
+	return func(b uint32) bool { return b >= lo && b < hi }
 }
 
-// parts returns the totals as parts that share no key, for reading on as many goroutines.
-func (t *totals) parts() []iter.Seq2[salesrank.Key, int64] {
-	parts := t.sums.Totals(t.in, runtime.GOMAXPROCS(0))
-	t.counts = make([]int, len(parts))
+// countKeys returns parts that count the keys they yield, and how many they yielded in
+// all, once every part has been read once.
+func countKeys(parts []iter.Seq2[salesrank.Key, int64]) ([]iter.Seq2[salesrank.Key, int64], func() int) {
+	counts := make([]int, len(parts)) // each written by its part's reader only
+	counted := make([]iter.Seq2[salesrank.Key, int64], len(parts))
 	for i, p := range parts {
-		parts[i] = func(yield func(salesrank.Key, int64) bool) {
+		counted[i] = func(yield func(salesrank.Key, int64) bool) {
 			for k, v := range p {
-				t.counts[i]++
+				counts[i]++
 				if !yield(k, v) {
 					return
 				}
 			}
 		}
 	}
-	return parts
-}
-
-// keys returns how many keys the parts last made yielded.
-func (t *totals) keys() int {
-	n := 0
-	for _, c := range t.counts {
-		n += c
+	return counted, func() int {
+		n := 0
+		for _, c := range counts {
+			n += c
+		}
+		return n
 	}
-	return n
 }
 
 // knownList returns the known categories, sorted, with those of the run's last batch
