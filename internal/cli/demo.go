@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -120,7 +122,33 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		snapshots, demoStep, sum.SnapshotID, taken, read, rejected, sum.Categories, spent)
 
 	base := "http://" + *addr
-	fmt.Fprintf(e.stderr, `3/3 serving on %s (ready %.1fs after start); Ctrl-C stops it. Try:
+	// The server listens before it has loaded the snapshot, and answers 503 until then:
+	// the invitation to try it waits until it is ready.
+	serving, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		if waitReady(serving, readyURL(*addr)) {
+			fmt.Fprintf(e.stderr, demoReady, base, time.Since(began).Seconds(), base, base, base, base, base, base, base, dbPath)
+		}
+	}()
+	return runServe(ctx, e, []string{"--db", dbPath, "--addr", *addr, "--drain", "0s"})
+}
+
+// readyURL returns the address of the readiness check of a server listening on addr, on
+// the loopback interface if addr names every interface.
+func readyURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + "/readyz"
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/readyz"
+}
+
+// demoReady is what the demo prints once it serves: where, and what to try.
+const demoReady = `3/3 serving on %s (ready %.1fs after start); Ctrl-C stops it. Try:
     curl -i '%s/api/v1/popular?category_id=1'
     curl '%s/api/v1/popular?category_id=2&limit=3&offset=1'
     curl -i '%s/api/v1/popular?category_id=999999'       # 404: never seen
@@ -130,8 +158,28 @@ func runDemo(ctx context.Context, e *env, args []string) error {
     open %s/ in a browser
     sqlite3 %s 'select object, line, reason from rejected_lines limit 5'
 
-`, base, time.Since(began).Seconds(), base, base, base, base, base, base, base, dbPath)
-	return runServe(ctx, e, []string{"--db", dbPath, "--addr", *addr, "--drain", "0s"})
+`
+
+// waitReady polls url until it answers 200, and reports whether it did before ctx ended.
+func waitReady(ctx context.Context, url string) bool {
+	client := &http.Client{Timeout: time.Second}
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return false
+		}
+		if res, err := client.Do(req); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // removeOldSamples deletes the demo's samples of earlier days under dir, keeping keep.
