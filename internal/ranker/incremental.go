@@ -200,7 +200,7 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 	if direct {
 		// The window never gets the batch: the next Run rebuilds it from the store.
 		r.window.Reset()
-		in := bucketsIn(w, bucket)
+		in := window.Buckets(w, bucket)
 		parts, keys := countKeys(last.sums.Totals(in, runtime.GOMAXPROCS(0)))
 		snap.Rankings = salesrank.RankParts(parts, known, top)
 		sums := last.sums
@@ -534,13 +534,6 @@ func encodeBuckets(sums *counting.Sums, bucket time.Duration) ([]salesrank.Parti
 	close(next)
 	wg.Wait()
 	return out, errors.Join(errs...)
-}
-
-// bucketsIn returns whether a bucket (its start in units of bucket) is in window w.
-func bucketsIn(w salesrank.Window, bucket time.Duration) func(uint32) bool {
-	secs := int64(bucket / time.Second)
-	lo, hi := uint32(w.Start.Unix()/secs), uint32(w.End.Unix()/secs)
-	return func(b uint32) bool { return b >= lo && b < hi }
 }
 
 // countKeys returns parts that count the keys they yield, and how many they yielded in

@@ -135,9 +135,7 @@ func (w *Window) apply(ctx context.Context, from, to time.Time, sign int64, buck
 // Add adds a new batch's sums, per bucket of sale time (buckets of length bucket), to the
 // window: the buckets that fall in it. The window must have been moved to its cutoff.
 func (w *Window) Add(sums *counting.Sums, bucket time.Duration) {
-	secs := int64(bucket / time.Second)
-	lo, hi := uint32(w.at.Add(-salesrank.WindowLength).Unix()/secs), uint32(w.at.Unix()/secs)
-	in := func(start uint32) bool { return start >= lo && start < hi }
+	in := Buckets(salesrank.WindowEnding(w.at), bucket)
 	var b counting.Batch
 	if w.counts.Len() == 0 {
 		// A first run adds a week at once, 4–5 entries for each key it ends with: size the
@@ -154,6 +152,14 @@ func (w *Window) Add(sums *counting.Sums, bucket time.Duration) {
 		}
 	}
 	w.counts.AddBatch(&b)
+}
+
+// Buckets returns whether a bucket of length bucket, numbered as counting.Sums numbers
+// them (its start in units of bucket since 1970), lies in window win.
+func Buckets(win salesrank.Window, bucket time.Duration) func(start uint32) bool {
+	secs := int64(bucket / time.Second)
+	lo, hi := uint32(win.Start.Unix()/secs), uint32(win.End.Unix()/secs)
+	return func(start uint32) bool { return start >= lo && start < hi }
 }
 
 // Standings ranks every key of the window: the full ranks at its cutoff. They may take the
