@@ -60,15 +60,15 @@ func (w *writeTx) LatestSnapshot(ctx context.Context) (int64, error) {
 	return id, err
 }
 
-func (w *writeTx) OpenRows(ctx context.Context) ([]sharedrows.Row, error) {
-	rows, err := w.tx.Query(ctx, `SELECT id, category_id, product_id, total_sold FROM sales_rank
-		WHERE last_snapshot_id = $1`, int64(openEnd))
+func (w *writeTx) OpenRows(ctx context.Context, prev int64) ([]sharedrows.Row, error) {
+	rows, err := w.tx.Query(ctx, `SELECT id, category_id, product_id, total_sold, last_snapshot_id FROM sales_rank
+		WHERE last_snapshot_id >= $1`, prev)
 	if err != nil {
 		return nil, err
 	}
 	var all []sharedrows.Row
 	var r sharedrows.Row
-	_, err = pgx.ForEachRow(rows, []any{&r.ID, &r.Category, &r.ProductID, &r.TotalSold}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&r.ID, &r.Category, &r.ProductID, &r.TotalSold, &r.Last}, func() error {
 		all = append(all, r)
 		return nil
 	})
@@ -98,7 +98,7 @@ func (w *writeTx) UpsertProducts(ctx context.Context, products []int64, at int64
 	return upsertIDs(ctx, w.tx, "products", products, at)
 }
 
-func (w *writeTx) CloseRows(ctx context.Context, rows []sharedrows.Row, prev int64) error {
+func (w *writeTx) SetLast(ctx context.Context, rows []sharedrows.Row, last int64) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -107,7 +107,7 @@ func (w *writeTx) CloseRows(ctx context.Context, rows []sharedrows.Row, prev int
 		ids[i] = r.ID
 	}
 	slices.Sort(ids) // row locks in one order, whoever takes them
-	_, err := w.tx.Exec(ctx, `UPDATE sales_rank SET last_snapshot_id = $1 WHERE id = ANY($2)`, prev, ids)
+	_, err := w.tx.Exec(ctx, `UPDATE sales_rank SET last_snapshot_id = $1 WHERE id = ANY($2)`, last, ids)
 	return err
 }
 
@@ -122,12 +122,12 @@ func (w *writeTx) ReserveRowIDs(ctx context.Context, n int) (int64, error) {
 	return last - int64(n), err
 }
 
-func (w *writeTx) InsertRows(ctx context.Context, rows []sharedrows.Row, snapshot int64) error {
+func (w *writeTx) InsertRows(ctx context.Context, rows []sharedrows.Row, snapshot, last int64) error {
 	_, err := copyFrom(ctx, w.tx, len(rows), pgx.Identifier{"sales_rank"},
 		[]string{"id", "category_id", "product_id", "total_sold", "first_snapshot_id", "last_snapshot_id"},
 		copyRows(len(rows), 6, func(row []any, i int) {
 			r := &rows[i]
-			row[0], row[1], row[2], row[3], row[4], row[5] = r.ID, int64(r.Category), r.ProductID, r.TotalSold, snapshot, int64(openEnd)
+			row[0], row[1], row[2], row[3], row[4], row[5] = r.ID, int64(r.Category), r.ProductID, r.TotalSold, snapshot, last
 		}))
 	return err
 }

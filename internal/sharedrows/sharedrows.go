@@ -2,12 +2,23 @@
 // those of the next one, so that a store writes only what changed.
 //
 // Both stores keep a sales_rank row for as long as it stays true: a row (category, product,
-// total) is valid from the snapshot that first published it to the last one that did, and
-// the rows of the latest publication are "open". Publishing closes the open rows that are no
-// longer in the ranking and inserts the ones that are new; a product whose total did not
-// change keeps its row, and its id. At a one-minute refresh most of a week's best sellers
-// do not sell in a given minute, so most rows stay, and a publication costs what changed
-// rather than every category's whole list.
+// total) is valid from the snapshot that first published it (first_snapshot_id) to the last
+// one that did (last_snapshot_id), and a snapshot's rows are those whose range holds it.
+// Publishing ends the rows that are no longer in the ranking at the previous publication and
+// inserts the ones that are new; a product whose total did not change keeps its row, and its
+// id. At a one-minute refresh most of a week's best sellers do not sell in a given minute,
+// so most rows stay, and a publication costs what changed rather than every category's
+// whole list.
+//
+// A row of the latest publication is "open". Its last_snapshot_id is either OpenEnd (valid
+// until a later publication ends it) or the latest publication itself (valid until a later
+// publication extends it). Which one a publication gives its rows is its Until: OpenEnd
+// suits rows that mostly stay (a minute's refresh), since then only the few that change are
+// written again; the publication's own id suits rows that mostly change (an hour's refresh:
+// the window drops an hour and gains one, and nearly every best seller sold in both), since
+// then a changed row is already ended where it stands and only the few kept ones are
+// written again. Either way every row of the latest publication has last_snapshot_id at
+// least that publication's id, and readers need not know which.
 //
 // A row carries no rank: the rank is its position in the category's rows ordered by total
 // descending, then product id ascending, which is the ranking's own order. Storing it would
@@ -17,10 +28,14 @@ package sharedrows
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/salesrank/salesrank"
 )
+
+// OpenEnd is the last_snapshot_id of a row valid until a later publication ends it.
+const OpenEnd = math.MaxInt64
 
 // Open is the rows of one publication, by category: what the next publication compares
 // itself with. Stores keep the Open of their latest publication between calls and load it
@@ -37,6 +52,8 @@ type Row struct {
 	Category  int32
 	ProductID int64
 	TotalSold int64
+	// Last is the row's last_snapshot_id as stored: OpenEnd or a publication's id.
+	Last int64
 }
 
 // NewOpen returns the Open of snapshot id from its rows, in any order.
@@ -51,6 +68,18 @@ func NewOpen(id int64, rows []Row) *Open {
 	return o
 }
 
+// Ended reports whether some of the rows end at their publication rather than at OpenEnd.
+func (o *Open) Ended() bool {
+	for _, rs := range o.rows {
+		for _, r := range rs {
+			if r.Last != OpenEnd {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Len returns the number of rows.
 func (o *Open) Len() int {
 	n := 0
@@ -62,32 +91,39 @@ func (o *Open) Len() int {
 
 func byProduct(a, b Row) int { return cmp.Compare(a.ProductID, b.ProductID) }
 
-// Plan is what publishing a snapshot over an Open takes: the rows to close and the rows to
-// insert. Make one with Diff, number its new rows with Number, write it, and after the
-// commit call Done.
+// Plan is what publishing a snapshot over an Open takes: the rows to end, the rows to extend
+// and the rows to insert. Make one with Diff, choose its Until, number its new rows with
+// Number, write it (Writes and Insert), and after the commit call Done.
 type Plan struct {
-	// Close lists the open rows that the snapshot does not have, by ascending id.
+	// Close lists the open rows that the snapshot does not have, by ascending id: their
+	// last_snapshot_id must be the previous publication's.
 	Close []Row
 	// Insert lists the snapshot's new rows in ranking order (category, then rank). Their
 	// ids are zero until Number.
 	Insert []Row
 	// Kept counts the open rows the snapshot keeps as they are.
 	Kept int
+	// Until is the last_snapshot_id that Writes and Done give the new rows and the kept
+	// rows extended: OpenEnd (Diff's choice) or the id of the snapshot the plan writes.
+	Until int64
 
+	prev int64 // the Open's publication
 	snap *salesrank.Snapshot
 	// ids holds, in ranking order, the row id of every entry: a kept row's id, or, for a
 	// new row, -(i+1) where i is its index in Insert, until Number.
 	ids []int64
+	// lasts holds, in ranking order, a kept row's Last (zero for a new row).
+	lasts []int64
 }
 
 // Diff compares snap with the open rows o (nil: none) and returns the plan that turns one
 // into the other. Neither is modified. snap's rankings must be valid (salesrank.Snapshot
 // Validate): sorted by category, each in ranking order without a repeated product.
 func Diff(o *Open, snap *salesrank.Snapshot) *Plan {
-	p := &Plan{snap: snap}
+	p := &Plan{snap: snap, Until: OpenEnd}
 	var old map[int32][]Row
 	if o != nil {
-		old = o.rows
+		old, p.prev = o.rows, o.Snapshot
 	}
 	covered := make(map[int32]bool, len(snap.Rankings))
 	var byProd []int // indexes of one ranking's entries, by product id
@@ -96,6 +132,7 @@ func Diff(o *Open, snap *salesrank.Snapshot) *Plan {
 		n += len(rk.Entries)
 	}
 	p.ids = make([]int64, 0, n) // zeros, handed out ranking by ranking below
+	p.lasts = make([]int64, n)
 	for _, rk := range snap.Rankings {
 		covered[rk.CategoryID] = true
 		prev := old[rk.CategoryID]
@@ -118,6 +155,7 @@ func Diff(o *Open, snap *salesrank.Snapshot) *Plan {
 			if j < len(prev) && prev[j].ProductID == e.ProductID {
 				if prev[j].TotalSold == e.TotalSold {
 					ids[i] = prev[j].ID
+					p.lasts[first+i] = prev[j].Last
 					p.Kept++
 					j++
 					continue
@@ -144,6 +182,32 @@ func Diff(o *Open, snap *salesrank.Snapshot) *Plan {
 	return p
 }
 
+// Entries returns how many rows the snapshot has, kept and new.
+func (p *Plan) Entries() int { return len(p.ids) }
+
+// Writes returns the rows a store rewrites for the snapshot id it publishes, besides
+// inserting p.Insert: the rows to end, whose last_snapshot_id becomes the previous
+// publication's (those that still have a later one), and the kept rows to extend, whose
+// last_snapshot_id becomes p.Until (those that end before id).
+func (p *Plan) Writes(id int64) (end, extend []Row) {
+	for _, r := range p.Close {
+		if r.Last > p.prev {
+			end = append(end, r)
+		}
+	}
+	k := 0
+	for _, rk := range p.snap.Rankings {
+		for i := range rk.Entries {
+			if rid, last := p.ids[k], p.lasts[k]; rid > 0 && last < id {
+				e := rk.Entries[i]
+				extend = append(extend, Row{ID: rid, Category: rk.CategoryID, ProductID: e.ProductID, TotalSold: e.TotalSold, Last: last})
+			}
+			k++
+		}
+	}
+	return end, extend
+}
+
 // NewProducts returns the products of the new rows, sorted and without repeats: the only
 // ones a store's products table may lack, since every kept row names a product already.
 func (p *Plan) NewProducts() []int64 {
@@ -162,21 +226,24 @@ func (p *Plan) Number(base int64) {
 	}
 }
 
-// Done records that the plan was committed as snapshot id: it sets every entry's ID in the
-// snapshot (a kept row's id, or the new row's) and returns the Open of the new publication.
+// Done records that the plan was committed as snapshot id (Writes(id) and Insert written):
+// it sets every entry's ID in the snapshot (a kept row's id, or the new row's) and returns
+// the Open of the new publication.
 func (p *Plan) Done(id int64) *Open {
 	o := &Open{Snapshot: id, rows: make(map[int32][]Row, len(p.snap.Rankings))}
 	k := 0
 	for _, rk := range p.snap.Rankings {
 		rs := make([]Row, len(rk.Entries))
 		for i := range rk.Entries {
-			rid := p.ids[k]
+			rid, last := p.ids[k], p.lasts[k]
 			if rid < 0 {
-				rid = p.Insert[-rid-1].ID
+				rid, last = p.Insert[-rid-1].ID, p.Until
+			} else if last < id {
+				last = p.Until // extended
 			}
 			k++
 			rk.Entries[i].ID = rid
-			rs[i] = Row{ID: rid, Category: rk.CategoryID, ProductID: rk.Entries[i].ProductID, TotalSold: rk.Entries[i].TotalSold}
+			rs[i] = Row{ID: rid, Category: rk.CategoryID, ProductID: rk.Entries[i].ProductID, TotalSold: rk.Entries[i].TotalSold, Last: last}
 		}
 		slices.SortFunc(rs, byProduct)
 		if len(rs) > 0 {

@@ -1,6 +1,7 @@
 package sharedrows
 
 import (
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -144,5 +145,107 @@ func TestNewOpen(t *testing.T) {
 	loaded := NewOpen(7, rows)
 	if again := Diff(loaded, snap); len(again.Close) != 0 || len(again.Insert) != 0 || again.Kept != len(rows) {
 		t.Fatalf("the same snapshot over its own rows: close %d, insert %d, kept %d of %d", len(again.Close), len(again.Insert), again.Kept, len(rows))
+	}
+}
+
+// TestWritesKeepEverySnapshot publishes random snapshots into a table kept in memory as a
+// store keeps sales_rank, each with a random Until (OpenEnd or its own id), ids with gaps
+// and some snapshots published twice, and checks after each one that every snapshot so far
+// reads back exactly from the rows whose range holds it, that each write finds its row
+// where the plan says it is, and that no row is written that need not be.
+func TestWritesKeepEverySnapshot(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	type stored struct {
+		row         Row
+		first, last int64
+	}
+	table := map[int64]*stored{} // by row id
+	published := map[int64]map[Row]int64{}
+	var open *Open
+	var ids, next, skipped, endedInPlace int64
+	var snap *salesrank.Snapshot
+	for step := range 250 {
+		if snap == nil || rng.IntN(5) > 0 {
+			snap = randomSnapshot(rng) // else the same lists again
+		}
+		prev := ids
+		ids += 1 + int64(rng.IntN(3)) // a failed publication burns ids
+		id := ids
+		p := Diff(open, snap)
+		if rng.IntN(2) == 0 {
+			p.Until = id
+		}
+		p.Number(next)
+		next += int64(len(p.Insert))
+		end, extend := p.Writes(id)
+		for _, w := range []struct {
+			rows []Row
+			to   int64
+		}{{end, prev}, {extend, p.Until}} {
+			for _, r := range w.rows {
+				s := table[r.ID]
+				if s == nil || s.last != r.Last {
+					t.Fatalf("step %d: row %+v to write is not stored as the plan says: %+v", step, r, s)
+				}
+				if r.Last == w.to || w.to == prev && r.Last < prev || w.to == p.Until && r.Last >= id {
+					t.Fatalf("step %d: row %+v written to end at %d for nothing", step, r, w.to)
+				}
+				s.last = w.to
+			}
+		}
+		for _, r := range p.Insert {
+			table[r.ID] = &stored{row: r, first: id, last: p.Until}
+		}
+		for _, r := range p.Close {
+			if r.Last == prev {
+				skipped++ // already ended where it stands
+			}
+		}
+		after := p.Done(id)
+
+		want := map[Row]int64{}
+		for _, rk := range snap.Rankings {
+			for _, e := range rk.Entries {
+				want[Row{Category: rk.CategoryID, ProductID: e.ProductID, TotalSold: e.TotalSold}] = e.ID
+			}
+		}
+		published[id] = want
+		for sid, want := range published {
+			got := map[Row]int64{}
+			for rid, s := range table {
+				if s.first <= sid && sid <= s.last {
+					got[Row{Category: s.row.Category, ProductID: s.row.ProductID, TotalSold: s.row.TotalSold}] = rid
+				}
+			}
+			if len(got) != len(want) {
+				t.Fatalf("step %d: snapshot %d reads back %d rows, published %d", step, sid, len(got), len(want))
+			}
+			for r, rid := range want {
+				if got[r] != rid {
+					t.Fatalf("step %d: snapshot %d: row %+v reads back as id %d, published as %d", step, sid, r, got[r], rid)
+				}
+			}
+		}
+		// The Open remembers each row's last_snapshot_id as stored, which the next plan
+		// relies on, and every row of the new publication is valid in it.
+		for _, rs := range after.rows {
+			for _, r := range rs {
+				if s := table[r.ID]; s.last != r.Last || r.Last < id {
+					t.Fatalf("step %d: open row %+v, stored with last %d", step, r, s.last)
+				}
+			}
+		}
+		if after.Ended() != slices.ContainsFunc(slices.Collect(maps.Values(after.rows)), func(rs []Row) bool {
+			return slices.ContainsFunc(rs, func(r Row) bool { return r.Last != OpenEnd })
+		}) {
+			t.Fatalf("step %d: Ended() = %v", step, after.Ended())
+		}
+		if p.Until == id {
+			endedInPlace++
+		}
+		open = after
+	}
+	if skipped == 0 || endedInPlace == 0 {
+		t.Fatalf("the chain ended %d rows where they stood, in %d publications: it tests nothing", skipped, endedInPlace)
 	}
 }

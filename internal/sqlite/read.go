@@ -44,11 +44,10 @@ func (db backend) Load(ctx context.Context, id int64) (*salesrank.Snapshot, erro
 		s                                 = salesrank.Snapshot{ID: id}
 		cutoff, start, interval, pubNanos int64
 		nEntries                          int
-		latest                            bool
 	)
-	err = tx.QueryRowContext(ctx, `SELECT cutoff, window_start, interval_seconds, top_k, published_at, entries,
-		id = (SELECT max(id) FROM snapshots) FROM snapshots WHERE id = ?`, id).
-		Scan(&cutoff, &start, &interval, &s.Top, &pubNanos, &nEntries, &latest)
+	err = tx.QueryRowContext(ctx, `SELECT cutoff, window_start, interval_seconds, top_k, published_at, entries
+		FROM snapshots WHERE id = ?`, id).
+		Scan(&cutoff, &start, &interval, &s.Top, &pubNanos, &nEntries)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", what, salesrank.ErrNoSnapshot)
 	}
@@ -77,14 +76,10 @@ func (db backend) Load(ctx context.Context, id int64) (*salesrank.Snapshot, erro
 		return nil, fmt.Errorf("snapshot %d: categories: %w", s.ID, err)
 	}
 
-	// The latest publication's rows are the open ones, each category's a range of the key in
-	// ranking order; an older snapshot's are those whose range holds it, sorted. Both are
-	// read category by category (see everyCategory).
-	q, arg := latestRowsSQL, int64(openEnd)
-	if !latest {
-		q, arg = snapshotRowsSQL, s.ID
-	}
-	rows, err = tx.QueryContext(ctx, q, arg)
+	// A snapshot's rows are those whose range holds it, read category by category (see
+	// everyCategory) and sorted: even the latest publication's rows end at its own id or
+	// at sharedrows.OpenEnd (see Core.EndInPlace), two ranges of the key.
+	rows, err = tx.QueryContext(ctx, snapshotRowsSQL, s.ID)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %d: sales_rank: %w", s.ID, err)
 	}
@@ -108,17 +103,12 @@ func (db backend) Load(ctx context.Context, id int64) (*salesrank.Snapshot, erro
 	return asm.Done()
 }
 
-// The rows of the latest snapshot and of an older one, in ranking order. CROSS JOIN makes
-// SQLite loop over the categories and search sales_rank in each (see everyCategory); left
-// to itself, it may read the whole table instead. TestQueryPlans holds it to that.
-const (
-	latestRowsSQL = `SELECT r.id, r.category_id, r.product_id, r.total_sold FROM categories c
-		CROSS JOIN sales_rank r ON r.category_id = c.id AND r.last_snapshot_id = ?
-		ORDER BY c.id, r.total_sold DESC, r.product_id`
-	snapshotRowsSQL = `SELECT r.id, r.category_id, r.product_id, r.total_sold FROM categories c
+// snapshotRowsSQL reads the rows of a snapshot in ranking order. CROSS JOIN makes SQLite
+// loop over the categories and search sales_rank in each (see everyCategory); left to
+// itself, it may read the whole table instead. TestQueryPlans holds it to that.
+const snapshotRowsSQL = `SELECT r.id, r.category_id, r.product_id, r.total_sold FROM categories c
 		CROSS JOIN sales_rank r ON r.category_id = c.id AND r.last_snapshot_id >= ?1 AND r.first_snapshot_id <= ?1
 		ORDER BY c.id, r.total_sold DESC, r.product_id`
-)
 
 // Read runs one read-only statement for package store's reads, on the read pool.
 func (db backend) Read(ctx context.Context, query string, args []any, row func(scan func(...any) error) error) error {

@@ -69,6 +69,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	db := &DB{path: abs}
 	db.Core = store.New(backend{db})
+	db.Core.EndInPlace = true // Load reads every snapshot by its rows' ranges
 
 	// journal_mode=WAL is persistent in the file, but setting it on every write connection
 	// costs nothing and makes a fresh file WAL before the first table is written.

@@ -70,8 +70,9 @@ type Tx interface {
 
 	// LatestSnapshot returns the id of the latest publication, or 0.
 	LatestSnapshot(ctx context.Context) (int64, error)
-	// OpenRows reads the rows that are still open (valid in the latest publication).
-	OpenRows(ctx context.Context) ([]sharedrows.Row, error)
+	// OpenRows reads the rows of the latest publication, prev: those whose last_snapshot_id
+	// is at least prev.
+	OpenRows(ctx context.Context, prev int64) ([]sharedrows.Row, error)
 	// InsertSnapshot inserts the snapshot's row and returns its id.
 	InsertSnapshot(ctx context.Context, s SnapshotRow) (int64, error)
 	// UpsertCategories records cats, each with first_seen_at at unless already there.
@@ -80,12 +81,12 @@ type Tx interface {
 	InsertSnapshotCategories(ctx context.Context, snapshot int64, cats []int32) error
 	// UpsertProducts records products, each with first_seen_at at unless already there.
 	UpsertProducts(ctx context.Context, products []int64, at int64) error
-	// CloseRows ends rows, which are open, at snapshot prev.
-	CloseRows(ctx context.Context, rows []sharedrows.Row, prev int64) error
+	// SetLast sets the last_snapshot_id of rows, each stored with its Last, to last.
+	SetLast(ctx context.Context, rows []sharedrows.Row, last int64) error
 	// ReserveRowIDs reserves n new sales_rank ids, which are base+1 … base+n.
 	ReserveRowIDs(ctx context.Context, n int) (base int64, err error)
-	// InsertRows inserts rows, numbered, open from snapshot on.
-	InsertRows(ctx context.Context, rows []sharedrows.Row, snapshot int64) error
+	// InsertRows inserts rows, numbered, valid from snapshot to last.
+	InsertRows(ctx context.Context, rows []sharedrows.Row, snapshot, last int64) error
 	// InsertRejects puts rejects in the quarantine, owned by a snapshot or a batch.
 	InsertRejects(ctx context.Context, owner Owner, rejects []salesrank.Reject, at int64) error
 	// Prunable returns, sorted, the ids of the snapshots beyond the keep latest cutoffs,
@@ -163,6 +164,12 @@ type Core struct {
 	// Retain is how long, back from the latest cutoff, the snapshot of every whole hour is
 	// kept besides the Keep latest: the history of the top lists. 0 keeps none.
 	Retain time.Duration
+
+	// EndInPlace lets a publication whose rows mostly changed give its rows its own id as
+	// last_snapshot_id (sharedrows.Plan.Until), so that the next one, if they change
+	// again, has nothing to write to end them. A backend sets it if its reads of the latest
+	// snapshot do not rely on open rows ending at sharedrows.OpenEnd.
+	EndInPlace bool
 
 	backend Backend
 	failAt  func(step string) error // see SetFailAt
@@ -368,9 +375,15 @@ func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 		return 0, fmt.Errorf("publish: %w", err)
 	}
 
-	// Rows that changed or left were last valid in the previous publication.
-	if err := tx.CloseRows(ctx, plan.Close, prev); err != nil {
-		return 0, fmt.Errorf("publish: close sales_rank rows: %w", err)
+	// Rows that changed or left were last valid in the previous publication; the kept ones
+	// are valid in this one.
+	plan.Until = c.until(open, plan, id)
+	end, extend := plan.Writes(id)
+	if err := tx.SetLast(ctx, end, prev); err != nil {
+		return 0, fmt.Errorf("publish: end sales_rank rows: %w", err)
+	}
+	if err := tx.SetLast(ctx, extend, plan.Until); err != nil {
+		return 0, fmt.Errorf("publish: extend sales_rank rows: %w", err)
 	}
 	// The writer numbers the new rows itself and hands the ids back without a round trip
 	// per row; the ids come from a reservation that never hands out an id twice, even one
@@ -384,7 +397,7 @@ func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	plan.Number(base)
 	// Rankings are validated to be sorted by category, so new rows go in (category, rank)
 	// order: ids ascend with the rank, and the index is appended to in runs.
-	if err := tx.InsertRows(ctx, plan.Insert, id); err != nil {
+	if err := tx.InsertRows(ctx, plan.Insert, id, plan.Until); err != nil {
 		return 0, fmt.Errorf("publish: insert sales_rank: %w", err)
 	}
 	if err := c.step("sales_rank"); err != nil {
@@ -446,6 +459,24 @@ func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	return id, nil
 }
 
+// until chooses the last_snapshot_id of the rows publication id inserts or extends (see
+// EndInPlace and package sharedrows). A publication that replaces most of the rows before
+// it (an hourly refresh) leaves its rows ending at itself, where the next one finds them
+// already ended if they change again; one that repeats the lists before it (the same top
+// lists again, with full ranks) does as the one before; the others, and the first one,
+// leave them open, to be ended only if they change.
+func (c *Core) until(open *sharedrows.Open, plan *sharedrows.Plan, id int64) int64 {
+	switch {
+	case !c.EndInPlace || open.Len() == 0:
+		return sharedrows.OpenEnd
+	case 2*len(plan.Insert) > plan.Entries():
+		return id
+	case len(plan.Insert) == 0 && len(plan.Close) == 0 && open.Ended():
+		return id
+	}
+	return sharedrows.OpenEnd
+}
+
 // openRows returns the open rows, which belong to snapshot prev (the latest publication):
 // from memory if this handle made that publication (remembered), else read back from the
 // database.
@@ -456,7 +487,7 @@ func (c *Core) openRows(ctx context.Context, tx Tx, prev int64) (o *sharedrows.O
 	if o != nil && o.Snapshot == prev {
 		return o, true, nil
 	}
-	rows, err := tx.OpenRows(ctx)
+	rows, err := tx.OpenRows(ctx, prev)
 	if err != nil {
 		return nil, false, err
 	}
