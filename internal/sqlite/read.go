@@ -1,10 +1,12 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/salesrank/salesrank"
@@ -77,14 +79,32 @@ func (db backend) Load(ctx context.Context, id int64) (*salesrank.Snapshot, erro
 	}
 
 	// A snapshot's rows are those whose range holds it, read category by category (see
-	// everyCategory) and sorted: even the latest publication's rows end at its own id or
-	// at sharedrows.OpenEnd (see Core.EndInPlace), two ranges of the key.
+	// everyCategory): even the latest publication's rows may end at its own id or at
+	// sharedrows.OpenEnd (see store.Core.EndInPlace), two ranges of the key.
 	rows, err = tx.QueryContext(ctx, snapshotRowsSQL, s.ID)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %d: sales_rank: %w", s.ID, err)
 	}
 	defer rows.Close()
 	asm := sharedrows.NewAssembler(&s, cats, nEntries)
+	// A category's rows come as one run per last_snapshot_id, each in ranking order (the
+	// key's order, which SQLite then need not sort); they are merged here.
+	var (
+		ranked []salesrank.Entry
+		cat    int32
+	)
+	flush := func() error {
+		slices.SortFunc(ranked, func(a, b salesrank.Entry) int {
+			return cmp.Or(cmp.Compare(b.TotalSold, a.TotalSold), cmp.Compare(a.ProductID, b.ProductID))
+		})
+		for _, e := range ranked {
+			if err := asm.Add(cat, e); err != nil {
+				return err
+			}
+		}
+		ranked = ranked[:0]
+		return nil
+	}
 	for rows.Next() {
 		var (
 			e salesrank.Entry
@@ -93,22 +113,30 @@ func (db backend) Load(ctx context.Context, id int64) (*salesrank.Snapshot, erro
 		if err := rows.Scan(&e.ID, &c, &e.ProductID, &e.TotalSold); err != nil {
 			return nil, fmt.Errorf("snapshot %d: sales_rank: %w", s.ID, err)
 		}
-		if err := asm.Add(c, e); err != nil {
-			return nil, err
+		if c != cat && len(ranked) > 0 {
+			if err := flush(); err != nil {
+				return nil, err
+			}
 		}
+		cat = c
+		ranked = append(ranked, e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("snapshot %d: sales_rank: %w", s.ID, err)
 	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
 	return asm.Done()
 }
 
-// snapshotRowsSQL reads the rows of a snapshot in ranking order. CROSS JOIN makes SQLite
+// snapshotRowsSQL reads the rows of a snapshot, by category, then in key order: a run in
+// ranking order for each last_snapshot_id, which Load merges. CROSS JOIN makes SQLite
 // loop over the categories and search sales_rank in each (see everyCategory); left to
 // itself, it may read the whole table instead. TestQueryPlans holds it to that.
 const snapshotRowsSQL = `SELECT r.id, r.category_id, r.product_id, r.total_sold FROM categories c
 		CROSS JOIN sales_rank r ON r.category_id = c.id AND r.last_snapshot_id >= ?1 AND r.first_snapshot_id <= ?1
-		ORDER BY c.id, r.total_sold DESC, r.product_id`
+		ORDER BY c.id, r.last_snapshot_id, r.total_sold DESC, r.product_id`
 
 // Read runs one read-only statement for package store's reads, on the read pool.
 func (db backend) Read(ctx context.Context, query string, args []any, row func(scan func(...any) error) error) error {
