@@ -68,18 +68,6 @@ func NewOpen(id int64, rows []Row) *Open {
 	return o
 }
 
-// Ended reports whether some of the rows end at their publication rather than at OpenEnd.
-func (o *Open) Ended() bool {
-	for _, rs := range o.rows {
-		for _, r := range rs {
-			if r.Last != OpenEnd {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // Len returns the number of rows.
 func (o *Open) Len() int {
 	n := 0
@@ -104,7 +92,8 @@ type Plan struct {
 	// Kept counts the open rows the snapshot keeps as they are.
 	Kept int
 	// Until is the last_snapshot_id that Writes and Done give the new rows and the kept
-	// rows extended: OpenEnd (Diff's choice) or the id of the snapshot the plan writes.
+	// rows extended: OpenEnd (Diff's choice), or at least the id of the snapshot the plan
+	// writes.
 	Until int64
 
 	prev int64 // the Open's publication

@@ -1,7 +1,6 @@
 package sharedrows
 
 import (
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -149,7 +148,7 @@ func TestNewOpen(t *testing.T) {
 }
 
 // TestWritesKeepEverySnapshot publishes random snapshots into a table kept in memory as a
-// store keeps sales_rank, each with a random Until (OpenEnd or its own id), ids with gaps
+// store keeps sales_rank, each with a random Until (OpenEnd, its own id or the next), ids with gaps
 // and some snapshots published twice, and checks after each one that every snapshot so far
 // reads back exactly from the rows whose range holds it, that each write finds its row
 // where the plan says it is, and that no row is written that need not be.
@@ -172,8 +171,11 @@ func TestWritesKeepEverySnapshot(t *testing.T) {
 		ids += 1 + int64(rng.IntN(3)) // a failed publication burns ids
 		id := ids
 		p := Diff(open, snap)
-		if rng.IntN(2) == 0 {
+		switch rng.IntN(3) {
+		case 0:
 			p.Until = id
+		case 1:
+			p.Until = id + 1 // as if the same lists followed
 		}
 		p.Number(next)
 		next += int64(len(p.Insert))
@@ -235,12 +237,7 @@ func TestWritesKeepEverySnapshot(t *testing.T) {
 				}
 			}
 		}
-		if after.Ended() != slices.ContainsFunc(slices.Collect(maps.Values(after.rows)), func(rs []Row) bool {
-			return slices.ContainsFunc(rs, func(r Row) bool { return r.Last != OpenEnd })
-		}) {
-			t.Fatalf("step %d: Ended() = %v", step, after.Ended())
-		}
-		if p.Until == id {
+		if p.Until != OpenEnd {
 			endedInPlace++
 		}
 		open = after

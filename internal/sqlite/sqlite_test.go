@@ -2,7 +2,11 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -241,4 +245,100 @@ func BenchmarkCurrent(b *testing.B) {
 // BenchmarkCurrentID is what a poller pays per check (storetest.BenchmarkCurrentID).
 func BenchmarkCurrentID(b *testing.B) {
 	storetest.BenchmarkCurrentID(b, func(b *testing.B) storetest.Store { return openTemp(b) })
+}
+
+// TestRowsEndInPlace checks what an hourly refresh writes into sales_rank: a publication
+// that replaces most rows leaves them ending at itself, or at the next id when the same
+// lists follow (Republished); those lists published again then write no row at all; and
+// the next hour ends the rows that changed where they stand and extends the rest.
+func TestRowsEndInPlace(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	db.Keep = 10
+	known := []int32{1, 2, 3}
+	var lists func(hour int, republished bool) *salesrank.Snapshot
+	lists = func(hour int, republished bool) *salesrank.Snapshot {
+		rng := rand.New(rand.NewPCG(uint64(hour), 3))
+		totals := salesrank.Totals{}
+		for _, c := range known {
+			for p := range int64(10) {
+				totals.Add(salesrank.Key{CategoryID: c, ProductID: p}, 1+rng.Int64N(1_000_000))
+			}
+		}
+		if hour == 2 { // three of category 1's totals stay as they were in hour 1
+			for _, e := range lists(1, false).Rankings[0].Entries[:3] {
+				totals[salesrank.Key{CategoryID: 1, ProductID: e.ProductID}] = e.TotalSold
+			}
+		}
+		return &salesrank.Snapshot{Window: salesrank.WindowEnding(time.Date(2026, 11, 20, hour, 0, 0, 0, time.UTC)),
+			Interval: time.Hour, Top: 10, Rankings: salesrank.Rank(totals.All(), known, 10), Republished: republished}
+	}
+	published := map[int64]*salesrank.Snapshot{}
+	publish := func(s *salesrank.Snapshot) int64 {
+		t.Helper()
+		id, err := db.Publish(ctx, s, known, nil)
+		if err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		published[id] = s
+		return id
+	}
+	count := func(query string, args ...any) (n int64) {
+		t.Helper()
+		if err := db.write.QueryRow(query, args...).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		return n
+	}
+	state := func() string {
+		return fmt.Sprint(count(`SELECT count(*) FROM sales_rank`), count(`SELECT total(first_snapshot_id) FROM sales_rank`),
+			count(`SELECT total(last_snapshot_id) FROM sales_rank`))
+	}
+
+	publish(lists(0, false)) // the first publication leaves its rows open
+	if n := count(`SELECT count(*) FROM sales_rank WHERE last_snapshot_id = ?`, openEnd); n != 30 {
+		t.Fatalf("first publication: %d open rows, want 30", n)
+	}
+	hour1 := lists(1, true)
+	id1 := publish(hour1)
+	if n := count(`SELECT count(*) FROM sales_rank WHERE first_snapshot_id = ? AND last_snapshot_id <> ?`, id1, id1+1); n != 0 {
+		t.Fatalf("hour 1 (republished): %d of its rows do not end at the next id %d", n, id1+1)
+	}
+	before := state()
+	again := *hour1
+	again.Republished = false
+	if id2 := publish(&again); id2 != id1+1 {
+		t.Fatalf("the same lists again published as %d, want %d", id2, id1+1)
+	}
+	if after := state(); after != before {
+		t.Fatalf("publishing the same lists again wrote sales_rank: (rows, Σfirst, Σlast) %s, then %s", before, after)
+	}
+	id3 := publish(lists(2, false))
+	// Hour 2 kept three of category 1's rows: extended to end at id3 with the rest of the
+	// hour's rows; hour 1's others end at id1+1, where they stood.
+	if n := count(`SELECT count(*) FROM sales_rank WHERE first_snapshot_id = ? AND last_snapshot_id = ?`, id1, id3); n != 3 {
+		t.Fatalf("hour 2: %d of hour 1's rows extended to it, want the 3 it kept", n)
+	}
+	if n := count(`SELECT count(*) FROM sales_rank WHERE first_snapshot_id = ? AND last_snapshot_id = ?`, id1, id1+1); n != 27 {
+		t.Fatalf("hour 2: %d of hour 1's rows end at %d, want 27", n, id1+1)
+	}
+	// A refresh that keeps most rows (one total changed, as in a minute) leaves them open.
+	minute := *published[id3]
+	minute.Rankings = slices.Clone(minute.Rankings)
+	minute.Rankings[2].Entries = slices.Clone(minute.Rankings[2].Entries)
+	minute.Rankings[2].Entries[0].TotalSold++
+	id4 := publish(&minute)
+	if n := count(`SELECT count(*) FROM sales_rank WHERE last_snapshot_id = ?`, openEnd); n != 30 {
+		t.Fatalf("a refresh that changed one row: %d open rows, want 30", n)
+	}
+	for _, id := range []int64{id1, id1 + 1, id3, id4} {
+		s, err := db.Snapshot(ctx, id)
+		if err != nil {
+			t.Fatalf("Snapshot(%d): %v", id, err)
+		}
+		if !reflect.DeepEqual(s.Rankings, published[id].Rankings) {
+			t.Fatalf("snapshot %d reads back as %v, published as %v", id, s.Rankings, published[id].Rankings)
+		}
+	}
+	checkIntegrity(t, db)
 }

@@ -377,7 +377,7 @@ func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 
 	// Rows that changed or left were last valid in the previous publication; the kept ones
 	// are valid in this one.
-	plan.Until = c.until(open, plan, id)
+	plan.Until = c.until(snap, open, plan, id)
 	end, extend := plan.Writes(id)
 	if err := tx.SetLast(ctx, end, prev); err != nil {
 		return 0, fmt.Errorf("publish: end sales_rank rows: %w", err)
@@ -459,22 +459,20 @@ func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	return id, nil
 }
 
-// until chooses the last_snapshot_id of the rows publication id inserts or extends (see
-// EndInPlace and package sharedrows). A publication that replaces most of the rows before
-// it (an hourly refresh) leaves its rows ending at itself, where the next one finds them
-// already ended if they change again; one that repeats the lists before it (the same top
-// lists again, with full ranks) does as the one before; the others, and the first one,
-// leave them open, to be ended only if they change.
-func (c *Core) until(open *sharedrows.Open, plan *sharedrows.Plan, id int64) int64 {
+// until chooses the last_snapshot_id of the rows publication id of snap inserts or extends
+// (see EndInPlace and package sharedrows). A publication that replaces most of the rows
+// before it (an hourly refresh) leaves its rows ending at itself, where the next one finds
+// them already ended if they change again — or at the next id if snap is Republished, so
+// that the publication of the same lists that follows finds them valid as they are. The
+// others, and the first one, leave them open, to be ended only if they change.
+func (c *Core) until(snap *salesrank.Snapshot, open *sharedrows.Open, plan *sharedrows.Plan, id int64) int64 {
 	switch {
-	case !c.EndInPlace || open.Len() == 0:
+	case !c.EndInPlace || open.Len() == 0 || 2*len(plan.Insert) <= plan.Entries():
 		return sharedrows.OpenEnd
-	case 2*len(plan.Insert) > plan.Entries():
-		return id
-	case len(plan.Insert) == 0 && len(plan.Close) == 0 && open.Ended():
-		return id
+	case snap.Republished:
+		return id + 1
 	}
-	return sharedrows.OpenEnd
+	return id
 }
 
 // openRows returns the open rows, which belong to snapshot prev (the latest publication):

@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Prune", testPrune},
 		{"SharedRows", testSharedRows},
 		{"SharedRowsAtTheEdges", testSharedRowsAtTheEdges},
+		{"RowsMostlyReplaced", testRowsMostlyReplaced},
 		{"Rejects", testRejects},
 		{"InvalidSnapshot", testInvalidSnapshot},
 		{"CancelledPublish", testCancelledPublish},
@@ -600,6 +601,105 @@ func testSharedRowsAtTheEdges(t *testing.T, s Store) {
 	}
 }
 
+// testRowsMostlyReplaced publishes a chain in which most rows change every time, as at an
+// hourly refresh (where a store may leave rows ending at their publication, see
+// store.Core.EndInPlace), with some publications announced as Republished and followed by
+// the same lists again (as the ranker's full ranks follow its top lists), others not, and a
+// backfill now and then. Every kept snapshot must read back as published, and a product
+// whose total stayed must keep its row id.
+func testRowsMostlyReplaced(t *testing.T, s Store) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(9, 10))
+	known := []int32{1, 2, 3}
+	totals := salesrank.Totals{}
+	published := map[int64]*salesrank.Snapshot{}
+	var prev map[salesrank.Key]salesrank.Entry // the previous publication's rows
+	hour, kept, again := 0, 0, 0
+	for step := range 40 {
+		for _, c := range known {
+			for p := range int64(8) {
+				if k := (salesrank.Key{CategoryID: c, ProductID: p}); rng.IntN(5) > 0 || totals[k] == 0 {
+					totals[k] = 1 + rng.Int64N(1000)
+				}
+			}
+		}
+		hour++
+		cutoff := hour
+		if rng.IntN(8) == 0 {
+			cutoff -= 1 + rng.IntN(4) // a backfill
+		}
+		snap := &salesrank.Snapshot{
+			Window: salesrank.WindowEnding(base.Add(time.Duration(cutoff) * time.Hour)), Interval: time.Hour, Top: 5,
+			Rankings: salesrank.Rank(totals.All(), known, 5), Republished: rng.IntN(2) == 0,
+		}
+		pubs := []*salesrank.Snapshot{snap}
+		if snap.Republished && rng.IntN(4) > 0 { // else the second publication never came
+			same := *snap // the same lists, as the ranker publishes them again
+			same.Republished = false
+			pubs = append(pubs, &same)
+			again++
+		}
+		for _, pub := range pubs {
+			id, err := s.Publish(ctx, pub, known, nil)
+			if err != nil {
+				t.Fatalf("step %d: Publish: %v", step, err)
+			}
+			published[id] = pub
+			rows := map[salesrank.Key]salesrank.Entry{}
+			for _, rk := range pub.Rankings {
+				for _, e := range rk.Entries {
+					k := salesrank.Key{CategoryID: rk.CategoryID, ProductID: e.ProductID}
+					rows[k] = e
+					if p, ok := prev[k]; ok && p.TotalSold == e.TotalSold {
+						kept++
+						if p.ID != e.ID {
+							t.Errorf("step %d: category %d product %d sold %d as before, but its row id changed from %d to %d",
+								step, k.CategoryID, k.ProductID, e.TotalSold, p.ID, e.ID)
+						}
+					}
+				}
+			}
+			prev = rows
+			checkStored(t, s, step, published)
+		}
+	}
+	if kept == 0 || again == 0 {
+		t.Fatalf("the chain kept %d rows and published %d lists again: it tests nothing", kept, again)
+	}
+}
+
+// checkStored checks, after step, that every snapshot the store keeps reads back as
+// published, that those it pruned (which it forgets from published) read back as
+// ErrNoSnapshot, and that Current is the one SnapshotIDs lists first.
+func checkStored(t *testing.T, s Store, step int, published map[int64]*salesrank.Snapshot) {
+	t.Helper()
+	ctx := context.Background()
+	ids, err := s.SnapshotIDs(ctx)
+	if err != nil {
+		t.Fatalf("step %d: SnapshotIDs: %v", step, err)
+	}
+	for _, sid := range ids {
+		got, err := s.Snapshot(ctx, sid)
+		if err != nil {
+			t.Fatalf("step %d: Snapshot(%d): %v", step, sid, err)
+		}
+		if d := diff(got, published[sid]); d != "" {
+			t.Fatalf("step %d: snapshot %d: %s", step, sid, d)
+		}
+	}
+	for pid := range published {
+		if !slices.Contains(ids, pid) {
+			if _, err := s.Snapshot(ctx, pid); !errors.Is(err, salesrank.ErrNoSnapshot) {
+				t.Fatalf("step %d: pruned snapshot %d: err = %v, want ErrNoSnapshot", step, pid, err)
+			}
+			delete(published, pid)
+		}
+	}
+	if d := diff(current(t, s), published[ids[0]]); d != "" {
+		t.Fatalf("step %d: Current: %s", step, d)
+	}
+}
+
 func testSharedRows(t *testing.T, s Store) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(7, 8))
@@ -660,30 +760,7 @@ func testSharedRows(t *testing.T, s Store) {
 		}
 		prev = rows
 
-		ids, err := s.SnapshotIDs(ctx)
-		if err != nil {
-			t.Fatalf("step %d: SnapshotIDs: %v", step, err)
-		}
-		for _, sid := range ids {
-			got, err := s.Snapshot(ctx, sid)
-			if err != nil {
-				t.Fatalf("step %d: Snapshot(%d): %v", step, sid, err)
-			}
-			if d := diff(got, published[sid]); d != "" {
-				t.Fatalf("step %d: snapshot %d: %s", step, sid, d)
-			}
-		}
-		for pid := range published {
-			if !slices.Contains(ids, pid) {
-				if _, err := s.Snapshot(ctx, pid); !errors.Is(err, salesrank.ErrNoSnapshot) {
-					t.Fatalf("step %d: pruned snapshot %d: err = %v, want ErrNoSnapshot", step, pid, err)
-				}
-				delete(published, pid)
-			}
-		}
-		if d := diff(current(t, s), published[ids[0]]); d != "" {
-			t.Fatalf("step %d: Current: %s", step, d)
-		}
+		checkStored(t, s, step, published)
 	}
 	if kept == 0 || changed == 0 {
 		t.Fatalf("the chain kept %d rows and changed %d: it does not test sharing", kept, changed)
