@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,9 +15,9 @@ import (
 	"github.com/salesrank/salesrank/internal/store"
 )
 
-// openEnd is last_snapshot_id of an open row: one of the latest publication, valid until a
-// later one closes it.
-const openEnd = math.MaxInt64
+// openEnd is the last_snapshot_id of a row valid until a later publication ends it
+// (sharedrows.OpenEnd).
+const openEnd = sharedrows.OpenEnd
 
 // everyCategory, ANDed before a condition on last_snapshot_id, makes SQLite search
 // sales_rank once per category, the first column of its key (migration 0005), instead of

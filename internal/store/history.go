@@ -185,7 +185,8 @@ func (c *Core) readStandings(ctx context.Context, id int64, b ranksBuilder) (boo
 	return n > 0, nil
 }
 
-// openEnd is, in SQL, the last_snapshot_id of an open row (one of the latest publication).
+// openEnd is, in SQL, sharedrows.OpenEnd: the last_snapshot_id of a row valid until a later
+// publication ends it.
 // The history's reads name it as a literal: the index of closed rows is partial, and a
 // planner uses it only for a query whose WHERE implies its own, which a parameter
 // cannot.
