@@ -645,27 +645,39 @@ func testRowsMostlyReplaced(t *testing.T, s Store) {
 				t.Fatalf("step %d: Publish: %v", step, err)
 			}
 			published[id] = pub
-			rows := map[salesrank.Key]salesrank.Entry{}
-			for _, rk := range pub.Rankings {
-				for _, e := range rk.Entries {
-					k := salesrank.Key{CategoryID: rk.CategoryID, ProductID: e.ProductID}
-					rows[k] = e
-					if p, ok := prev[k]; ok && p.TotalSold == e.TotalSold {
-						kept++
-						if p.ID != e.ID {
-							t.Errorf("step %d: category %d product %d sold %d as before, but its row id changed from %d to %d",
-								step, k.CategoryID, k.ProductID, e.TotalSold, p.ID, e.ID)
-						}
-					}
-				}
-			}
-			prev = rows
+			var k int
+			prev, k, _ = rowsKept(t, step, prev, pub)
+			kept += k
 			checkStored(t, s, step, published)
 		}
 	}
 	if kept == 0 || again == 0 {
 		t.Fatalf("the chain kept %d rows and published %d lists again: it tests nothing", kept, again)
 	}
+}
+
+// rowsKept returns pub's rows by key, and how many of them kept the total they had in prev
+// (the previous publication's rows) and how many changed it. It fails t for a kept one whose
+// row id changed.
+func rowsKept(t *testing.T, step int, prev map[salesrank.Key]salesrank.Entry, pub *salesrank.Snapshot) (rows map[salesrank.Key]salesrank.Entry, kept, changed int) {
+	t.Helper()
+	rows = map[salesrank.Key]salesrank.Entry{}
+	for _, rk := range pub.Rankings {
+		for _, e := range rk.Entries {
+			k := salesrank.Key{CategoryID: rk.CategoryID, ProductID: e.ProductID}
+			rows[k] = e
+			if p, ok := prev[k]; ok && p.TotalSold == e.TotalSold {
+				kept++
+				if p.ID != e.ID {
+					t.Errorf("step %d: category %d product %d sold %d as before, but its row id changed from %d to %d",
+						step, k.CategoryID, k.ProductID, e.TotalSold, p.ID, e.ID)
+				}
+			} else if ok {
+				changed++
+			}
+		}
+	}
+	return rows, kept, changed
 }
 
 // checkStored checks, after step, that every snapshot the store keeps reads back as
@@ -742,23 +754,9 @@ func testSharedRows(t *testing.T, s Store) {
 			t.Fatalf("step %d: Publish: %v", step, err)
 		}
 		published[id] = snap
-		rows := map[salesrank.Key]salesrank.Entry{}
-		for _, rk := range snap.Rankings {
-			for _, e := range rk.Entries {
-				k := salesrank.Key{CategoryID: rk.CategoryID, ProductID: e.ProductID}
-				rows[k] = e
-				if p, ok := prev[k]; ok && p.TotalSold == e.TotalSold {
-					kept++
-					if p.ID != e.ID {
-						t.Errorf("step %d: category %d product %d sold %d as before, but its row id changed from %d to %d",
-							step, k.CategoryID, k.ProductID, e.TotalSold, p.ID, e.ID)
-					}
-				} else if ok {
-					changed++
-				}
-			}
-		}
-		prev = rows
+		var k, c int
+		prev, k, c = rowsKept(t, step, prev, snap)
+		kept, changed = kept+k, changed+c
 
 		checkStored(t, s, step, published)
 	}
