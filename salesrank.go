@@ -358,10 +358,6 @@ type Snapshot struct {
 	// at least a day before its cutoff, which Movers compares the top lists with; nil if
 	// none.
 	Previous *PastRanks
-	// Republished says, in a publication, that its publisher publishes the same rankings
-	// again right after it (with full ranks, as a second publication of the cutoff): a
-	// store may write the rows valid for both at once. It is not stored.
-	Republished bool
 }
 
 // Ranking returns the ranking of category in s, or nil if s does not know the category.

@@ -43,7 +43,9 @@ type mem struct {
 }
 
 // countRows records in s.Extra how many sales_rank rows its publication inserted and how
-// many it closed (sales_rank rows are shared between snapshots: see internal/sharedrows), and
+// many end at the publication before it (sales_rank rows are shared between snapshots: see
+// internal/sharedrows; an hourly publication leaves its rows ending at itself, so the next
+// one ends those it replaces without writing them), and
 // the bytes of the full ranks it stored (the standings table's encoded rows). It reads the
 // file through a connection of its own, after the step.
 func countRows(ctx context.Context, path string, s *step) error {

@@ -91,8 +91,9 @@ func reportPublications(w io.Writer, d reportData) {
 		}
 		return n
 	}
-	fmt.Fprintf(w, "Publications (sales_rank rows are shared between snapshots; a publication inserts the rows that changed and closes the ones they replace), medians: "+
-		"hourly steps %.0f rows inserted and %.0f closed of %d ranked; minute steps %.0f inserted and %.0f closed. "+
+	fmt.Fprintf(w, "Publications (sales_rank rows are shared between snapshots; a publication inserts the rows that changed, and the ones they replace end at the previous publication: "+
+		"rewritten, or already ending there where that publication was an hourly one), medians: "+
+		"hourly steps %.0f rows inserted and %.0f ended of %d ranked; minute steps %.0f inserted and %.0f ended. "+
 		"Ranking: from scratch in %d of %d hourly and %d of %d minute steps (the others update the kept top lists from the changed keys, %.0f a minute step), %d categories rescanned in all.\n\n",
 		med(d.hourly, extra("rows_inserted")), med(d.hourly, extra("rows_closed")), d.hourly[len(d.hourly)-1].Sum.RankedRows,
 		med(d.minutely, extra("rows_inserted")), med(d.minutely, extra("rows_closed")),

@@ -212,7 +212,6 @@ func (r *Ranker) Run(ctx context.Context, now time.Time) (*Summary, error) {
 		sum.WindowKeys = r.window.Len()
 	}
 	due := r.FullRanks && fullRanksDue(cutoff, r.fullRanksAt)
-	snap.Republished = due // with the full ranks, right after (see publishFullRanks)
 	sum.WindowRebuilt, sum.PartialsRead = ws.Rebuilt, ws.PartialsRead
 	sum.RankedFromScratch, sum.ChangedKeys, sum.RescannedCategories = ws.RankedFromScratch, ws.ChangedKeys, ws.RescannedCategories
 	sum.RankSeconds = time.Since(ranked).Seconds()
@@ -337,7 +336,7 @@ func (r *Ranker) dbContext(ctx context.Context) (context.Context, context.Cancel
 func (r *Ranker) publishFullRanks(ctx context.Context, snap *salesrank.Snapshot, known []int32, rank func() *salesrank.Standings, log *slog.Logger) {
 	began := time.Now()
 	again := *snap // shares snap's entries: publishing gives them the same row ids
-	again.ID, again.PublishedAt, again.Standings, again.Republished = 0, time.Time{}, nil, false
+	again.ID, again.PublishedAt, again.Standings = 0, time.Time{}, nil
 	r.fullRanking.Go(func() {
 		ctx, cancel := r.dbContext(ctx)
 		defer cancel()

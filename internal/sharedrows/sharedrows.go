@@ -92,8 +92,7 @@ type Plan struct {
 	// Kept counts the open rows the snapshot keeps as they are.
 	Kept int
 	// Until is the last_snapshot_id that Writes and Done give the new rows and the kept
-	// rows extended: OpenEnd (Diff's choice), or at least the id of the snapshot the plan
-	// writes.
+	// rows extended: OpenEnd (Diff's choice) or the id of the snapshot the plan writes.
 	Until int64
 
 	prev int64 // the Open's publication

@@ -61,7 +61,7 @@ type Backend interface {
 // DeletePartialsBefore are made of. The ids, keys and categories it is given are sorted,
 // so that inserts go into indexes in order and two writers that ever took the same keys
 // would lock them in the same order; new rows come in (category, rank) order, rows to
-// close and rejects in no particular order.
+// end or extend and rejects in no particular order.
 type Tx interface {
 	Commit(ctx context.Context) error
 	Rollback() // after Commit, a no-op
@@ -377,7 +377,7 @@ func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 
 	// Rows that changed or left were last valid in the previous publication; the kept ones
 	// are valid in this one.
-	plan.Until = c.until(snap, open, plan, id)
+	plan.Until = c.until(open, plan, id)
 	end, extend := plan.Writes(id)
 	if err := tx.SetLast(ctx, end, prev); err != nil {
 		return 0, fmt.Errorf("publish: end sales_rank rows: %w", err)
@@ -459,20 +459,25 @@ func (c *Core) publish(ctx context.Context, snap *salesrank.Snapshot, known []in
 	return id, nil
 }
 
-// until chooses the last_snapshot_id of the rows publication id of snap inserts or extends
-// (see EndInPlace and package sharedrows). A publication that replaces most of the rows
-// before it (an hourly refresh) leaves its rows ending at itself, where the next one finds
-// them already ended if they change again — or at the next id if snap is Republished, so
-// that the publication of the same lists that follows finds them valid as they are. The
-// others, and the first one, leave them open, to be ended only if they change.
-func (c *Core) until(snap *salesrank.Snapshot, open *sharedrows.Open, plan *sharedrows.Plan, id int64) int64 {
+// until chooses the last_snapshot_id of the rows publication id inserts or extends (see
+// EndInPlace and package sharedrows). A publication that replaces most of the rows before
+// it (an hourly refresh) leaves its rows ending at itself, where the next one finds them
+// already ended if they change again; one that repeats the lists before it (the full ranks
+// after the top lists) extends those that ended in place to itself, so that the next hour
+// finds them ended too, and leaves open ones open; the others, and the first one, leave
+// their rows open, to be ended only if they change.
+//
+// Never later than id: a ranker of a version before EndInPlace reads the rows ending at
+// OpenEnd as the latest publication's, and one that published id+1 over rows ending there
+// would leave them in its snapshot beside its own.
+func (c *Core) until(open *sharedrows.Open, plan *sharedrows.Plan, id int64) int64 {
 	switch {
-	case !c.EndInPlace || open.Len() == 0 || 2*len(plan.Insert) <= plan.Entries():
+	case !c.EndInPlace || open.Len() == 0:
 		return sharedrows.OpenEnd
-	case snap.Republished:
-		return id + 1
+	case 2*len(plan.Insert) > plan.Entries(), len(plan.Insert) == 0 && len(plan.Close) == 0:
+		return id
 	}
-	return id
+	return sharedrows.OpenEnd
 }
 
 // openRows returns the open rows, which belong to snapshot prev (the latest publication):
@@ -512,9 +517,9 @@ func (c *Core) prune(ctx context.Context, tx Tx, id int64) error {
 	if err != nil {
 		return err
 	}
-	// A closed row's last snapshot was the latest publication when it was closed. If that
-	// is older than every remaining snapshot, so is the whole row: the common case, one
-	// range of the index.
+	// An ended row's last snapshot was the latest publication when it was ended (or its
+	// own, for a row ended in place). If that is older than every remaining snapshot, so is
+	// the whole row: the common case, one range of the index.
 	if err := tx.DeleteRowsClosedBefore(ctx, oldest); err != nil {
 		return err
 	}
