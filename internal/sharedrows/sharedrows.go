@@ -102,6 +102,9 @@ type Plan struct {
 	ids []int64
 	// lasts holds, in ranking order, a kept row's Last (zero for a new row).
 	lasts []int64
+	// byProduct holds, ranking by ranking, the indexes of its entries in product order:
+	// the order of the Open's rows.
+	byProduct []int
 }
 
 // Diff compares snap with the open rows o (nil: none) and returns the plan that turns one
@@ -114,22 +117,22 @@ func Diff(o *Open, snap *salesrank.Snapshot) *Plan {
 		old, p.prev = o.rows, o.Snapshot
 	}
 	covered := make(map[int32]bool, len(snap.Rankings))
-	var byProd []int // indexes of one ranking's entries, by product id
 	n := 0
 	for _, rk := range snap.Rankings {
 		n += len(rk.Entries)
 	}
 	p.ids = make([]int64, 0, n) // zeros, handed out ranking by ranking below
 	p.lasts = make([]int64, n)
+	p.byProduct = make([]int, 0, n)
 	for _, rk := range snap.Rankings {
 		covered[rk.CategoryID] = true
 		prev := old[rk.CategoryID]
-		byProd = byProd[:0]
+		first := len(p.byProduct)
 		for i := range rk.Entries {
-			byProd = append(byProd, i)
+			p.byProduct = append(p.byProduct, i)
 		}
+		byProd := p.byProduct[first:]
 		slices.SortFunc(byProd, func(a, b int) int { return cmp.Compare(rk.Entries[a].ProductID, rk.Entries[b].ProductID) })
-		first := len(p.ids)
 		p.ids = p.ids[:first+len(rk.Entries)]
 		ids := p.ids[first:]
 		// Merge the two lists by product id.
@@ -219,21 +222,21 @@ func (p *Plan) Number(base int64) {
 // the Open of the new publication.
 func (p *Plan) Done(id int64) *Open {
 	o := &Open{Snapshot: id, rows: make(map[int32][]Row, len(p.snap.Rankings))}
-	k := 0
+	first := 0
 	for _, rk := range p.snap.Rankings {
 		rs := make([]Row, len(rk.Entries))
-		for i := range rk.Entries {
+		for j, i := range p.byProduct[first : first+len(rk.Entries)] {
+			k := first + i
 			rid, last := p.ids[k], p.lasts[k]
 			if rid < 0 {
 				rid, last = p.Insert[-rid-1].ID, p.Until
 			} else if last < id {
 				last = p.Until // extended
 			}
-			k++
 			rk.Entries[i].ID = rid
-			rs[i] = Row{ID: rid, Category: rk.CategoryID, ProductID: rk.Entries[i].ProductID, TotalSold: rk.Entries[i].TotalSold, Last: last}
+			rs[j] = Row{ID: rid, Category: rk.CategoryID, ProductID: rk.Entries[i].ProductID, TotalSold: rk.Entries[i].TotalSold, Last: last}
 		}
-		slices.SortFunc(rs, byProduct)
+		first += len(rk.Entries)
 		if len(rs) > 0 {
 			o.rows[rk.CategoryID] = rs
 		}
