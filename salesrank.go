@@ -116,7 +116,8 @@ func Less(a, b Entry) bool {
 	return a.ProductID < b.ProductID
 }
 
-func compareEntries(a, b Entry) int {
+// CompareEntries orders entries as a ranking does (see Less), for slices.SortFunc.
+func CompareEntries(a, b Entry) int {
 	if a.TotalSold != b.TotalSold {
 		return cmp.Compare(b.TotalSold, a.TotalSold)
 	}
@@ -294,7 +295,7 @@ func (t *topN) entries() []Entry {
 
 func (t *topN) sorted() []Entry {
 	out := slices.Clone(t.entries())
-	slices.SortFunc(out, compareEntries)
+	slices.SortFunc(out, CompareEntries)
 	return out
 }
 

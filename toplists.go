@@ -153,7 +153,7 @@ func (c *candidates) update(changed []Key, fresh []Entry, top int) bool {
 		c.buf[n] = e
 		n++
 	}
-	slices.SortFunc(fresh, compareEntries)
+	slices.SortFunc(fresh, CompareEntries)
 	c.buf = append(c.buf[:n], fresh...)
 	for i, j, k := n-1, len(fresh)-1, len(c.buf)-1; j >= 0; k-- {
 		if i >= 0 && Less(fresh[j], c.buf[i]) {

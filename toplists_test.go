@@ -213,17 +213,17 @@ func TestSelectBest(t *testing.T) {
 		}
 		switch rng.IntN(3) {
 		case 1:
-			slices.SortFunc(es, compareEntries)
+			slices.SortFunc(es, CompareEntries)
 		case 2:
-			slices.SortFunc(es, func(a, b Entry) int { return compareEntries(b, a) })
+			slices.SortFunc(es, func(a, b Entry) int { return CompareEntries(b, a) })
 		}
-		want := slices.SortedFunc(slices.Values(es), compareEntries)
+		want := slices.SortedFunc(slices.Values(es), CompareEntries)
 		k := 1 + rng.IntN(n)
 		selectBest(es, k)
 		if es[k-1] != want[k-1] {
 			t.Fatalf("n %d k %d: es[k-1] = %v, want %v", n, k, es[k-1], want[k-1])
 		}
-		got := slices.SortedFunc(slices.Values(es[:k]), compareEntries)
+		got := slices.SortedFunc(slices.Values(es[:k]), CompareEntries)
 		if !slices.Equal(got, want[:k]) {
 			t.Fatalf("n %d k %d: best k = %v, want %v", n, k, got, want[:k])
 		}

@@ -2,18 +2,19 @@ package postgres
 
 import (
 	"context"
-	"math"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/salesrank/salesrank/internal/sharedrows"
 )
 
 // Channel is the channel Publish notifies (pg_notify) when it commits: the payload is the id
 // of the snapshot that is current after the commit, in decimal. See Watch.
 const Channel = "salesrank_snapshots"
 
-// openEnd is last_snapshot_id of an open row: one of the latest publication, valid until a
-// later one closes it.
-const openEnd = math.MaxInt64
+// openEnd is the last_snapshot_id of a row valid until a later publication ends it
+// (sharedrows.OpenEnd).
+const openEnd = sharedrows.OpenEnd
 
 // upsertIDs inserts each of ids (sorted) into table (categories or products) with
 // first_seen_at at, unless it is there already.

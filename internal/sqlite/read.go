@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -94,9 +93,7 @@ func (db backend) Load(ctx context.Context, id int64) (*salesrank.Snapshot, erro
 		cat    int32
 	)
 	flush := func() error {
-		slices.SortFunc(ranked, func(a, b salesrank.Entry) int {
-			return cmp.Or(cmp.Compare(b.TotalSold, a.TotalSold), cmp.Compare(a.ProductID, b.ProductID))
-		})
+		slices.SortFunc(ranked, salesrank.CompareEntries)
 		for _, e := range ranked {
 			if err := asm.Add(cat, e); err != nil {
 				return err
