@@ -45,7 +45,9 @@ func testKillReplica(t *testing.T, dsn string) {
 		t.Fatalf("replica %s still running %v after SIGKILL", victim.addr, hangBound)
 	}
 	t.Logf("killed replica %s with SIGKILL at %v into the load", victim.addr, time.Since(l.began).Round(time.Millisecond))
-	time.Sleep(3 * time.Second)
+	// The load's pages are in nginx's cache by now: keep it going until every one of them
+	// has expired and been fetched again, so that nginx sends the dead replica its share.
+	time.Sleep(nginxCacheBound(t) + time.Second)
 	r := l.stop()
 	r.check(t)
 
