@@ -47,9 +47,15 @@
 # PostgreSQL backends' when PostgreSQL runs on this host; proxy's and cached's both
 # replicas').
 #
+# ALT_VALID (say 1s) adds a sixth contender, "alt": the cached stack with that cache lifetime
+# in place of the shipped one (proxy_cache_valid 200), its own cache on the same tmpfs, run
+# between proxy and cached in each round, and a table of cached / alt: what the shipped
+# lifetime buys against another, side by side.
+#
 # Usage: bench/serve-mix.sh        (N=1 DURATION=3s bench/serve-mix.sh for a dry run)
 # Knobs (environment): N, DURATION, CONNS, WARMUP, LINES, CATEGORIES, ZIPF_S, SEED,
-#   MIX_REQUESTS, PG_DSN, NAIVE_POOL, SETUPS ("1core 2cores"), CACHE_TMPFS (/dev/shm).
+#   MIX_REQUESTS, PG_DSN, NAIVE_POOL, SETUPS ("1core 2cores"), CACHE_TMPFS (/dev/shm),
+#   ALT_VALID (unset).
 # Only 127.0.0.1 is used; every process started here is stopped, and the schema dropped,
 # on exit.
 set -euo pipefail
@@ -73,6 +79,7 @@ NAIVE_POOL=${NAIVE_POOL:-16}
 SETUPS=${SETUPS:-1core 2cores}
 # Where the cached proxy keeps its cache: on tmpfs, as deploy/README.md recommends.
 CACHE_TMPFS=${CACHE_TMPFS:-/dev/shm}
+ALT_VALID=${ALT_VALID:-}
 
 log() { printf '%s\n' "serve-mix.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -80,6 +87,7 @@ die() { log "$*"; exit 1; }
 [[ $DURATION =~ ^[0-9]+s$ && $WARMUP =~ ^[0-9]+s$ ]] || die "DURATION and WARMUP are whole seconds, like 10s"
 WRK_TIMEOUT=$((${DURATION%s} + 60))
 [[ $PG_DSN == postgres://* || $PG_DSN == postgresql://* ]] || die "PG_DSN must be a postgres:// URL"
+[[ -z $ALT_VALID || $ALT_VALID =~ ^[1-9][0-9]*[smh]$ ]] || die "ALT_VALID is a cache lifetime, like 1s"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/salesrank-servemix.XXXXXX")
 chmod 755 "$TMP" # nginx workers run as an unprivileged user when started by root
@@ -128,6 +136,7 @@ PORT_NAIVE=$(free_port $((PORT_B + 1)))
 PORT_STATIC=$(free_port $((PORT_NAIVE + 1)))
 PORT_PROXY=$(free_port $((PORT_STATIC + 1)))
 PORT_CACHED=$(free_port $((PORT_PROXY + 1)))
+PORT_ALT=$(free_port $((PORT_CACHED + 1)))
 
 log "building salesrank and bench/naive"
 timeout 600 go build -o "$OUT/salesrank" ./cmd/salesrank
@@ -241,15 +250,16 @@ EOF
 # cache, also has "proxy_cache salesrank_cache;" turned into "proxy_cache off;" and nothing
 # else changed. Each edited line must match exactly once, so the benchmark cannot drift
 # from the file.
-proxy_conf() { # proxy_conf NAME PORT PROCS CACHE_DIR
+proxy_conf() { # proxy_conf NAME PORT PROCS CACHE_DIR (NAME alt: the lifetime is ALT_VALID)
 	local p=$TMP/$1
 	mkdir -p "$p/logs" "$p/tmp"
 	awk -v p="$p" -v listen="127.0.0.1:$2" -v procs="$3" -v cache="$4" -v nocache="$([[ $1 == proxy ]] && echo 1)" \
-		-v ups="127.0.0.1:$PORT_A 127.0.0.1:$PORT_B" '
+		-v ups="127.0.0.1:$PORT_A 127.0.0.1:$PORT_B" -v valid="$([[ $1 == alt ]] && echo "$ALT_VALID")" '
 		BEGIN { nu = split(ups, U, " ") }
 		function done(k) { c[k]++ }
 		/^[ \t]*proxy_cache_path[ \t]+\// { done("proxy_cache_path"); sub(/proxy_cache_path[ \t]+[^ \t;]+/, "proxy_cache_path " cache); print; next }
 		nocache && /^[ \t]*proxy_cache[ \t]+salesrank_cache;/ { done("proxy_cache"); sub(/salesrank_cache;/, "off;"); print; next }
+		valid != "" && /^[ \t]*proxy_cache_valid[ \t]+200[ \t]+[0-9]+[smh];/ { done("proxy_cache_valid"); sub(/200[ \t]+[0-9]+[smh];/, "200 " valid ";"); print; next }
 		/^user[ \t]+[^;]+;/ { done("user"); next }
 		/^worker_processes[ \t]+[^;]+;/ { done("worker_processes"); print "worker_processes " procs ";"; next }
 		/^pid[ \t]+[^;]+;/ { done("pid"); print "pid " p "/nginx.pid;"; next }
@@ -272,7 +282,7 @@ proxy_conf() { # proxy_conf NAME PORT PROCS CACHE_DIR
 		}
 		{ print }
 		END {
-			split("user worker_processes pid error_log access_log listen http proxy_cache_path" (nocache ? " proxy_cache" : ""), K, " ")
+			split("user worker_processes pid error_log access_log listen http proxy_cache_path" (nocache ? " proxy_cache" : "") (valid != "" ? " proxy_cache_valid" : ""), K, " ")
 			for (k = 1; k in K; k++) if (c[K[k]] != 1) { printf "deploy/nginx.conf: want one %s line, got %d\n", K[k], c[K[k]] > "/dev/stderr"; bad = 1 }
 			if (!c["server"] || apart) { print "deploy/nginx.conf: want the upstream server lines together" > "/dev/stderr"; bad = 1 }
 			exit bad
@@ -294,7 +304,7 @@ nginx_children() {
 }
 
 start_all() { # start_all PROCS PIN_CPU(optional)
-	local procs=$1 pin=() a b nv st px
+	local procs=$1 pin=() a b nv st px cx ax
 	[[ -n ${2:-} ]] && pin=(taskset -c "$2")
 	for port in "$PORT_A" "$PORT_B"; do
 		GOMAXPROCS=$procs "${pin[@]}" "$SR" serve --db "$DB" --addr "127.0.0.1:$port" --admin-addr= \
@@ -336,6 +346,17 @@ start_all() { # start_all PROCS PIN_CPU(optional)
 	CPU_PIDS[static]="$st $(children "$st" | tr '\n' ' ')"
 	CPU_PIDS[proxy]="$px $(nginx_children "$px") $a $b"
 	CPU_PIDS[cached]="$cx $(nginx_children "$cx") $a $b"
+	if [[ -n $ALT_VALID ]]; then
+		rm -rf "$CACHE_DIR/alt"
+		proxy_conf alt "$PORT_ALT" "$procs" "$CACHE_DIR/alt"
+		"${pin[@]}" "$NGINX" -p "$TMP/alt" -c "$TMP/alt/nginx.conf" -e "$TMP/alt/logs/error.log" -g 'daemon off;' \
+			>>"$TMP/alt.log" 2>&1 &
+		ax=$!
+		PIDS+=($ax)
+		STARTED+=" $ax"
+		wait_http "http://127.0.0.1:$PORT_ALT/readyz"
+		CPU_PIDS[alt]="$ax $(nginx_children "$ax") $a $b"
+	fi
 }
 stop_all() {
 	local p
@@ -378,7 +399,8 @@ for c in "static http://127.0.0.1:$PORT_STATIC /c/" \
 	"naive http://127.0.0.1:$PORT_NAIVE /api/v1/popular?category_id=" \
 	"proxy http://127.0.0.1:$PORT_PROXY /api/v1/popular?category_id=" \
 	"cached http://127.0.0.1:$PORT_CACHED /api/v1/popular?category_id=" \
-	"cached-again http://127.0.0.1:$PORT_CACHED /api/v1/popular?category_id="; do
+	"cached-again http://127.0.0.1:$PORT_CACHED /api/v1/popular?category_id=" \
+	${ALT_VALID:+"alt http://127.0.0.1:$PORT_ALT /api/v1/popular?category_id="}; do
 	set -- $c
 	fetch_all "$2" "$3" "$TMP/check/$1" >"$TMP/codes-$1" || die "fetching every category from $1 failed"
 	awk -v n="$NCATS" '$1 == 200 {ok++} END {exit ok != n || NR != n}' "$TMP/codes-$1" ||
@@ -438,7 +460,7 @@ pg_backends() {
 NAIVE_PG=""
 
 TCK=$(getconf CLK_TCK)
-port_of() { case $1 in serve) echo "$PORT_A" ;; naive) echo "$PORT_NAIVE" ;; static) echo "$PORT_STATIC" ;; proxy) echo "$PORT_PROXY" ;; cached) echo "$PORT_CACHED" ;; esac; }
+port_of() { case $1 in serve) echo "$PORT_A" ;; naive) echo "$PORT_NAIVE" ;; static) echo "$PORT_STATIC" ;; proxy) echo "$PORT_PROXY" ;; cached) echo "$PORT_CACHED" ;; alt) echo "$PORT_ALT" ;; esac; }
 mode_of() { [[ $1 == static ]] && echo static || echo api; }
 wrk_mix() { # wrk_MIX NAME DURATION WRK_CPU
 	local pin=()
@@ -446,19 +468,19 @@ wrk_mix() { # wrk_MIX NAME DURATION WRK_CPU
 	"${pin[@]}" timeout "$WRK_TIMEOUT" wrk -t1 -c"$CONNS" -d"$2" --latency -s "$TMP/mix.lua" "http://127.0.0.1:$(port_of "$1")" \
 		-- "$TMP/cats" "$(mode_of "$1")" "$ZIPF_S" "$SEED" "$MIX_REQUESTS"
 }
-# cache_counts: from the cached proxy's access log of one run, "HIT_PERCENT
+# cache_counts NAME: from a cached proxy's access log of one run, "HIT_PERCENT
 # UPSTREAM_REQUESTS_PER_SECOND" (the share of API requests answered from the cache as
 # fresh hits, and how many requests nginx sent the replicas a second), then empties it.
 # The log is buffered (flush=1s): wait for it first.
 cache_counts() {
 	sleep 1.5
 	awk -v d="${DURATION%s}" '/"uri":"\/api\// {n++; if (/"cache":"HIT"/) h++; if (!/"upstream_addr":""/) u++}
-		END {if (n) printf "%.1f %.0f", 100 * h / n, u / d; else print "- -"}' "$TMP/cached/logs/salesrank.access.log"
-	: >"$TMP/cached/logs/salesrank.access.log"
+		END {if (n) printf "%.1f %.0f", 100 * h / n, u / d; else print "- -"}' "$TMP/$1/logs/salesrank.access.log"
+	: >"$TMP/$1/logs/salesrank.access.log"
 }
 # bench SETUP NAME WRK_CPU: one recorded run; appends "SETUP NAME req/s p50ms p99ms
 # cpu_us_per_request socket_errors hit_percent upstream_requests_per_second" to runs (the
-# last two for the cached proxy only, "-" for the others).
+# last two for the cached proxies only, "-" for the others).
 bench() {
 	local c0 c1 reqs errs hits='- -'
 	# shellcheck disable=SC2086
@@ -472,7 +494,7 @@ bench() {
 	((errs == 0)) || log "warning: $2: $(grep 'Socket errors' "$TMP/wrk.out")"
 	reqs=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
 	[[ $2 == proxy ]] && : >"$TMP/proxy/logs/salesrank.access.log"
-	[[ $2 == cached ]] && hits=$(cache_counts)
+	[[ $2 == cached || $2 == alt ]] && hits=$(cache_counts "$2")
 	printf '%s %s %s %s %s %s %s %s\n' "$1" "$2" \
 		"$(awk '/^Requests\/sec:/ {print $2}' "$TMP/wrk.out")" \
 		"$(to_ms "$(awk '$1=="50%" {print $2}' "$TMP/wrk.out")")" \
@@ -483,9 +505,9 @@ bench() {
 }
 
 : >"$TMP/runs"
-# Every compared pair is adjacent (cached and static, static and serve, serve and naive)
-# or one apart (proxy and static) in every round.
-ORDER=(proxy cached static serve naive)
+# Every compared pair is adjacent (cached and static, static and serve, serve and naive;
+# alt and cached) or one apart (proxy and static; two with alt) in every round.
+ORDER=(proxy ${ALT_VALID:+alt} cached static serve naive)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 T0=$SECONDS
 for setup in $SETUPS; do
@@ -502,7 +524,7 @@ for setup in $SETUPS; do
 	CPU_PIDS[naive]+=" $backends"
 	NAIVE_PG+="$setup: $(wc -w <<<"$backends") backends; "
 	for ((i = 1; i <= N; i++)); do
-		if ((i % 2)); then order=("${ORDER[@]}"); else order=(naive serve static cached proxy); fi
+		if ((i % 2)); then order=("${ORDER[@]}"); else order=(naive serve static cached ${ALT_VALID:+alt} proxy); fi
 		for name in "${order[@]}"; do bench "$setup" "$name" "$WRKCPU"; done
 	done
 	stop_all
@@ -551,6 +573,18 @@ hitline() {
 	done
 }
 HITS=$(hitline)
+ALTSECTION=''
+if [[ -n $ALT_VALID ]]; then
+	ALTSECTION="
+#### The shipped cache lifetime ($(awk '/^[ \t]*proxy_cache_valid[ \t]+200[ \t]/ {sub(/;.*/, ""); print $3}' "$ROOT/deploy/nginx.conf")) against $ALT_VALID (alt)
+
+| set-up | cached req/s | alt req/s | cached / alt, ratio of medians | cached / alt, median of per-round ratios | p50 ms cached / alt | p99 ms cached / alt | CPU µs/req cached / alt |
+|---|---:|---:|---|---|---|---|---|
+$(table cached alt no)
+
+alt's fresh hits and requests sent to the replicas a second, medians: $(for s in $SETUPS; do printf '%s %s %%, %s/s; ' "$s" "$(median "$s" alt 8)" "$(median "$s" alt 9)"; done)
+"
+fi
 
 cat <<EOF
 
@@ -590,7 +624,7 @@ $(table cached proxy no)
 The cache (on $CACHE_FS, medians): ${HITS%; }.
 The rest were answered from an expired copy while one request fetched its successor
 (UPDATING), or were that fetch (EXPIRED) or a key's first (MISS).
-
+$ALTSECTION
 ### 4. serve (in-memory snapshot) vs naive (one PostgreSQL query per request), Zipf mix
 
 | set-up | serve req/s | naive req/s | serve / naive, ratio of medians | serve / naive, median of per-round ratios | p50 ms serve / naive | p99 ms serve / naive | CPU µs/req serve / naive (+ its PostgreSQL backends) |
