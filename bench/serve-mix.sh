@@ -303,6 +303,16 @@ nginx_children() {
 	done
 }
 
+# start_proxy NAME PORT PROCS CACHE_DIR: an nginx with NAME's configuration (proxy_conf),
+# under start_all's pin; its pid in PROXY_PID.
+start_proxy() {
+	proxy_conf "$1" "$2" "$3" "$4"
+	"${pin[@]}" "$NGINX" -p "$TMP/$1" -c "$TMP/$1/nginx.conf" -e "$TMP/$1/logs/error.log" -g 'daemon off;' \
+		>>"$TMP/$1.log" 2>&1 &
+	PROXY_PID=$!
+	PIDS+=($PROXY_PID)
+}
+
 start_all() { # start_all PROCS PIN_CPU(optional)
 	local procs=$1 pin=() a b nv st px cx ax
 	[[ -n ${2:-} ]] && pin=(taskset -c "$2")
@@ -321,18 +331,12 @@ start_all() { # start_all PROCS PIN_CPU(optional)
 		>>"$TMP/static.log" 2>&1 &
 	st=$!
 	PIDS+=($st)
-	proxy_conf proxy "$PORT_PROXY" "$procs" "$TMP/proxy/cache"
-	"${pin[@]}" "$NGINX" -p "$TMP/proxy" -c "$TMP/proxy/nginx.conf" -e "$TMP/proxy/logs/error.log" -g 'daemon off;' \
-		>>"$TMP/proxy.log" 2>&1 &
-	px=$!
-	PIDS+=($px)
+	start_proxy proxy "$PORT_PROXY" "$procs" "$TMP/proxy/cache"
+	px=$PROXY_PID
 	# A fresh, empty cache folder for every set-up.
 	rm -rf "$CACHE_DIR/cache"
-	proxy_conf cached "$PORT_CACHED" "$procs" "$CACHE_DIR/cache"
-	"${pin[@]}" "$NGINX" -p "$TMP/cached" -c "$TMP/cached/nginx.conf" -e "$TMP/cached/logs/error.log" -g 'daemon off;' \
-		>>"$TMP/cached.log" 2>&1 &
-	cx=$!
-	PIDS+=($cx)
+	start_proxy cached "$PORT_CACHED" "$procs" "$CACHE_DIR/cache"
+	cx=$PROXY_PID
 	STARTED="$a $b $nv $st $px $cx"
 
 	wait_http "http://127.0.0.1:$PORT_A/readyz"
@@ -348,11 +352,8 @@ start_all() { # start_all PROCS PIN_CPU(optional)
 	CPU_PIDS[cached]="$cx $(nginx_children "$cx") $a $b"
 	if [[ -n $ALT_VALID ]]; then
 		rm -rf "$CACHE_DIR/alt"
-		proxy_conf alt "$PORT_ALT" "$procs" "$CACHE_DIR/alt"
-		"${pin[@]}" "$NGINX" -p "$TMP/alt" -c "$TMP/alt/nginx.conf" -e "$TMP/alt/logs/error.log" -g 'daemon off;' \
-			>>"$TMP/alt.log" 2>&1 &
-		ax=$!
-		PIDS+=($ax)
+		start_proxy alt "$PORT_ALT" "$procs" "$CACHE_DIR/alt"
+		ax=$PROXY_PID
 		STARTED+=" $ax"
 		wait_http "http://127.0.0.1:$PORT_ALT/readyz"
 		CPU_PIDS[alt]="$ax $(nginx_children "$ax") $a $b"
