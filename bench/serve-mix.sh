@@ -566,14 +566,14 @@ table() { # table A B JUDGE
 	for s in $SETUPS; do row "$s" "$(label "$s")" "$1" "$2" "$3"; done
 }
 ERRS=$(awk '{e += $7} END {print e + 0}' "$TMP/runs")
-hitline() {
+hitline() { # hitline NAME: its fresh hits and requests sent to the replicas, per set-up
 	local s
 	for s in $SETUPS; do
-		printf '%s: %s %% of requests answered as fresh hits, %s requests/s sent to the replicas; ' \
-			"$(label "$s" | cut -d: -f1)" "$(median "$s" cached 8)" "$(median "$s" cached 9)"
+		printf '%s: %.1f %% of requests answered as fresh hits, %.0f requests/s sent to the replicas; ' \
+			"$(label "$s" | cut -d: -f1)" "$(median "$s" "$1" 8)" "$(median "$s" "$1" 9)"
 	done
 }
-HITS=$(hitline)
+HITS=$(hitline cached)
 ALTSECTION=''
 if [[ -n $ALT_VALID ]]; then
 	ALTSECTION="
@@ -583,7 +583,7 @@ if [[ -n $ALT_VALID ]]; then
 |---|---:|---:|---|---|---|---|---|
 $(table cached alt no)
 
-alt's fresh hits and requests sent to the replicas a second, medians: $(for s in $SETUPS; do printf '%s %s %%, %s/s; ' "$s" "$(median "$s" alt 8)" "$(median "$s" alt 9)"; done)
+alt's cache (medians): $(a=$(hitline alt); echo "${a%; }").
 "
 fi
 
