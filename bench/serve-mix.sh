@@ -509,6 +509,8 @@ bench() {
 # Every compared pair is adjacent (cached and static, static and serve, serve and naive;
 # alt and cached) or one apart (proxy and static; two with alt) in every round.
 ORDER=(proxy ${ALT_VALID:+alt} cached static serve naive)
+REVERSED=()
+for ((k = ${#ORDER[@]} - 1; k >= 0; k--)); do REVERSED+=("${ORDER[k]}"); done
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 T0=$SECONDS
 for setup in $SETUPS; do
@@ -525,7 +527,7 @@ for setup in $SETUPS; do
 	CPU_PIDS[naive]+=" $backends"
 	NAIVE_PG+="$setup: $(wc -w <<<"$backends") backends; "
 	for ((i = 1; i <= N; i++)); do
-		if ((i % 2)); then order=("${ORDER[@]}"); else order=(naive serve static cached ${ALT_VALID:+alt} proxy); fi
+		if ((i % 2)); then order=("${ORDER[@]}"); else order=("${REVERSED[@]}"); fi
 		for name in "${order[@]}"; do bench "$setup" "$name" "$WRKCPU"; done
 	done
 	stop_all
