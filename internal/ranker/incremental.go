@@ -469,7 +469,6 @@ func (p *pending) wait() error {
 		r.Reset()
 		return p.err
 	}
-	p.log.Debug("batch committed", "batch_id", b.ID)
 	sum.Batches++
 	sum.ObjectsTaken += len(b.Objects)
 	for _, o := range b.Objects {
@@ -496,11 +495,14 @@ func (r *Ranker) commit(ctx context.Context, b *salesrank.Batch, sums *counting.
 		return err
 	}
 	log.Debug("committing batch", "objects", len(b.Objects), "partials", len(b.Partials))
+	began := time.Now()
 	ctx, cancel := r.dbContext(ctx)
 	defer cancel()
 	if err := r.Store.CommitBatch(ctx, b); err != nil {
 		return fmt.Errorf("commit batch of %d objects: %w", len(b.Objects), err)
 	}
+	// Logged here, as it commits: the run waits for it only once the lists are ranked.
+	log.Debug("batch committed", "batch_id", b.ID, "seconds", time.Since(began).Seconds())
 	return nil
 }
 
