@@ -430,7 +430,7 @@ func (r *Ranker) take(ctx context.Context, objects []objstore.Object, retain tim
 	// and committed: the three only read res.Sums, and a first run over a week saves the
 	// half second adding takes. The commit runs on after the window has the batch (see
 	// pending); if it fails, the window is forgotten.
-	p := &pending{r: r, batch: b, stats: res.Stats, sum: sum, log: log}
+	p := &pending{r: r, batch: b, stats: res.Stats, sum: sum}
 	p.committing.Go(func() { p.err = r.commit(ctx, b, res.Sums, bucket, log) })
 	if toWindow {
 		r.window.Add(res.Sums, bucket)
@@ -447,7 +447,6 @@ type pending struct {
 	sums       *counting.Sums // what the batch sold, per bucket, if the window does not have it
 	stats      counting.Stats
 	sum        *Summary
-	log        *slog.Logger
 	committing sync.WaitGroup
 	err        error // the commit's, once committing is done
 }
