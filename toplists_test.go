@@ -75,6 +75,10 @@ func checkLists(tb testing.TB, l *TopLists, totals Totals) {
 // keys, many ties, totals near 2^63, categories smaller than top — and checks after every
 // step that the lists rank exactly as Rank does from scratch.
 func TestTopListsMatchesRank(t *testing.T) {
+	// Lookups split among the cores from a few keys on, so that the steps below take
+	// both paths of lookUp.
+	defer func(n int) { lookupPiece = n }(lookupPiece)
+	lookupPiece = 4
 	var steps, rescans, rescanSteps int
 	for seed := range uint64(60) {
 		rng := rand.New(rand.NewPCG(seed, 11))
