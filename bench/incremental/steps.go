@@ -267,8 +267,12 @@ func (s *session) timed(ctx context.Context, name, profile string, r *ranker.Ran
 	if after >= 0.001 {
 		st.FullRanksAfter = after
 	}
-	s.log("%s (cutoff %s): %.3f s (%.3f CPU s), %d lines read, %d partials read, window %d keys, peak RSS %d MiB, RSS after %d MiB, heap in use %d MiB, %d minor page faults, %d full ranks published %.3f s after",
-		name, sum.Cutoff.Format(time.RFC3339), secs, cpu, sum.LinesRead, sum.PartialsRead, sum.WindowKeys, st.Mem.HWMKiB>>10, st.Mem.RSSKiB>>10, st.Mem.HeapInuse>>20, st.Faults, sum.FullRanks, st.FullRanksAfter)
+	ranked := fmt.Sprintf("from %d changed keys", sum.ChangedKeys)
+	if sum.RankedFromScratch {
+		ranked = "from scratch"
+	}
+	s.log("%s (cutoff %s): %.3f s (%.3f CPU s), %d lines read, %d partials read, window %d keys, ranked %s in %.3f s, peak RSS %d MiB, RSS after %d MiB, heap in use %d MiB, %d minor page faults, %d full ranks published %.3f s after",
+		name, sum.Cutoff.Format(time.RFC3339), secs, cpu, sum.LinesRead, sum.PartialsRead, sum.WindowKeys, ranked, sum.RankSeconds, st.Mem.HWMKiB>>10, st.Mem.RSSKiB>>10, st.Mem.HeapInuse>>20, st.Faults, sum.FullRanks, st.FullRanksAfter)
 	return st, nil
 }
 

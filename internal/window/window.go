@@ -53,12 +53,15 @@ type Window struct {
 const minTracked = 4096
 
 // trackedFraction bounds the changed keys tracked to a fraction of the window's keys;
-// beyond it the lists are built from scratch. At the seed's scale (11.3 M keys) a
-// 1-minute step changes 46 k keys and updates in 15 ms, against 0.3 s for a build; an
-// hourly step changes from under the bound (700 k) to twice it, with the traffic of the
-// hours that enter and leave, and updates (about 70 ms for 1 M keys: BenchmarkTopLists)
-// or is rebuilt.
-const trackedFraction = 16
+// beyond it the lists are built from scratch. At the seed's scale (11.3–11.7 M keys) a
+// 1-minute step changes 46 k keys and updates in 15 ms; an hourly step changes the keys
+// of the hour that entered and of the one that left, 0.23 M at night to 1.4 M in the
+// busiest hour (bench/incremental.sh), and updates from them in 30–110 ms where a build
+// takes 150–180 ms on two cores (BenchmarkTopLists: 57 ms for 1 M keys in two sorted
+// runs, 152 ms a build). The bound (1.9 M) leaves room for busier hours, and stops where
+// the update would cost about a build and the tracked keys' memory (16 bytes each, kept
+// for the next step, and as much again to merge them) would grow past 60 MB.
+const trackedFraction = 6
 
 // Len returns how many keys the window holds.
 func (w *Window) Len() int {
@@ -191,9 +194,7 @@ func (w *Window) track(cat int32, product int64) {
 		return
 	}
 	if len(w.changed) >= max(minTracked, w.counts.Len()/trackedFraction) {
-		// Cheaper to build the lists again. The memory stays for the next step's keys: an
-		// hourly step tracks the bound's worth (700 k at the seed's scale) before it
-		// gets here.
+		// Cheaper to build the lists again. The memory stays for the next step's keys.
 		w.changed, w.changedAll = w.changed[:0], true
 		return
 	}
