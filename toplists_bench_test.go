@@ -98,9 +98,9 @@ func BenchmarkRankWindow(b *testing.B) {
 	}
 }
 
-// BenchmarkTopLists measures building the lists from scratch (the first run, the hourly
-// step) and updating them after a 1-minute step (46,000 changed keys) with the rankings
-// taken out for publishing, at the seed's scale.
+// BenchmarkTopLists measures building the lists from scratch (the first run, a rebuild)
+// and updating them after a 1-minute step (46,000 changed keys) or an hourly one (an hour
+// entered and one left), with the rankings taken out for publishing, at the seed's scale.
 func BenchmarkTopLists(b *testing.B) {
 	w := seedWindow(b)
 	b.Run("build", func(b *testing.B) {
@@ -111,7 +111,7 @@ func BenchmarkTopLists(b *testing.B) {
 		}
 	})
 	// A 1-minute refresh; and 16 or 60 minutes at once, as after a pause, which is what
-	// decides when building from scratch is cheaper (see ranker.trackedFraction).
+	// decides when building from scratch is cheaper (see window.trackedFraction).
 	for _, minutes := range []int{1, 16, 60} {
 		b.Run(fmt.Sprintf("update/%dmin", minutes), func(b *testing.B) {
 			var l salesrank.TopLists

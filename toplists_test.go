@@ -5,6 +5,7 @@ import (
 	"iter"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -75,10 +76,11 @@ func checkLists(tb testing.TB, l *TopLists, totals Totals) {
 // keys, many ties, totals near 2^63, categories smaller than top — and checks after every
 // step that the lists rank exactly as Rank does from scratch.
 func TestTopListsMatchesRank(t *testing.T) {
-	// Lookups split among the cores from a few keys on, so that the steps below take
-	// both paths of lookUp.
+	// Lookups split among the cores from a few keys on, and at least two of them even
+	// under -cpu 1, so that the steps below take both paths of lookUp.
 	defer func(n int) { lookupPiece = n }(lookupPiece)
 	lookupPiece = 4
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
 	var steps, rescans, rescanSteps int
 	for seed := range uint64(60) {
 		rng := rand.New(rand.NewPCG(seed, 11))

@@ -59,8 +59,10 @@ const minTracked = 4096
 // busiest hour (bench/incremental.sh), and updates from them in 30–110 ms where a build
 // takes 150–180 ms on two cores (BenchmarkTopLists: 57 ms for 1 M keys in two sorted
 // runs, 152 ms a build). The bound (1.9 M) leaves room for busier hours, and stops where
-// the update would cost about a build and the tracked keys' memory (16 bytes each, kept
-// for the next step, and as much again to merge them) would grow past 60 MB.
+// the update would cost about a build and the tracked keys' memory, kept for the next step
+// (40 bytes a key: the key, its copy to merge the runs, its total), would pass 75 MB. The
+// bound counts the window's keys at zero too until Compact drops them, which it does once
+// they are half the table: at worst the bound is twice as high.
 const trackedFraction = 6
 
 // Len returns how many keys the window holds.
