@@ -293,7 +293,9 @@ proxy_conf() { # proxy_conf NAME PORT PROCS CACHE_DIR (NAME alt: the lifetime is
 
 # Pids of the processes whose CPU time a contender is charged with.
 declare -A CPU_PIDS
-children() { cat /proc/[0-9]*/stat 2>/dev/null | awk -v pp="$1" '$4 == pp {print $1}'; }
+# A process that exits between the glob and cat's read makes cat fail; under pipefail that
+# would end the script without a word, so its status is ignored.
+children() { { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pp="$1" '$4 == pp {print $1}'; }
 # nginx's children but its cache loader, which exits about a minute after start (it has
 # nothing to load: every cache folder starts empty) and would make a run's CPU unmeasurable.
 nginx_children() {
