@@ -50,12 +50,14 @@
 # ALT_VALID (say 1s) adds a sixth contender, "alt": the cached stack with that cache lifetime
 # in place of the shipped one (proxy_cache_valid 200), its own cache on the same tmpfs, run
 # between proxy and cached in each round, and a table of cached / alt: what the shipped
-# lifetime buys against another, side by side.
+# lifetime buys against another, side by side. ALT_CONF (an edited copy of
+# deploy/nginx.conf) does the same for any other change: alt is then derived from that file
+# (with ALT_VALID's lifetime too, if set), and must answer with the same bytes.
 #
 # Usage: bench/serve-mix.sh        (N=1 DURATION=3s bench/serve-mix.sh for a dry run)
 # Knobs (environment): N, DURATION, CONNS, WARMUP, LINES, CATEGORIES, ZIPF_S, SEED,
 #   MIX_REQUESTS, PG_DSN, NAIVE_POOL, SETUPS ("1core 2cores"), CACHE_TMPFS (/dev/shm),
-#   ALT_VALID (unset).
+#   ALT_VALID, ALT_CONF (unset).
 # Only 127.0.0.1 is used; every process started here is stopped, and the schema dropped,
 # on exit.
 set -euo pipefail
@@ -80,6 +82,9 @@ SETUPS=${SETUPS:-1core 2cores}
 # Where the cached proxy keeps its cache: on tmpfs, as deploy/README.md recommends.
 CACHE_TMPFS=${CACHE_TMPFS:-/dev/shm}
 ALT_VALID=${ALT_VALID:-}
+ALT_CONF=${ALT_CONF:-}
+# Non-empty when there is an alt contender.
+ALT=$ALT_VALID$ALT_CONF
 
 log() { printf '%s\n' "serve-mix.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -88,6 +93,8 @@ die() { log "$*"; exit 1; }
 WRK_TIMEOUT=$((${DURATION%s} + 60))
 [[ $PG_DSN == postgres://* || $PG_DSN == postgresql://* ]] || die "PG_DSN must be a postgres:// URL"
 [[ -z $ALT_VALID || $ALT_VALID =~ ^[1-9][0-9]*[smh]$ ]] || die "ALT_VALID is a cache lifetime, like 1s"
+[[ -z $ALT_CONF || -r $ALT_CONF ]] || die "ALT_CONF $ALT_CONF is not a readable file"
+[[ -z $ALT_CONF ]] || ALT_CONF=$(realpath "$ALT_CONF")
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/salesrank-servemix.XXXXXX")
 chmod 755 "$TMP" # nginx workers run as an unprivileged user when started by root
@@ -250,8 +257,9 @@ EOF
 # cache, also has "proxy_cache salesrank_cache;" turned into "proxy_cache off;" and nothing
 # else changed. Each edited line must match exactly once, so the benchmark cannot drift
 # from the file.
-proxy_conf() { # proxy_conf NAME PORT PROCS CACHE_DIR (NAME alt: the lifetime is ALT_VALID)
-	local p=$TMP/$1
+proxy_conf() { # proxy_conf NAME PORT PROCS CACHE_DIR (NAME alt: ALT_CONF's, lifetime ALT_VALID)
+	local p=$TMP/$1 src=$ROOT/deploy/nginx.conf
+	[[ $1 == alt && -n $ALT_CONF ]] && src=$ALT_CONF
 	mkdir -p "$p/logs" "$p/tmp"
 	awk -v p="$p" -v listen="127.0.0.1:$2" -v procs="$3" -v cache="$4" -v nocache="$([[ $1 == proxy ]] && echo 1)" \
 		-v ups="127.0.0.1:$PORT_A 127.0.0.1:$PORT_B" -v valid="$([[ $1 == alt ]] && echo "$ALT_VALID")" '
@@ -286,9 +294,9 @@ proxy_conf() { # proxy_conf NAME PORT PROCS CACHE_DIR (NAME alt: the lifetime is
 			for (k = 1; k in K; k++) if (c[K[k]] != 1) { printf "deploy/nginx.conf: want one %s line, got %d\n", K[k], c[K[k]] > "/dev/stderr"; bad = 1 }
 			if (!c["server"] || apart) { print "deploy/nginx.conf: want the upstream server lines together" > "/dev/stderr"; bad = 1 }
 			exit bad
-		}' "$ROOT/deploy/nginx.conf" >"$p/nginx.conf" || die "cannot derive the $1 configuration from deploy/nginx.conf"
+		}' "$src" >"$p/nginx.conf" || die "cannot derive the $1 configuration from $src"
 	"$NGINX" -p "$p" -c "$p/nginx.conf" -e "$p/logs/error.log" -t -q 2>"$p/nginx-t.out" ||
-		{ cat "$p/nginx-t.out" >&2; die "nginx -t refuses the configuration derived from deploy/nginx.conf"; }
+		{ cat "$p/nginx-t.out" >&2; die "nginx -t refuses the configuration derived from $src"; }
 }
 
 # Pids of the processes whose CPU time a contender is charged with.
@@ -352,7 +360,7 @@ start_all() { # start_all PROCS PIN_CPU(optional)
 	CPU_PIDS[static]="$st $(children "$st" | tr '\n' ' ')"
 	CPU_PIDS[proxy]="$px $(nginx_children "$px") $a $b"
 	CPU_PIDS[cached]="$cx $(nginx_children "$cx") $a $b"
-	if [[ -n $ALT_VALID ]]; then
+	if [[ -n $ALT ]]; then
 		rm -rf "$CACHE_DIR/alt"
 		start_proxy alt "$PORT_ALT" "$procs" "$CACHE_DIR/alt"
 		ax=$PROXY_PID
@@ -403,7 +411,7 @@ for c in "static http://127.0.0.1:$PORT_STATIC /c/" \
 	"proxy http://127.0.0.1:$PORT_PROXY /api/v1/popular?category_id=" \
 	"cached http://127.0.0.1:$PORT_CACHED /api/v1/popular?category_id=" \
 	"cached-again http://127.0.0.1:$PORT_CACHED /api/v1/popular?category_id=" \
-	${ALT_VALID:+"alt http://127.0.0.1:$PORT_ALT /api/v1/popular?category_id="}; do
+	${ALT:+"alt http://127.0.0.1:$PORT_ALT /api/v1/popular?category_id="}; do
 	set -- $c
 	fetch_all "$2" "$3" "$TMP/check/$1" >"$TMP/codes-$1" || die "fetching every category from $1 failed"
 	awk -v n="$NCATS" '$1 == 200 {ok++} END {exit ok != n || NR != n}' "$TMP/codes-$1" ||
@@ -471,14 +479,16 @@ wrk_mix() { # wrk_MIX NAME DURATION WRK_CPU
 	"${pin[@]}" timeout "$WRK_TIMEOUT" wrk -t1 -c"$CONNS" -d"$2" --latency -s "$TMP/mix.lua" "http://127.0.0.1:$(port_of "$1")" \
 		-- "$TMP/cats" "$(mode_of "$1")" "$ZIPF_S" "$SEED" "$MIX_REQUESTS"
 }
-# cache_counts NAME: from a cached proxy's access log of one run, "HIT_PERCENT
-# UPSTREAM_REQUESTS_PER_SECOND" (the share of API requests answered from the cache as
-# fresh hits, and how many requests nginx sent the replicas a second), then empties it.
-# The log is buffered (flush=1s): wait for it first.
+# cache_counts NAME REQUESTS: from a cached proxy's access log of one run of REQUESTS
+# requests, "HIT_PERCENT UPSTREAM_REQUESTS_PER_SECOND" (the share of requests answered from
+# the cache as fresh hits, and how many requests nginx sent the replicas a second), then
+# empties it. Every request but a fresh hit is logged (fresh hits only as a sample), so the
+# hits are the requests the log has no other line for. The log is buffered (flush=1s):
+# wait for it first.
 cache_counts() {
 	sleep 1.5
-	awk -v d="${DURATION%s}" '/"uri":"\/api\// {n++; if (/"cache":"HIT"/) h++; if (!/"upstream_addr":""/) u++}
-		END {if (n) printf "%.1f %.0f", 100 * h / n, u / d; else print "- -"}' "$TMP/$1/logs/salesrank.access.log"
+	awk -v d="${DURATION%s}" -v r="$2" '/"uri":"\/api\// && !/"cache":"HIT"/ {n++; if (!/"upstream_addr":""/) u++}
+		END {if (r) printf "%.1f %.0f", 100 * (r - n) / r, u / d; else print "- -"}' "$TMP/$1/logs/salesrank.access.log"
 	: >"$TMP/$1/logs/salesrank.access.log"
 }
 # bench SETUP NAME WRK_CPU: one recorded run; appends "SETUP NAME req/s p50ms p99ms
@@ -497,7 +507,7 @@ bench() {
 	((errs == 0)) || log "warning: $2: $(grep 'Socket errors' "$TMP/wrk.out")"
 	reqs=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
 	[[ $2 == proxy ]] && : >"$TMP/proxy/logs/salesrank.access.log"
-	[[ $2 == cached || $2 == alt ]] && hits=$(cache_counts "$2")
+	[[ $2 == cached || $2 == alt ]] && hits=$(cache_counts "$2" "$reqs")
 	printf '%s %s %s %s %s %s %s %s\n' "$1" "$2" \
 		"$(awk '/^Requests\/sec:/ {print $2}' "$TMP/wrk.out")" \
 		"$(to_ms "$(awk '$1=="50%" {print $2}' "$TMP/wrk.out")")" \
@@ -510,7 +520,7 @@ bench() {
 : >"$TMP/runs"
 # Every compared pair is adjacent (cached and static, static and serve, serve and naive;
 # alt and cached) or one apart (proxy and static; two with alt) in every round.
-ORDER=(proxy ${ALT_VALID:+alt} cached static serve naive)
+ORDER=(proxy ${ALT:+alt} cached static serve naive)
 REVERSED=()
 for ((k = ${#ORDER[@]} - 1; k >= 0; k--)); do REVERSED+=("${ORDER[k]}"); done
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -524,6 +534,9 @@ for setup in $SETUPS; do
 	# Warm-up of each contender with the mix: connections, page faults, heaps, PostgreSQL's
 	# cache and pgx's prepared statements; not recorded.
 	for name in "${ORDER[@]}"; do wrk_mix "$name" "$WARMUP" "$WRKCPU" >/dev/null; done
+	# The proxies' logs then start with the first recorded run.
+	sleep 1.5
+	for name in proxy cached ${ALT:+alt}; do : >"$TMP/$name/logs/salesrank.access.log"; done
 	backends=$(pg_backends)
 	[[ $(wc -w <<<"$backends") == "$NAIVE_POOL" ]] || log "warning: found $(wc -w <<<"$backends") of naive's $NAIVE_POOL PostgreSQL backends"
 	CPU_PIDS[naive]+=" $backends"
@@ -579,9 +592,10 @@ hitline() { # hitline NAME: its fresh hits and requests sent to the replicas, pe
 }
 HITS=$(hitline cached)
 ALTSECTION=''
-if [[ -n $ALT_VALID ]]; then
+if [[ -n $ALT ]]; then
+	ALTDESC=${ALT_CONF:+$ALT_CONF}${ALT_CONF:+${ALT_VALID:+ with }}${ALT_VALID:+a cache lifetime of $ALT_VALID in place of $(awk '/^[ \t]*proxy_cache_valid[ \t]+200[ \t]/ {sub(/;.*/, ""); print $3}' "$ROOT/deploy/nginx.conf")}
 	ALTSECTION="
-#### The shipped cache lifetime ($(awk '/^[ \t]*proxy_cache_valid[ \t]+200[ \t]/ {sub(/;.*/, ""); print $3}' "$ROOT/deploy/nginx.conf")) against $ALT_VALID (alt)
+#### deploy/nginx.conf as shipped (cached) against $ALTDESC (alt)
 
 | set-up | cached req/s | alt req/s | cached / alt, ratio of medians | cached / alt, median of per-round ratios | p50 ms cached / alt | p99 ms cached / alt | CPU µs/req cached / alt |
 |---|---:|---:|---|---|---|---|---|
@@ -600,7 +614,7 @@ $NCATS categories of a generated week ($LINES lines, --seed $SEED), published wi
 ($MIXDESC); default page (mean body $((BODIES / NCATS)) bytes; $EMPTY categories with \`[]\`).
 The same request sequence for every contender; every contender checked to serve serve's
 bytes for every category. wrk -t1 -c$CONNS -d$DURATION --latency -s (Lua mix), keep-alive,
-N=$N rounds, each running proxy, cached, static, serve, naive back to back (reversed every
+N=$N rounds, each running $(echo "${ORDER[*]}" | sed "s/ /, /g") back to back (reversed every
 other round), medians. Load average before / after: $LOAD0 / $LOAD1 ($((SECONDS - T0)) s).
 Response bytes (headers+body) of category $TOP: $SIZES. Socket errors in all runs: $ERRS.
 
