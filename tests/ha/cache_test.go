@@ -308,6 +308,44 @@ func testCacheReplicasDown(t *testing.T, dsn string) {
 	t.Logf("%s took %v", t.Name(), time.Since(began).Round(time.Millisecond))
 }
 
+// TestCacheStaleMarkedOnce: an answer a replica marked X-Snapshot-Stale (the fixed week's
+// snapshot is long overdue) keeps that one mark from nginx's cache, as a fresh hit and,
+// with every replica down, as STALE: nginx adds its own mark only to answers that have none,
+// so a client never sees two. On SQLite only: what is tested is nginx's configuration.
+func TestCacheStaleMarkedOnce(t *testing.T) {
+	needProcesses(t)
+	d, _ := newDataset(t, t.TempDir(), "")
+	c := newCluster(t, d.dsn, 2)
+	_, full := rankings(t, c.replicas[0])
+	url := c.url + pagePath(slices.Min(slices.Collect(maps.Keys(full))), 0, 0)
+	fetch(t, url, "ha-marked-fill")
+	if a := fetch(t, url, "ha-marked-hit"); a.header.Get("X-Cache-Status") != "HIT" || !slices.Equal(a.header.Values("X-Snapshot-Stale"), []string{"true"}) {
+		t.Fatalf("a replica-marked page from the cache: X-Cache-Status %q, X-Snapshot-Stale %q; want HIT and the replica's mark, [true]",
+			a.header.Get("X-Cache-Status"), a.header.Values("X-Snapshot-Stale"))
+	}
+	for _, rep := range c.replicas {
+		rep.p.signal(syscall.SIGKILL)
+		if rep.p.wait(hangBound) == stillRunning {
+			t.Fatalf("replica %s still running %v after SIGKILL", rep.addr, hangBound)
+		}
+	}
+	killed := time.Now()
+	for i := 0; ; i++ {
+		a := fetch(t, url, fmt.Sprintf("ha-marked-down-%d", i))
+		status, stale := a.header.Get("X-Cache-Status"), a.header.Values("X-Snapshot-Stale")
+		if a.status != http.StatusOK || !slices.Equal(stale, []string{"true"}) {
+			t.Fatalf("with every replica down: got %d, X-Cache-Status %q, X-Snapshot-Stale %q; want 200 and one mark, [true]", a.status, status, stale)
+		}
+		if status == "STALE" {
+			break
+		}
+		if time.Since(killed) > hangBound {
+			t.Fatalf("still X-Cache-Status %q %v after every replica was killed; want STALE", status, hangBound)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestCacheSnapshotAnswers: the API's other answers from a snapshot (movers, categories, a
 // product's ranks and history) are cached as /popular is: a second request is a hit with
 // the same bytes, error answers never are, and after a publication nginx comes to answer

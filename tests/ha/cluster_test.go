@@ -389,9 +389,11 @@ func testNginxConf(src, prefix, listen string, upstreams []string) (string, erro
 	return src[:ms[0][0]] + b.String() + src[ms[len(ms)-1][1]:], nil
 }
 
-// accessStats is what nginx's access log says about the requests it proxied.
+// accessStats is what nginx's access log says about the requests it proxied. nginx logs
+// every request but fresh cache hits, and one in a hundred of those (deploy/nginx.conf).
 type accessStats struct {
-	requests int                  // API requests
+	requests int                  // the load's API requests (isLoadRequestID) logged
+	hits     int                  // of which fresh hits ("cache":"HIT"), a sample
 	non200   int                  // API requests nginx did not answer 200
 	retried  int                  // API requests that nginx sent to more than one replica
 	statuses map[string]int       // upstream_status lists of retried requests: "502, 200"
@@ -400,8 +402,8 @@ type accessStats struct {
 }
 
 func (s accessStats) String() string {
-	return fmt.Sprintf("nginx access log: %d API requests, %d not 200, %d retried on another replica %v",
-		s.requests, s.non200, s.retried, s.statuses)
+	return fmt.Sprintf("nginx access log: %d of the load's API requests (%d of them sampled fresh hits), %d API requests not 200, %d retried on another replica %v",
+		s.requests, s.hits, s.non200, s.retried, s.statuses)
 }
 
 // readAccessLog reads the JSON-lines access log that deploy/nginx.conf's log_format writes.
@@ -424,7 +426,9 @@ func parseAccessLog(t *testing.T, b []byte) accessStats {
 	for sc.Scan() {
 		var line struct {
 			Msec           float64 `json:"msec"`
+			RequestID      string  `json:"request_id"`
 			URI            string  `json:"uri"`
+			Cache          string  `json:"cache"`
 			Status         int     `json:"status"`
 			UpstreamAddr   string  `json:"upstream_addr"`
 			UpstreamStatus string  `json:"upstream_status"`
@@ -435,7 +439,12 @@ func parseAccessLog(t *testing.T, b []byte) accessStats {
 		if !strings.HasPrefix(line.URI, "/api/") {
 			continue
 		}
-		s.requests++
+		if isLoadRequestID(line.RequestID) {
+			s.requests++
+			if line.Cache == "HIT" {
+				s.hits++
+			}
+		}
 		if line.Status != http.StatusOK {
 			s.non200++
 			if len(s.examples) < 5 {

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -139,9 +140,17 @@ func (l *load) run(ctx context.Context, worker int, interval time.Duration) {
 		if ctx.Err() != nil {
 			return
 		}
-		l.one(rng, fmt.Sprintf("ha-%d-%d", worker, n))
+		l.one(rng, loadRequestID(worker, n))
 	}
 }
+
+// loadRequestID is the X-Request-Id of the load's n-th request from worker: unique in a test,
+// and told apart from the test's other requests in nginx's access log (isLoadRequestID).
+func loadRequestID(worker, n int) string { return fmt.Sprintf("ha-%d-%d", worker, n) }
+
+var loadRequestIDs = regexp.MustCompile(`^ha-\d+-\d+$`)
+
+func isLoadRequestID(id string) bool { return loadRequestIDs.MatchString(id) }
 
 // Pages the load asks for: limit 0 means the parameter is left out (default 10).
 var (
