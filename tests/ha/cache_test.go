@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -234,12 +233,7 @@ func testCacheReplicasDown(t *testing.T, dsn string) {
 		bodies[cat] = a.body
 	}
 
-	for _, rep := range c.replicas {
-		rep.p.signal(syscall.SIGKILL)
-		if rep.p.wait(hangBound) == stillRunning {
-			t.Fatalf("replica %s still running %v after SIGKILL", rep.addr, hangBound)
-		}
-	}
+	c.killReplicas()
 	killed := time.Now()
 
 	// Cached pages: 200 with the cached answer, HIT until it expires, then STALE and marked.
@@ -323,12 +317,7 @@ func TestCacheStaleMarkedOnce(t *testing.T) {
 		t.Fatalf("a replica-marked page from the cache: X-Cache-Status %q, X-Snapshot-Stale %q; want HIT and the replica's mark, [true]",
 			a.header.Get("X-Cache-Status"), a.header.Values("X-Snapshot-Stale"))
 	}
-	for _, rep := range c.replicas {
-		rep.p.signal(syscall.SIGKILL)
-		if rep.p.wait(hangBound) == stillRunning {
-			t.Fatalf("replica %s still running %v after SIGKILL", rep.addr, hangBound)
-		}
-	}
+	c.killReplicas()
 	killed := time.Now()
 	for i := 0; ; i++ {
 		a := fetch(t, url, fmt.Sprintf("ha-marked-down-%d", i))

@@ -128,6 +128,17 @@ func (p *process) kill() {
 	<-p.done
 }
 
+// killReplicas sends every replica SIGKILL and fails the test if one outlives hangBound.
+func (c *cluster) killReplicas() {
+	c.t.Helper()
+	for _, rep := range c.replicas {
+		rep.p.signal(syscall.SIGKILL)
+		if rep.p.wait(hangBound) == stillRunning {
+			c.t.Fatalf("replica %s still running %v after SIGKILL", rep.addr, hangBound)
+		}
+	}
+}
+
 // tail returns the last lines of the process's output, for failure messages.
 func (p *process) tail() string {
 	b, _ := os.ReadFile(p.log)
