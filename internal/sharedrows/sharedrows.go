@@ -102,9 +102,9 @@ type Plan struct {
 	ids []int64
 	// lasts holds, in ranking order, a kept row's Last (zero for a new row).
 	lasts []int64
-	// byProduct holds, ranking by ranking, the indexes of its entries in product order:
+	// productOrder holds, ranking by ranking, the indexes of its entries in product order:
 	// the order of the Open's rows.
-	byProduct []int
+	productOrder []int
 }
 
 // Diff compares snap with the open rows o (nil: none) and returns the plan that turns one
@@ -123,15 +123,15 @@ func Diff(o *Open, snap *salesrank.Snapshot) *Plan {
 	}
 	p.ids = make([]int64, 0, n) // zeros, handed out ranking by ranking below
 	p.lasts = make([]int64, n)
-	p.byProduct = make([]int, 0, n)
+	p.productOrder = make([]int, 0, n)
 	for _, rk := range snap.Rankings {
 		covered[rk.CategoryID] = true
 		prev := old[rk.CategoryID]
-		first := len(p.byProduct)
+		first := len(p.productOrder)
 		for i := range rk.Entries {
-			p.byProduct = append(p.byProduct, i)
+			p.productOrder = append(p.productOrder, i)
 		}
-		byProd := p.byProduct[first:]
+		byProd := p.productOrder[first:]
 		slices.SortFunc(byProd, func(a, b int) int { return cmp.Compare(rk.Entries[a].ProductID, rk.Entries[b].ProductID) })
 		p.ids = p.ids[:first+len(rk.Entries)]
 		ids := p.ids[first:]
@@ -225,7 +225,7 @@ func (p *Plan) Done(id int64) *Open {
 	first := 0
 	for _, rk := range p.snap.Rankings {
 		rs := make([]Row, len(rk.Entries))
-		for j, i := range p.byProduct[first : first+len(rk.Entries)] {
+		for j, i := range p.productOrder[first : first+len(rk.Entries)] {
 			k := first + i
 			rid, last := p.ids[k], p.lasts[k]
 			if rid < 0 {
