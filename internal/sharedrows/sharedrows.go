@@ -83,8 +83,9 @@ func byProduct(a, b Row) int { return cmp.Compare(a.ProductID, b.ProductID) }
 // and the rows to insert. Make one with Diff, choose its Until, number its new rows with
 // Number, write it (Writes and Insert), and after the commit call Done.
 type Plan struct {
-	// Close lists the open rows that the snapshot does not have, by ascending id: their
-	// last_snapshot_id must be the previous publication's.
+	// Close lists the open rows that the snapshot does not have, category by category in
+	// ascending order (those the snapshot still ranks first), each category's by product
+	// id: their last_snapshot_id must be the previous publication's.
 	Close []Row
 	// Insert lists the snapshot's new rows in ranking order (category, then rank). Their
 	// ids are zero until Number.
@@ -164,12 +165,16 @@ func Diff(o *Open, snap *salesrank.Snapshot) *Plan {
 			}
 		}
 	}
-	for c, rs := range old {
+	var left []int32 // categories the snapshot no longer ranks: all of their rows close
+	for c := range old {
 		if !covered[c] {
-			p.Close = append(p.Close, rs...)
+			left = append(left, c)
 		}
 	}
-	slices.SortFunc(p.Close, func(a, b Row) int { return cmp.Compare(a.ID, b.ID) })
+	slices.Sort(left)
+	for _, c := range left {
+		p.Close = append(p.Close, old[c]...)
+	}
 	return p
 }
 

@@ -91,7 +91,7 @@ func TestDiffChain(t *testing.T) {
 			}
 		}
 		if len(closed) != len(p.Close) {
-			t.Fatalf("step %d: Close %v is not sorted and unique", step, p.Close)
+			t.Fatalf("step %d: Close %v names a row twice", step, p.Close)
 		}
 		nKept := 0
 		for r, id := range got {

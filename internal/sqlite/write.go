@@ -147,10 +147,18 @@ func (w *writeTx) SetLast(ctx context.Context, rows []sharedrows.Row, last int64
 	if len(rows) == 0 {
 		return nil
 	}
-	byKey := slices.Clone(rows)
-	slices.SortFunc(byKey, func(a, b sharedrows.Row) int {
-		return cmp.Or(cmp.Compare(a.Category, b.Category), cmp.Compare(a.Last, b.Last), cmp.Compare(a.ProductID, b.ProductID))
-	})
+	// The rows of one statement must lie together. The kept rows an hourly publication
+	// extends come so already (in ranking order, all ending at the publication before).
+	byKey := rows
+	byRange := func(a, b sharedrows.Row) int {
+		return cmp.Or(cmp.Compare(a.Category, b.Category), cmp.Compare(a.Last, b.Last))
+	}
+	if !slices.IsSortedFunc(rows, byRange) {
+		byKey = slices.Clone(rows)
+		slices.SortFunc(byKey, func(a, b sharedrows.Row) int {
+			return cmp.Or(byRange(a, b), cmp.Compare(a.ProductID, b.ProductID))
+		})
+	}
 	stmt, err := w.tx.PrepareContext(ctx, setLastSQL)
 	if err != nil {
 		return err
