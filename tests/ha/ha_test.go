@@ -206,7 +206,7 @@ func testPublishUnderLoad(t *testing.T, dsn string) {
 			}
 		}
 	}
-	swept, sweeps := 0, 0
+	sweeps := 0
 	var refreshed time.Time // when a whole sweep had answered from the new snapshot
 	for refreshed.IsZero() {
 		if time.Since(switched) > hangBound {
@@ -216,7 +216,6 @@ func testPublishUnderLoad(t *testing.T, dsn string) {
 		old := 0
 		for _, p := range pages {
 			got, id := getPage(t, c.url+pagePath(p.cat, p.limit, p.offset))
-			swept++
 			n := cmp.Or(p.limit, 10)
 			switch {
 			case id == snapA:
@@ -244,7 +243,7 @@ func testPublishUnderLoad(t *testing.T, dsn string) {
 		t.Errorf("got responses by snapshot %v, want some of both %d and %d", r.snapshots, snapA, snapB)
 	}
 	t.Logf("checked %d distinct pages (%d responses) against the full rankings of snapshots %d and %d; %d pages through nginx after every replica switched",
-		checked, r.sent, snapA, snapB, swept)
+		checked, r.sent, snapA, snapB, sweeps*len(pages))
 	// The load's own answers: none of the previous snapshot to a request sent after nginx
 	// answered every page from the new one, and some straight from nginx's cache (or this
 	// test would prove nothing about it).
