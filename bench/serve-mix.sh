@@ -479,14 +479,16 @@ wrk_mix() { # wrk_MIX NAME DURATION WRK_CPU
 	"${pin[@]}" timeout "$WRK_TIMEOUT" wrk -t1 -c"$CONNS" -d"$2" --latency -s "$TMP/mix.lua" "http://127.0.0.1:$(port_of "$1")" \
 		-- "$TMP/cats" "$(mode_of "$1")" "$ZIPF_S" "$SEED" "$MIX_REQUESTS"
 }
+# log_flushed: waits until what the proxies logged so far is in their files: deploy/nginx.conf
+# buffers the access log and flushes it every second (flush=1s).
+log_flushed() { sleep 1.5; }
 # cache_counts NAME REQUESTS: from a cached proxy's access log of one run of REQUESTS
 # requests, "HIT_PERCENT UPSTREAM_REQUESTS_PER_SECOND" (the share of requests answered from
 # the cache as fresh hits, and how many requests nginx sent the replicas a second), then
 # empties it. Every request but a fresh hit is logged (fresh hits only as a sample), so the
-# hits are the requests the log has no other line for. The log is buffered (flush=1s):
-# wait for it first.
+# hits are the requests the log has no other line for.
 cache_counts() {
-	sleep 1.5
+	log_flushed
 	awk -v d="${DURATION%s}" -v r="$2" '/"uri":"\/api\// && !/"cache":"HIT"/ {n++; if (!/"upstream_addr":""/) u++}
 		END {if (r) printf "%.1f %.0f", 100 * (r - n) / r, u / d; else print "- -"}' "$TMP/$1/logs/salesrank.access.log"
 	: >"$TMP/$1/logs/salesrank.access.log"
@@ -535,7 +537,7 @@ for setup in $SETUPS; do
 	# cache and pgx's prepared statements; not recorded.
 	for name in "${ORDER[@]}"; do wrk_mix "$name" "$WARMUP" "$WRKCPU" >/dev/null; done
 	# The proxies' logs then start with the first recorded run.
-	sleep 1.5
+	log_flushed
 	for name in proxy cached ${ALT:+alt}; do : >"$TMP/$name/logs/salesrank.access.log"; done
 	backends=$(pg_backends)
 	[[ $(wc -w <<<"$backends") == "$NAIVE_POOL" ]] || log "warning: found $(wc -w <<<"$backends") of naive's $NAIVE_POOL PostgreSQL backends"
