@@ -63,7 +63,11 @@ func parseQuery(raw string, allowed ...string) (query, error) {
 			known = known || a == key
 		}
 		if !known {
-			return nil, &paramError{param: key, detail: fmt.Sprintf("unknown parameter %q; the parameters are %s", clip(key), strings.Join(allowed, ", "))}
+			detail := fmt.Sprintf("unknown parameter %q; this endpoint takes no parameters", clip(key))
+			if len(allowed) > 0 {
+				detail = fmt.Sprintf("unknown parameter %q; the parameters are %s", clip(key), strings.Join(allowed, ", "))
+			}
+			return nil, &paramError{param: key, detail: detail}
 		}
 		if _, ok := q[key]; ok {
 			return nil, repeated(key)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -753,5 +754,28 @@ func TestServerRoutesRPC(t *testing.T) {
 	}
 	if resp.SnapshotID != "7" || len(resp.Entries) != 1 || resp.Entries[0].ProductID != "3" || resp.Entries[0].Rank != "1" {
 		t.Errorf("GetPopular = %s, want snapshot 7 with product 3 at rank 1", w.Body)
+	}
+}
+
+// An unknown parameter's error names it and what the endpoint does take, or says that
+// it takes none (GET /api/v1/products/{id}/ranks).
+func TestParseQueryUnknownParameter(t *testing.T) {
+	tests := []struct {
+		raw     string
+		allowed []string
+		want    string
+	}{
+		{"category_id=1", nil, `unknown parameter "category_id"; this endpoint takes no parameters`},
+		{"since=x&limt=5", []string{"category_id", "since"}, `unknown parameter "limt"; the parameters are category_id, since`},
+	}
+	for _, tt := range tests {
+		_, err := parseQuery(tt.raw, tt.allowed...)
+		var pe *paramError
+		if !errors.As(err, &pe) {
+			t.Fatalf("parseQuery(%q, %q) = %v, want a parameter error", tt.raw, tt.allowed, err)
+		}
+		if pe.detail != tt.want {
+			t.Errorf("parseQuery(%q, %q): detail %q, want %q", tt.raw, tt.allowed, pe.detail, tt.want)
+		}
 	}
 }
