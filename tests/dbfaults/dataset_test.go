@@ -71,13 +71,13 @@ func (d *dataset) rank(args ...string) rankSummary {
 	return s
 }
 
-// snapRow is one stored snapshot's metadata.
 // checkBound bounds a check's queries, so that a hung server fails the test instead of
 // stalling it. It is not a speed check: the consistency queries (self-joins over every
 // stored snapshot's rows) ran past an earlier 30 s bound in CI, where other packages'
 // tests load the same server and both cores.
 const checkBound = 2 * time.Minute
 
+// snapRow is one stored snapshot's metadata.
 type snapRow struct {
 	id, cutoff, publishedAt int64
 	categories, entries     int64
