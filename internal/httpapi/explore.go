@@ -63,11 +63,11 @@ func parseQuery(raw string, allowed ...string) (query, error) {
 			known = known || a == key
 		}
 		if !known {
-			detail := fmt.Sprintf("unknown parameter %q; this endpoint takes no parameters", clip(key))
+			takes := "this endpoint takes no parameters"
 			if len(allowed) > 0 {
-				detail = fmt.Sprintf("unknown parameter %q; the parameters are %s", clip(key), strings.Join(allowed, ", "))
+				takes = "the parameters are " + strings.Join(allowed, ", ")
 			}
-			return nil, &paramError{param: key, detail: detail}
+			return nil, &paramError{param: key, detail: fmt.Sprintf("unknown parameter %q; %s", clip(key), takes)}
 		}
 		if _, ok := q[key]; ok {
 			return nil, repeated(key)
