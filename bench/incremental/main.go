@@ -56,9 +56,9 @@ type config struct {
 	childDB  string
 	childLog string
 	childNow time.Time
-	// countIDs, with --child-count, are the snapshot and top lists whose rows a child
-	// process counts (see countRows).
-	countIDs [2]int64
+	// With --child-count, the publication whose rows a child process counts and the top
+	// lists it carries (see countRows).
+	countSnapshot, countTopLists int64
 }
 
 func main() {
@@ -95,8 +95,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.childLog, "child-logs", "", "internal")
 	childNow := fs.String("child-now", "", "internal")
 	childCount := fs.Bool("child-count", false, "internal: count the rows of one publication in --child-db and print them as JSON")
-	fs.Int64Var(&c.countIDs[0], "child-snapshot", 0, "internal")
-	fs.Int64Var(&c.countIDs[1], "child-top-lists", 0, "internal")
+	fs.Int64Var(&c.countSnapshot, "child-snapshot", 0, "internal")
+	fs.Int64Var(&c.countTopLists, "child-top-lists", 0, "internal")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -105,11 +105,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--cutoff %q: want a whole hour in RFC 3339, such as 2026-11-08T00:00:00Z", *cutoff)
 	}
 	c.cutoff = c.cutoff.UTC()
+	if *childCount { // one query: no memory limit to follow
+		return runCountChild(ctx, c, stdout)
+	}
 	if c.memoryLimit && memlimit.Unset(os.Getenv) {
 		defer memlimit.Start(ctx, memlimit.Rank)()
-	}
-	if *childCount {
-		return runCountChild(ctx, c, stdout)
 	}
 	if c.child {
 		if c.childNow, err = time.Parse(time.RFC3339, *childNow); err != nil {

@@ -74,15 +74,15 @@ func countRows(ctx context.Context, path string, s *step) error {
 	return nil
 }
 
-// runCountChild is countRows' process: it counts the rows of snapshot c.countIDs[0] (its
-// full ranks) and c.countIDs[1] (its top lists) in c.childDB and prints them as JSON.
+// runCountChild is countRows' process: it counts the rows of publication c.countSnapshot
+// (its full ranks) and c.countTopLists (its top lists) in c.childDB and prints them as JSON.
 func runCountChild(ctx context.Context, c config, stdout io.Writer) error {
 	conn, err := sql.Open("sqlite", "file:"+c.childDB+"?mode=ro")
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	id, topLists := c.countIDs[0], c.countIDs[1]
+	id, topLists := c.countSnapshot, c.countTopLists
 	var inserted, closed, standings int64
 	err = conn.QueryRowContext(ctx, `SELECT
 		(SELECT count(*) FROM sales_rank WHERE first_snapshot_id = ?2),
